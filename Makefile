@@ -1,0 +1,50 @@
+# The two commands of the README: `make run` and `make test`.
+# Both create .venv when missing and install the project into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8080
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint format fuzz bench clean-db help
+
+help:
+	@echo "make run    start kuberca (web + worker) on PORT=$(PORT)"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff check and format check"
+	@echo "make fuzz   schemathesis against a live server"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	PORT=$(PORT) $(PY) manage.py serve --migrate --port $(PORT)
+
+test: install
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+fuzz: install
+	$(PY) -m pytest tests/reliability/test_schema_fuzz.py -m reliability $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/ingest.py
+
+clean-db:
+	rm -rf var/pgdata

@@ -1,0 +1,1 @@
+"""Accounts: login, JWT refresh cookie, signup and the first admin user."""

@@ -1,0 +1,1 @@
+"""Alerts: every Alertmanager alert occurrence, its deliveries and analyses."""

@@ -1,0 +1,52 @@
+"""Fixtures shared by every app's tests: users, API clients, local peers."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from kuberca.testing.http import LocalHTTPServer, Reply, Responder
+
+
+@pytest.fixture
+def user(db):  # noqa: ANN001, ANN201
+    return get_user_model().objects.create_user(
+        username="oncall", password="s3cret-pass!"
+    )
+
+
+@pytest.fixture
+def staff_user(db):  # noqa: ANN001, ANN201
+    return get_user_model().objects.create_superuser(
+        username="operator", password="s3cret-pass!"
+    )
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user) -> APIClient:  # noqa: ANN001
+    client = APIClient()
+    token = RefreshToken.for_user(user).access_token
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def local_server() -> Iterator[Callable[[Responder], LocalHTTPServer]]:
+    """Start local HTTP servers for the test; each stops when it ends."""
+    servers: list[LocalHTTPServer] = []
+
+    def start(responder: Responder = lambda request: Reply()) -> LocalHTTPServer:
+        server = LocalHTTPServer(responder)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,1 @@
+"""Embeddings of resolved incidents and similar-incident search."""

@@ -1,0 +1,1 @@
+"""Incidents: groups of alerts that belong to one problem."""

@@ -1,0 +1,19 @@
+"""Domain signals about incidents, sent by incidents.services inside the write.
+
+Receivers (Slack, Agent, embeddings) must defer their work with
+`transaction.on_commit`, so a rolled-back write never notifies anyone. Every
+signal passes `incident_id` (str); others are listed beside each signal.
+"""
+
+from django.dispatch import Signal
+
+# A new incident was opened by its first alert (or by a person).
+incident_opened = Signal()
+# Title, severity, status or alert count changed; `fields`: list[str].
+incident_changed = Signal()
+# Resolved by a person or automatically; `resolved_by`: str, `generation`: int.
+incident_resolved = Signal()
+# A resolved incident took a firing alert again.
+incident_reopened = Signal()
+# Hidden or unhidden; `is_enabled`: bool.
+incident_visibility_changed = Signal()

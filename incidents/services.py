@@ -1,0 +1,250 @@
+"""Multi-step writes on incidents, shared by the API, the admin, commands, tasks.
+
+Each function is atomic, takes keyword arguments, raises a DomainError subclass
+when a rule forbids the change, and sends the matching signal of
+incidents.events inside the transaction (receivers defer work to on_commit).
+"""
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import events
+from incidents.models import (
+    AUTO_RESOLVER,
+    Incident,
+    IncidentStatus,
+    Severity,
+    SummaryStatus,
+    severity_rank,
+)
+from kuberca.errors import Conflict, Disabled, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+EDITABLE_FIELDS = ("title", "severity", "analysis_summary", "analysis_detail")
+
+
+class IncidentNotFound(NotFound):
+    code = "incident not found"
+    default_message = "incident not found"
+
+
+class IncidentAlreadyResolved(Conflict):
+    code = "already resolved"
+    default_message = "incident is already resolved"
+
+
+class MockIncidentsDisabled(Disabled):
+    code = "mock incidents disabled"
+    default_message = "mock incidents are disabled (ALLOW_MOCK_INCIDENTS)"
+
+
+def _locked(incident_id: str) -> Incident:
+    try:
+        return Incident.objects.select_for_update().get(pk=incident_id)
+    except Incident.DoesNotExist:
+        raise IncidentNotFound(incident_id=incident_id) from None
+
+
+def incident_open(
+    *,
+    group_key: str,
+    title: str,
+    severity: str,
+    fired_at: datetime,
+    created_by: str = "system",
+    truncated_alerts: int = 0,
+) -> Incident:
+    """Create a firing incident and announce it."""
+    now = timezone.now()
+    incident = Incident.objects.create(
+        group_key=group_key,
+        title=title[:2000],
+        severity=severity or Severity.WARNING,
+        status=IncidentStatus.FIRING,
+        fired_at=fired_at,
+        last_alert_at=now,
+        created_by=created_by,
+        truncated_alerts=truncated_alerts,
+    )
+    logger.info("incident opened incident_id=%s group_key=%s", incident.pk, group_key)
+    events.incident_opened.send(sender=Incident, incident_id=incident.pk)
+    return incident
+
+
+def incident_note_alerts_joined(
+    *, incident: Incident, severities: list[str], truncated_alerts: int = 0
+) -> list[str]:
+    """Record that alerts joined: raise severity, move the window.
+
+    Returns the fields changed. The caller holds the row lock. Sends
+    incident_changed (the alert count always changes when alerts join).
+    """
+    fields = ["last_alert_at", "updated_at"]
+    incident.last_alert_at = timezone.now()
+    top = max(severities, key=severity_rank, default="")
+    changed = ["alert_count"]
+    if top and severity_rank(top) > severity_rank(incident.severity):
+        incident.severity = top
+        fields.append("severity")
+        changed.append("severity")
+    if truncated_alerts > incident.truncated_alerts:
+        incident.truncated_alerts = truncated_alerts
+        fields.append("truncated_alerts")
+    incident.save(update_fields=fields)
+    events.incident_changed.send(
+        sender=Incident, incident_id=incident.pk, fields=changed
+    )
+    return changed
+
+
+def incident_resolve(
+    *, incident_id: str, resolved_by: str, at: datetime | None = None
+) -> Incident:
+    """Resolve a firing incident; its alerts are left as they are.
+
+    Raises IncidentNotFound, IncidentAlreadyResolved. Sends incident_resolved,
+    which starts the final analysis (SPEC §5.2).
+    """
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        if incident.is_resolved:
+            raise IncidentAlreadyResolved(incident_id=incident_id)
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = at or timezone.now()
+        incident.resolved_by = (resolved_by or AUTO_RESOLVER)[:150]
+        incident.summary_generation += 1
+        incident.summary_status = SummaryStatus.PENDING
+        incident.summary_error = ""
+        incident.save(
+            update_fields=[
+                "status",
+                "resolved_at",
+                "resolved_by",
+                "summary_generation",
+                "summary_status",
+                "summary_error",
+                "updated_at",
+            ]
+        )
+        logger.info(
+            "incident resolved incident_id=%s by=%s", incident.pk, incident.resolved_by
+        )
+        events.incident_resolved.send(
+            sender=Incident,
+            incident_id=incident.pk,
+            resolved_by=incident.resolved_by,
+            generation=incident.summary_generation,
+        )
+        events.incident_changed.send(
+            sender=Incident, incident_id=incident.pk, fields=["status"]
+        )
+    return incident
+
+
+def incident_reopen(*, incident: Incident) -> Incident:
+    """Bring a resolved incident back to firing. The caller holds the row lock."""
+    incident.status = IncidentStatus.FIRING
+    incident.resolved_at = None
+    incident.resolved_by = ""
+    incident.last_alert_at = timezone.now()
+    incident.save(
+        update_fields=[
+            "status",
+            "resolved_at",
+            "resolved_by",
+            "last_alert_at",
+            "updated_at",
+        ]
+    )
+    logger.info("incident reopened incident_id=%s", incident.pk)
+    events.incident_reopened.send(sender=Incident, incident_id=incident.pk)
+    events.incident_changed.send(
+        sender=Incident, incident_id=incident.pk, fields=["status"]
+    )
+    return incident
+
+
+def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    for field in EDITABLE_FIELDS:
+        if field not in data:
+            continue
+        value = data[field]
+        if not isinstance(value, str):
+            raise InvalidInput(f"{field} must be a string", field=field)
+        changes[field] = value
+    if "severity" in changes:
+        severity = changes["severity"].strip().lower()
+        if severity not in Severity.values:
+            raise InvalidInput(
+                "severity must be one of critical, warning, info", field="severity"
+            )
+        changes["severity"] = severity
+    if "title" in changes and len(changes["title"]) > 2000:
+        raise InvalidInput("title must be at most 2000 characters", field="title")
+    return changes
+
+
+def incident_update(*, incident_id: str, data: dict[str, Any]) -> Incident:
+    """Apply the editable fields present in `data`; other keys are ignored.
+
+    Raises InvalidInput for a wrong type or an unknown severity, IncidentNotFound.
+    """
+    changes = _validated_changes(data)
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        changed = [f for f, v in changes.items() if getattr(incident, f) != v]
+        for field in changed:
+            setattr(incident, field, changes[field])
+        if changed:
+            incident.save(update_fields=[*changed, "updated_at"])
+            events.incident_changed.send(
+                sender=Incident, incident_id=incident.pk, fields=changed
+            )
+    logger.info("incident updated incident_id=%s fields=%s", incident_id, changed)
+    return incident
+
+
+def _set_visibility(incident_id: str, is_enabled: bool) -> Incident:
+    with transaction.atomic():
+        incident = _locked(incident_id)
+        if incident.is_enabled != is_enabled:
+            incident.is_enabled = is_enabled
+            incident.save(update_fields=["is_enabled", "updated_at"])
+            events.incident_visibility_changed.send(
+                sender=Incident, incident_id=incident.pk, is_enabled=is_enabled
+            )
+    logger.info(
+        "incident visibility incident_id=%s visible=%s", incident_id, is_enabled
+    )
+    return incident
+
+
+def incident_hide(*, incident_id: str) -> Incident:
+    """Hide an incident: it leaves the lists and new alerts no longer join it."""
+    return _set_visibility(incident_id, False)
+
+
+def incident_unhide(*, incident_id: str) -> Incident:
+    return _set_visibility(incident_id, True)
+
+
+def incident_create_mock(*, created_by: str) -> Incident:
+    """Open a firing `warning` test incident (ALLOW_MOCK_INCIDENTS only)."""
+    from django.conf import settings
+
+    if not settings.ALLOW_MOCK_INCIDENTS:
+        raise MockIncidentsDisabled()
+    with transaction.atomic():
+        return incident_open(
+            group_key="mock",
+            title="Mock incident for testing",
+            severity=Severity.WARNING,
+            fired_at=timezone.now(),
+            created_by=created_by,
+        )

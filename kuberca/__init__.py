@@ -1,0 +1,1 @@
+"""kuberca: Alertmanager webhooks in; incidents, Slack threads and analyses out."""

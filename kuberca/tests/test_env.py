@@ -1,0 +1,37 @@
+from datetime import timedelta
+
+import pytest
+
+from kuberca.env import ConfigError, env_bool, env_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("15m", timedelta(minutes=15)),
+        ("168h", timedelta(hours=168)),
+        ("7d", timedelta(days=7)),
+        ("900", timedelta(seconds=900)),
+        ("1h30m", timedelta(minutes=90)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_parse_duration_reads_documented_forms(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "15x", "m15", "", "1h 30q"])
+def test_parse_duration_rejects_other_text(text):
+    assert parse_duration(text) is None
+
+
+def test_env_duration_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SOME_TTL", "later")
+    with pytest.raises(ConfigError, match="SOME_TTL"):
+        env_duration("SOME_TTL", "15m")
+
+
+def test_env_bool_rejects_maybe(monkeypatch):
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ConfigError, match="FLAG"):
+        env_bool("FLAG", False)

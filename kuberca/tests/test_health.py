@@ -1,0 +1,110 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.django_db
+
+BASE = Path(__file__).resolve().parents[2]
+
+
+def test_root_says_it_is_running(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "message": "kuberca is running"}
+
+
+def test_ping_answers_pong(client):
+    assert client.get("/ping").json() == {"message": "pong"}
+
+
+def test_healthz_reports_ok_with_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_lists_optional_parts_that_are_off(client, settings):
+    settings.SLACK_ENABLED = False
+    settings.EMBEDDING_PROVIDER = "none"
+    body = client.get("/readyz").json()
+    assert body["status"] == "ok"
+    assert "slack" in body["off"]
+    assert "embeddings" in body["off"]
+
+
+def test_readyz_is_unavailable_without_database(client, monkeypatch):
+    from kuberca import views
+
+    monkeypatch.setattr(views, "_database_ok", lambda: False)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_unknown_path_is_json_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "not found"
+
+
+def test_openapi_document_is_valid_openapi_3(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    validate(document)
+
+
+def test_request_id_is_echoed(client):
+    response = client.get("/ping", HTTP_X_REQUEST_ID="abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+
+
+def test_request_id_is_generated_when_missing_or_unsafe(client):
+    response = client.get("/ping", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    assert response["X-Request-ID"] != "bad id\nwith newline"
+    assert len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DEBUG", "maybe"), ("JWT_ACCESS_TTL", "soon"), ("WEBHOOK_MAX_BYTES", "lots")],
+)
+def test_bad_setting_stops_startup_with_one_line_naming_it(variable, value):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE,
+        env={**_env(), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_secret_key_without_debug_stops_startup():
+    env = {**_env(), "DEBUG": "false", "DATABASE_URL": "postgres://u:p@127.0.0.1:1/x"}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items()}

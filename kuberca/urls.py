@@ -1,0 +1,28 @@
+"""Root URL configuration: the only module that knows every app's routes."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from kuberca import views
+
+handler400 = "kuberca.errors.json_400"
+handler403 = "kuberca.errors.json_403"
+handler404 = "kuberca.errors.json_404"
+handler500 = "kuberca.errors.json_500"
+
+urlpatterns = [
+    path("", views.root, name="root"),
+    path("ping", views.ping, name="ping"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("admin/", admin.site.urls),
+    path("webhook/", include("alerts.webhook_urls")),
+    path("api/v1/auth/", include("accounts.urls")),
+    path("api/v1/incidents", include("incidents.urls")),
+    path("api/v1/alerts", include("alerts.urls")),
+    path("api/v1/embeddings", include("embeddings.urls")),
+]

@@ -1,0 +1,16 @@
+"""WSGI entry point for gunicorn (`gunicorn kuberca.wsgi`)."""
+
+import os
+import sys
+
+from django.core.wsgi import get_wsgi_application
+
+from kuberca.env import ConfigError
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kuberca.settings")
+
+try:
+    application = get_wsgi_application()
+except ConfigError as error:
+    sys.stderr.write(f"kuberca: configuration error: {error}\n")
+    sys.exit(4)  # gunicorn stops the master when a worker cannot boot

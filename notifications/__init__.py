@@ -1,0 +1,1 @@
+"""Notifications: incident threads in Slack."""

@@ -1,0 +1,1 @@
+"""End-to-end flows against a real Alertmanager and a live kuberca."""
