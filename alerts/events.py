@@ -12,3 +12,5 @@ alert_fired = Signal()
 alert_resolved = Signal()
 # A person moved the alert; `from_incident_id`: str or None.
 alert_moved = Signal()
+# An Agent analysis of the alert was stored; `analysis_id`: int, `status`: str.
+alert_analyzed = Signal()

@@ -17,3 +17,7 @@ incident_resolved = Signal()
 incident_reopened = Signal()
 # Hidden or unhidden; `is_enabled`: bool.
 incident_visibility_changed = Signal()
+# A person asked for the final analysis again (API or admin); no resolve needed.
+incident_analysis_requested = Signal()
+# The Agent's final analysis was stored on the incident; `generation`: int.
+incident_summarized = Signal()

@@ -180,8 +180,7 @@ SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 30, minimum=1)
 PERIODIC_TASKS = {
     "alerts.tasks.resolve_stale_alerts": timedelta(minutes=5),
     "alerts.tasks.prune_deliveries": timedelta(hours=6),
-    "alerts.tasks.recover_analyses": timedelta(minutes=2),
-    "incidents.tasks.recover_summaries": timedelta(minutes=2),
+    "alerts.analysis_tasks.recover_analyses": timedelta(minutes=2),
     "notifications.tasks.recover_slack": timedelta(minutes=1),
     "kuberca.tasks.reap_lost_tasks": timedelta(minutes=5),
 }
@@ -334,3 +333,7 @@ LOGGING = {
 
 if os.environ.get("PORT"):
     env_int("PORT", 8080, minimum=1)  # validated here, used by the launcher
+
+# Similar incidents on the incident detail come from the embeddings app; the
+# incidents app reaches it only through this path, never by importing it.
+SIMILAR_INCIDENTS_FINDER = "embeddings.services.similar_incidents"
