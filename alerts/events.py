@@ -1,16 +1,21 @@
 """Domain signals about alerts, sent by alerts.services inside the write.
 
-Receivers defer their work with `transaction.on_commit`. Every signal passes
-`alert_id` (str) and `incident_id` (str or None).
+Receivers defer their work with `transaction.on_commit`. Signals about changes
+made by ingestion carry lists, one signal per delivery and kind, so the
+webhook's statement count stays constant whatever the number of alerts.
 """
 
 from django.dispatch import Signal
 
-# A new firing occurrence was stored (or a stale-resolved one fires again).
-alert_fired = Signal()
-# A firing alert became resolved; `stale`: bool (resolved by the stale sweep).
-alert_resolved = Signal()
-# A person moved the alert; `from_incident_id`: str or None.
-alert_moved = Signal()
-# An Agent analysis of the alert was stored; `analysis_id`: int, `status`: str.
+# New firing occurrences were stored, or stale-resolved ones fire again;
+# `alert_ids`: list[str].
+alerts_fired = Signal()
+# Firing alerts became resolved; `alert_ids`: list[str], `stale`: bool (by the
+# stale sweep rather than Alertmanager).
+alerts_resolved = Signal()
+# A person moved alerts to another incident; `alert_ids`: list[str],
+# `incident_id`: str (the target), `reason`: "moved" or "merged".
+alerts_moved = Signal()
+# An Agent analysis of an alert was stored; `alert_id`: str, `analysis_id`: int,
+# `status`: "firing" | "resolved".
 alert_analyzed = Signal()
