@@ -1,12 +1,16 @@
-"""Request-scoped middleware: a request id for logs and responses."""
+"""Request-scoped middleware: a request id for logs and responses, JSON errors."""
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
+from kuberca import errors
 from kuberca.logging import request_id_var
+
+logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -28,3 +32,33 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class JsonErrorMiddleware:
+    """Answer 404s and unhandled errors as JSON, in DEBUG too.
+
+    Django's handler404/handler500 are skipped when DEBUG is on, and its
+    technical pages are HTML. The admin keeps its own pages; the API, the
+    webhook and unknown paths never answer with HTML or a traceback.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponse | None:
+        if request.path.startswith("/admin/"):
+            return None
+        if isinstance(exception, Http404):
+            return errors.json_404(request, exception)
+        logger.error(
+            "unhandled error method=%s path=%s",
+            request.method,
+            request.path,
+            exc_info=exception,
+        )
+        return errors.json_500(request)

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "kuberca.middleware.JsonErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

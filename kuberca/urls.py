@@ -1,10 +1,10 @@
 """Root URL configuration: the only module that knows every app's routes."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from kuberca import views
+from kuberca import errors, views
 
 handler400 = "kuberca.errors.json_400"
 handler403 = "kuberca.errors.json_403"
@@ -25,4 +25,6 @@ urlpatterns = [
     path("api/v1/incidents", include("incidents.urls")),
     path("api/v1/alerts", include("alerts.urls")),
     path("api/v1/embeddings", include("embeddings.urls")),
+    # Last: whatever matched nothing above is a JSON 404, in DEBUG too.
+    re_path(r"^(?!admin/|static/).*$", errors.json_404),
 ]

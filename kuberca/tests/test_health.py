@@ -108,3 +108,30 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items()}
+
+
+def test_unknown_path_is_json_404_in_debug_too(client, settings):
+    settings.DEBUG = True
+    response = client.get("/api/v1/nothing/here")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not found"
+
+
+def test_unhandled_error_is_json_500_without_traceback(client, settings):
+    from django.urls import path
+
+    from kuberca import urls
+
+    def boom(request):
+        raise RuntimeError("secret internals")
+
+    settings.DEBUG = True
+    urls.urlpatterns.insert(0, path("boom-for-test", boom))
+    try:
+        client.raise_request_exception = False
+        response = client.get("/boom-for-test")
+    finally:
+        urls.urlpatterns.pop(0)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
+    assert b"secret internals" not in response.content
