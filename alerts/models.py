@@ -244,3 +244,26 @@ class AnalysisArtifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.artifact_type} artifact of analysis {self.analysis_id}"
+
+
+class WebhookRateCounter(models.Model):
+    """Webhook requests of one client in one minute (WEBHOOK_RATE_LIMIT).
+
+    Kept in the database, not in process memory, so every web worker counts
+    against the same limit.
+    """
+
+    client = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "window_start"], name="rate_counter_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["window_start"], name="rate_counter_window")]
+
+    def __str__(self) -> str:
+        return f"{self.client} {self.window_start:%H:%M} {self.count}"

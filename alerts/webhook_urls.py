@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+"""Webhook routes, mounted under `webhook/` by kuberca/urls.py."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from alerts.webhook import alertmanager_webhook
+
+urlpatterns = [
+    path("alertmanager", alertmanager_webhook, name="webhook-alertmanager"),
+]

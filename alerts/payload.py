@@ -1,0 +1,233 @@
+"""Parse an Alertmanager webhook body into typed alerts (SPEC §3.1).
+
+The webhook calls `parse_payload`; it raises PayloadError only for a body that
+is not a payload at all, and lists each bad alert as a rejection so the others
+are kept. msgspec decodes the envelope and then each alert on its own.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+import msgspec
+
+FIRING = "firing"
+RESOLVED = "resolved"
+_STATUSES = {FIRING, RESOLVED}
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+class PayloadError(ValueError):
+    """The body is not an Alertmanager payload; `detail` says what and where."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class Rejection(TypedDict):
+    index: int
+    reason: str
+
+
+class _Envelope(msgspec.Struct):
+    # Grafana and old Alertmanagers add or drop fields: all optional, extras
+    # ignored. groupKey stays raw because some senders send it as a number.
+    alerts: list[msgspec.Raw]
+    version: Any = None
+    groupKey: msgspec.Raw | None = None  # noqa: N815
+    truncatedAlerts: Any = 0  # noqa: N815
+    status: Any = None
+    receiver: Any = None
+    groupLabels: Any = None  # noqa: N815
+    commonLabels: Any = None  # noqa: N815
+    commonAnnotations: Any = None  # noqa: N815
+    externalURL: Any = None  # noqa: N815
+
+
+class _Alert(msgspec.Struct):
+    labels: dict[str, Any]
+    status: str | None = None
+    annotations: dict[str, Any] | None = None
+    startsAt: str | None = None  # noqa: N815
+    endsAt: str | None = None  # noqa: N815
+    generatorURL: str | None = None  # noqa: N815
+    fingerprint: str | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_alert_decoder = msgspec.json.Decoder(_Alert)
+
+
+@dataclass(slots=True)
+class ParsedAlert:
+    index: int
+    status: str
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, Any]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    generator_url: str
+
+    @property
+    def severity(self) -> str:
+        return (self.labels.get("severity") or "warning").strip().lower()
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+
+@dataclass(slots=True)
+class ParsedPayload:
+    group_key: str
+    receiver: str
+    status: str
+    truncated_alerts: int
+    alert_count: int
+    alerts: list[ParsedAlert]
+    rejected: list[Rejection]
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Read an RFC 3339 time in UTC; None for missing, empty or Go's zero time.
+
+    Raises ValueError when it is not a time. Nanoseconds are cut to
+    microseconds; any offset is accepted.
+    """
+    if not text:
+        return None
+    if text.startswith("0001-01-01T00:00:00"):
+        return None
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("time has no offset")
+    if value.year <= 1:
+        return None
+    return value.astimezone(UTC)
+
+
+def compute_fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's fingerprint: FNV-1a 64 over the sorted label set."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode():
+                value = ((value ^ byte) * _FNV_PRIME) & _MASK
+            value = ((value ^ 0xFF) * _FNV_PRIME) & _MASK
+    return f"{value:016x}"
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def _group_key(raw: msgspec.Raw | None) -> str:
+    if raw is None:
+        return ""
+    text = bytes(raw)
+    if text.startswith(b'"'):
+        value = msgspec.json.decode(text)
+        return value if isinstance(value, str) else str(value)
+    if text == b"null":
+        return ""
+    # A number (or anything else): its JSON text, exactly as sent.
+    return text.decode(errors="replace")
+
+
+def _truncated(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return 0
+
+
+def _alert(index: int, raw: msgspec.Raw, group_status: str | None) -> ParsedAlert:
+    item = _alert_decoder.decode(raw)
+    status = (item.status or group_status or "").strip().lower()
+    if status not in _STATUSES:
+        raise ValueError(f"unknown status {item.status!r}")
+    labels = {str(k): _label_text(v) for k, v in item.labels.items()}
+    try:
+        starts_at = parse_time(item.startsAt)
+    except ValueError:
+        raise ValueError(f"startsAt is not a time: {item.startsAt!r}") from None
+    try:
+        ends_at = parse_time(item.endsAt)
+    except ValueError:
+        raise ValueError(f"endsAt is not a time: {item.endsAt!r}") from None
+    fingerprint = (item.fingerprint or "").strip() or compute_fingerprint(labels)
+    return ParsedAlert(
+        index=index,
+        status=status,
+        fingerprint=fingerprint[:255],
+        labels=labels,
+        annotations=item.annotations or {},
+        starts_at=starts_at,
+        ends_at=ends_at,
+        generator_url=item.generatorURL or "",
+    )
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    if text.startswith("Object missing required field `labels`"):
+        return "labels are missing"
+    return text.replace("`$.", "`")
+
+
+def parse_payload(body: bytes) -> ParsedPayload:
+    """Decode a webhook body; bad alerts become rejections, not errors.
+
+    Raises PayloadError when the body is not JSON or not an object with an
+    `alerts` list.
+    """
+    try:
+        envelope = _envelope_decoder.decode(body)
+    except msgspec.ValidationError as error:
+        raise PayloadError(_envelope_detail(body, error)) from None
+    except msgspec.DecodeError as error:
+        raise PayloadError(f"malformed JSON: {error}") from None
+
+    group_status = envelope.status if isinstance(envelope.status, str) else None
+    alerts: list[ParsedAlert] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(envelope.alerts):
+        try:
+            alerts.append(_alert(index, raw, group_status))
+        except (msgspec.ValidationError, ValueError) as error:
+            rejected.append({"index": index, "reason": _reason(error)[:500]})
+    return ParsedPayload(
+        group_key=_group_key(envelope.groupKey),
+        receiver=envelope.receiver if isinstance(envelope.receiver, str) else "",
+        status=group_status or "",
+        truncated_alerts=_truncated(envelope.truncatedAlerts),
+        alert_count=len(envelope.alerts),
+        alerts=alerts,
+        rejected=rejected,
+    )
+
+
+def _envelope_detail(body: bytes, error: msgspec.ValidationError) -> str:
+    text = str(error)
+    if text.startswith("Expected `object`"):
+        return "the body must be a JSON object with an `alerts` list"
+    if "`alerts`" in text and text.startswith("Object missing"):
+        return "`alerts` is missing"
+    if text.endswith("at `$.alerts`"):
+        return "`alerts` must be a list"
+    return text.replace("`$.", "`")

@@ -1,0 +1,1066 @@
+"""Alert ingestion, grouping into incidents, and the moves a person makes.
+
+The webhook, `manage.py ingest_alertmanager`, `replay_deliveries`, the admin and
+the tasks all call these functions. Ingestion keeps the statement count of a
+delivery constant: one lock statement, one lookup of known alerts, one lookup of
+candidate incidents, one bulk upsert, one ledger update, whatever the number of
+alerts. Advisory locks on the group keys and fingerprints serialise concurrent
+deliveries that touch the same alerts, so any number of processes agree.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts import events
+from alerts.models import (
+    PINNED_REASONS,
+    Alert,
+    AlertStatus,
+    DeliveryOutcome,
+    GroupingReason,
+    WebhookDelivery,
+    WebhookRateCounter,
+    new_alert_id,
+)
+from alerts.payload import (
+    FIRING,
+    RESOLVED,
+    ParsedAlert,
+    ParsedPayload,
+    PayloadError,
+    Rejection,
+    parse_payload,
+)
+from incidents.models import (
+    AUTO_RESOLVER,
+    Incident,
+    IncidentStatus,
+    highest_severity,
+    severity_rank,
+)
+from incidents.services import (
+    IncidentAlreadyResolved,
+    IncidentNotFound,
+    incident_note_alerts_joined,
+    incident_open,
+    incident_reopen,
+    incident_resolve,
+)
+from kuberca import metrics
+from kuberca.errors import InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_KEY = "global"
+# What the admin shows of an over-limit body (SPEC §3.1).
+OVERSIZE_KEEP_BYTES = 64 * 1024
+SECRET_HEADERS = {
+    "authorization",
+    "cookie",
+    "x-webhook-signature",
+    "proxy-authorization",
+}
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+class AlertNotFound(NotFound):
+    code = "alert not found"
+    default_message = "alert not found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery not found"
+    default_message = "webhook delivery not found"
+
+
+@dataclass
+class IngestResult:
+    """What the webhook answers for one delivery (SPEC §3.2)."""
+
+    http_status: int
+    delivery_id: int | None = None
+    alert_count: int = 0
+    stored: int = 0
+    ignored: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    slack_sent: int = 0
+    slack_failed: int = 0
+    error: str = ""
+    detail: str = ""
+    fired_ids: list[str] = field(default_factory=list)
+    resolved_ids: list[str] = field(default_factory=list)
+    incidents_opened: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        if self.http_status == 200:
+            return {
+                "status": "received",
+                "alertCount": self.alert_count,
+                "slackSent": self.slack_sent,
+                "slackFailed": self.slack_failed,
+                "stored": self.stored,
+                "ignored": self.ignored,
+                "duplicates": self.duplicates,
+                "rejected": self.rejected,
+                "deliveryId": self.delivery_id,
+            }
+        body: dict[str, Any] = {"error": self.error}
+        if self.detail:
+            body["detail"] = self.detail
+        if self.delivery_id is not None:
+            body["deliveryId"] = self.delivery_id
+        return body
+
+
+# Grouping -------------------------------------------------------------------
+
+
+def group_key_for(labels: dict[str, str]) -> str:
+    """The correlation key of INCIDENT_GROUP_BY; a missing label is empty."""
+    names = settings.INCIDENT_GROUP_BY
+    if [n.lower() for n in names] == [GLOBAL_KEY] or not names:
+        return GLOBAL_KEY
+    return ",".join(f"{name}={labels.get(name, '')}" for name in names)
+
+
+def _is_global() -> bool:
+    return group_key_for({}) == GLOBAL_KEY
+
+
+def incident_title(labels: dict[str, str], annotations: dict[str, Any]) -> str:
+    summary = annotations.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        return summary.strip()
+    name = labels.get("alertname") or "alert"
+    namespace = labels.get("namespace")
+    return f"{name} in {namespace}" if namespace else name
+
+
+def _lock_keys(keys: set[str]) -> None:
+    """Take transaction-scoped advisory locks, in one order everywhere."""
+    hashes = sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True
+            )
+            for k in keys
+        }
+    )
+    if not hashes:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
+            [hashes],
+        )
+
+
+# Ingestion ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    alert_id: str
+    incident_id: str | None
+    fingerprint: str
+    status: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    grouping_reason: str
+    resolved_as_stale: bool
+    last_seen_at: datetime
+    group_key: str
+    labels: dict[str, str] | None = None
+    annotations: dict[str, Any] | None = None
+    generator_url: str = ""
+    is_new: bool = False
+    dirty: bool = False
+
+    @property
+    def severity(self) -> str:
+        return ((self.labels or {}).get("severity") or "warning").strip().lower()
+
+
+_SELECT_KNOWN = """
+SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
+       a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
+       a.group_key
+FROM alerts_alert a
+JOIN unnest(%s::text[], %s::timestamptz[]) AS u(fp, ts)
+  ON a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
+FOR UPDATE OF a
+"""
+
+_UPSERT = """
+INSERT INTO alerts_alert (
+    alert_id, incident_id, fingerprint, alarm_title, severity, status, fired_at,
+    resolved_at, labels, annotations, generator_url, namespace, group_key,
+    analysis_summary, analysis_detail, thread_ts, grouping_reason, is_enabled,
+    resolved_as_stale, last_seen_at, created_at, updated_at)
+SELECT u.alert_id, u.incident_id, u.fingerprint, u.alarm_title, u.severity,
+       u.status, u.fired_at, u.resolved_at, u.labels::jsonb, u.annotations::jsonb,
+       u.generator_url, u.namespace, u.group_key, '', '', '', u.grouping_reason,
+       true, u.resolved_as_stale, u.last_seen_at, %s, %s
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[],
+            %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::boolean[], %s::timestamptz[])
+     WITH ORDINALITY AS u(alert_id, incident_id, fingerprint, alarm_title,
+                          severity, status, fired_at, resolved_at, labels,
+                          annotations, generator_url, namespace, group_key,
+                          grouping_reason, resolved_as_stale, last_seen_at, n)
+ORDER BY u.n
+ON CONFLICT (alert_id) DO UPDATE SET
+    incident_id = EXCLUDED.incident_id,
+    alarm_title = EXCLUDED.alarm_title,
+    severity = EXCLUDED.severity,
+    status = EXCLUDED.status,
+    resolved_at = EXCLUDED.resolved_at,
+    labels = EXCLUDED.labels,
+    annotations = EXCLUDED.annotations,
+    generator_url = EXCLUDED.generator_url,
+    namespace = EXCLUDED.namespace,
+    group_key = EXCLUDED.group_key,
+    grouping_reason = EXCLUDED.grouping_reason,
+    resolved_as_stale = EXCLUDED.resolved_as_stale,
+    last_seen_at = EXCLUDED.last_seen_at,
+    updated_at = EXCLUDED.updated_at
+"""
+
+_INCIDENT_STATE = """
+SELECT a.incident_id, bool_or(a.status = 'firing'), max(a.resolved_at), i.status
+FROM alerts_alert a JOIN incidents_incident i ON i.incident_id = a.incident_id
+WHERE a.incident_id = ANY(%s::text[])
+GROUP BY a.incident_id, i.status
+"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _upsert(rows: list[_Row], now: datetime) -> None:
+    # Rows leaving `firing` go first, so a new firing occurrence of the same
+    # fingerprint in this batch never meets the old one in the partial index.
+    rows = sorted(rows, key=lambda r: r.status != RESOLVED)
+    columns: list[list[Any]] = [[] for _ in range(16)]
+    for row in rows:
+        labels = row.labels or {}
+        values = (
+            row.alert_id,
+            row.incident_id,
+            row.fingerprint,
+            labels.get("alertname", ""),
+            row.severity[:32],
+            row.status,
+            row.fired_at,
+            row.resolved_at,
+            _json(labels),
+            _json(row.annotations or {}),
+            row.generator_url,
+            labels.get("namespace", None),
+            row.group_key,
+            row.grouping_reason,
+            row.resolved_as_stale,
+            row.last_seen_at,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    if isinstance(columns[11], list):
+        columns[11] = [ns[:253] if ns is not None else None for ns in columns[11]]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT, [now, now, *columns])
+
+
+@dataclass
+class _Plan:
+    """Per-delivery bookkeeping while alerts are decided."""
+
+    at: datetime
+    now: datetime
+    truncated: int
+    by_occurrence: dict[tuple[str, datetime], _Row]
+    firing_by_fp: dict[str, _Row]
+    written: dict[str, _Row] = field(default_factory=dict)
+    fired: list[_Row] = field(default_factory=list)
+    resolved: list[_Row] = field(default_factory=list)
+    to_group: list[_Row] = field(default_factory=list)
+    refired: list[_Row] = field(default_factory=list)
+    stored: int = 0
+    duplicates: int = 0
+
+    def touch(self, row: _Row) -> None:
+        row.dirty = True
+        self.written[row.alert_id] = row
+
+
+def _fired_at(alert: ParsedAlert, at: datetime) -> datetime:
+    if alert.starts_at is not None:
+        return alert.starts_at
+    if alert.status == RESOLVED and alert.ends_at is not None:
+        return alert.ends_at
+    return at
+
+
+def _refresh(row: _Row, alert: ParsedAlert, plan: _Plan) -> None:
+    row.labels = alert.labels
+    row.annotations = alert.annotations
+    row.generator_url = alert.generator_url
+    row.last_seen_at = max(row.last_seen_at, plan.at)
+    plan.touch(row)
+
+
+def _decide(alert: ParsedAlert, plan: _Plan) -> None:
+    fired_at = _fired_at(alert, plan.at)
+    fp = alert.fingerprint
+    row = plan.by_occurrence.get((fp, fired_at))
+
+    if alert.status == FIRING:
+        if row is not None and row.status == FIRING:
+            _refresh(row, alert, plan)
+            plan.duplicates += 1
+        elif row is not None:
+            if row.resolved_as_stale and fp not in plan.firing_by_fp:
+                _refresh(row, alert, plan)
+                row.status = FIRING
+                row.resolved_at = None
+                row.resolved_as_stale = False
+                plan.firing_by_fp[fp] = row
+                plan.refired.append(row)
+                plan.fired.append(row)
+                plan.stored += 1
+            else:
+                plan.duplicates += 1
+        elif fp in plan.firing_by_fp:
+            # The sender restarted and lost startsAt: the same alert.
+            _refresh(plan.firing_by_fp[fp], alert, plan)
+            plan.duplicates += 1
+        else:
+            row = _new_row(alert, fired_at, plan)
+            plan.firing_by_fp[fp] = row
+            plan.fired.append(row)
+            plan.to_group.append(row)
+            plan.stored += 1
+        return
+
+    if row is None:
+        row = plan.firing_by_fp.get(fp)
+    if row is not None and row.status == FIRING:
+        _refresh(row, alert, plan)
+        row.status = RESOLVED
+        row.resolved_at = max(alert.ends_at or plan.at, row.fired_at)
+        row.resolved_as_stale = False
+        plan.firing_by_fp.pop(fp, None)
+        plan.resolved.append(row)
+        plan.stored += 1
+    elif row is not None:
+        plan.duplicates += 1
+    else:
+        row = _new_row(alert, fired_at, plan)
+        row.status = RESOLVED
+        row.resolved_at = alert.ends_at or plan.at
+        plan.to_group.append(row)
+        plan.stored += 1
+
+
+def _new_row(alert: ParsedAlert, fired_at: datetime, plan: _Plan) -> _Row:
+    row = _Row(
+        alert_id=new_alert_id(),
+        incident_id=None,
+        fingerprint=alert.fingerprint,
+        status=FIRING,
+        fired_at=fired_at,
+        resolved_at=None,
+        grouping_reason="",
+        resolved_as_stale=False,
+        last_seen_at=plan.at,
+        group_key=group_key_for(alert.labels),
+        labels=alert.labels,
+        annotations=alert.annotations,
+        generator_url=alert.generator_url,
+        is_new=True,
+    )
+    plan.by_occurrence[(row.fingerprint, fired_at)] = row
+    plan.touch(row)
+    return row
+
+
+def _load_known(alerts: list[ParsedAlert], at: datetime) -> list[_Row]:
+    fps = [a.fingerprint for a in alerts]
+    times = [_fired_at(a, at) for a in alerts]
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_KNOWN, [fps, times])
+        unique = {record[0]: record for record in cursor.fetchall()}
+    return [_Row(*record) for record in unique.values()]
+
+
+def _candidate_incidents(keys: set[str], ids: set[str], now: datetime) -> list:
+    if not keys and not ids:
+        return []
+    reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
+    query = Q(pk__in=ids)
+    if keys:
+        query |= Q(group_key__in=keys, status=IncidentStatus.FIRING, is_enabled=True)
+        query |= Q(
+            group_key__in=keys,
+            status=IncidentStatus.RESOLVED,
+            resolved_by=AUTO_RESOLVER,
+            resolved_at__gte=reopen_since,
+            is_enabled=True,
+        )
+    return list(Incident.objects.select_for_update().filter(query).order_by("pk"))
+
+
+@dataclass
+class _Target:
+    incident: Incident | None
+    reason: str
+    action: str  # "join", "reopen", "open", "none"
+    rows: list[_Row] = field(default_factory=list)
+
+
+def _joinable(incident: Incident, now: datetime) -> bool:
+    last = incident.last_alert_at or incident.created_at
+    return (
+        incident.is_open
+        and last > now - settings.INCIDENT_GROUP_WINDOW
+        and incident.created_at > now - settings.INCIDENT_MAX_AGE
+    )
+
+
+def _target_for_key(
+    key: str, incidents: list[Incident], now: datetime, firing: bool
+) -> _Target:
+    same_key = [i for i in incidents if i.group_key == key]
+    join_reason = GroupingReason.GLOBAL if key == GLOBAL_KEY else GroupingReason.JOINED
+    if not firing:
+        open_ones = [i for i in same_key if i.is_open]
+        if open_ones:
+            best = max(open_ones, key=lambda i: i.last_alert_at or i.created_at)
+            return _Target(best, join_reason, "join")
+        return _Target(None, GroupingReason.UNGROUPED, "none")
+    joinable = [i for i in same_key if _joinable(i, now)]
+    if joinable:
+        best = max(joinable, key=lambda i: i.last_alert_at or i.created_at)
+        return _Target(best, join_reason, "join")
+    reopenable = [
+        i
+        for i in same_key
+        if i.was_auto_resolved
+        and i.is_enabled
+        and i.resolved_at is not None
+        and i.resolved_at >= now - settings.INCIDENT_REOPEN_WINDOW
+    ]
+    if reopenable:
+        best = max(reopenable, key=lambda i: i.resolved_at)
+        return _Target(best, GroupingReason.REOPENED, "reopen")
+    return _Target(None, GroupingReason.NEW_INCIDENT, "open")
+
+
+def _group(plan: _Plan) -> list[str]:
+    """Place new and re-fired alerts in incidents; return incident ids opened."""
+    now = plan.now
+    # A re-fired stale alert goes back to its own incident when it can.
+    refire_ids = {r.incident_id for r in plan.refired if r.incident_id}
+    regroup: list[_Row] = []
+    keys = {r.group_key for r in plan.to_group}
+    pending_refires = [r for r in plan.refired if r.incident_id]
+    regroup.extend(r for r in plan.refired if not r.incident_id)
+    keys |= {r.group_key for r in regroup}
+    incidents = _candidate_incidents(
+        keys | {r.group_key for r in pending_refires}, refire_ids, now
+    )
+    by_id = {i.pk: i for i in incidents}
+
+    joined: dict[str, list[str]] = {}
+    reopened: set[str] = set()
+    for row in pending_refires:
+        incident = by_id.get(row.incident_id)
+        if incident is None:
+            regroup.append(row)
+        elif incident.is_open:
+            joined.setdefault(incident.pk, []).append(row.severity)
+        elif (
+            incident.was_auto_resolved
+            and incident.resolved_at is not None
+            and incident.resolved_at >= now - settings.INCIDENT_REOPEN_WINDOW
+        ) or row.grouping_reason in PINNED_REASONS:
+            if incident.pk not in reopened and incident.is_resolved:
+                incident_reopen(incident=incident)
+                metrics.incidents.labels(event="reopened").inc()
+                reopened.add(incident.pk)
+            joined.setdefault(incident.pk, []).append(row.severity)
+        else:
+            regroup.append(row)
+
+    targets: dict[tuple[str, bool], _Target] = {}
+    for row in [*plan.to_group, *regroup]:
+        firing = row.status == FIRING
+        slot = (row.group_key, firing)
+        if slot not in targets:
+            targets[slot] = _target_for_key(row.group_key, incidents, now, firing)
+        targets[slot].rows.append(row)
+    # A resolved-only alert joins the incident its firing neighbours open.
+    for (key, firing), target in targets.items():
+        if not firing and target.incident is None and (key, True) in targets:
+            target.action = "follow"
+
+    opened: list[str] = []
+    for (key, firing), target in targets.items():
+        if not firing:
+            continue
+        if target.action == "open":
+            first = min(target.rows, key=lambda r: r.fired_at)
+            target.incident = incident_open(
+                group_key=key,
+                title=incident_title(first.labels or {}, first.annotations or {}),
+                severity=highest_severity(*(r.severity for r in target.rows)),
+                fired_at=first.fired_at,
+                truncated_alerts=plan.truncated,
+            )
+            metrics.incidents.labels(event="opened").inc()
+            opened.append(target.incident.pk)
+        elif target.action == "reopen":
+            if target.incident.pk not in reopened:
+                incident_reopen(incident=target.incident)
+                metrics.incidents.labels(event="reopened").inc()
+                reopened.add(target.incident.pk)
+            joined.setdefault(target.incident.pk, [])
+        if target.action in ("join", "reopen"):
+            joined.setdefault(target.incident.pk, []).extend(
+                r.severity for r in target.rows
+            )
+    for (key, firing), target in targets.items():
+        if firing:
+            continue
+        if target.action == "follow":
+            follow = targets[(key, True)]
+            target.incident, target.reason = follow.incident, follow.reason
+        elif target.incident is not None:
+            joined.setdefault(target.incident.pk, [])
+
+    for target in targets.values():
+        for row in target.rows:
+            row.incident_id = target.incident.pk if target.incident else None
+            row.grouping_reason = target.reason
+
+    all_incidents = {
+        **by_id,
+        **{
+            t.incident.pk: t.incident
+            for t in targets.values()
+            if t.incident is not None
+        },
+    }
+    for incident_id, severities in joined.items():
+        if incident_id in opened:
+            continue
+        incident_note_alerts_joined(
+            incident=all_incidents[incident_id],
+            severities=severities,
+            truncated_alerts=plan.truncated,
+        )
+    return opened
+
+
+def _auto_resolve(incident_ids: set[str]) -> list[str]:
+    """Resolve each firing incident whose alerts are all resolved."""
+    if not incident_ids or not settings.INCIDENT_AUTO_RESOLVE:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_INCIDENT_STATE, [sorted(incident_ids)])
+        states = cursor.fetchall()
+    resolved = []
+    for incident_id, any_firing, last_resolved, status in sorted(states):
+        if any_firing or status != IncidentStatus.FIRING:
+            continue
+        try:
+            incident_resolve(
+                incident_id=incident_id, resolved_by=AUTO_RESOLVER, at=last_resolved
+            )
+        except IncidentAlreadyResolved:
+            continue
+        metrics.incidents.labels(event="resolved").inc()
+        resolved.append(incident_id)
+    return resolved
+
+
+def _process(payload: ParsedPayload, at: datetime, result: IngestResult) -> None:
+    """Apply a parsed payload; runs inside the caller's transaction."""
+    gate = set(settings.INGEST_SEVERITIES)
+    kept = [a for a in payload.alerts if a.severity in gate]
+    result.ignored = len(payload.alerts) - len(kept)
+    if not kept:
+        return
+
+    _lock_keys(
+        {"g:" + group_key_for(a.labels) for a in kept}
+        | {"f:" + a.fingerprint for a in kept}
+    )
+    known = _load_known(kept, at)
+    plan = _Plan(
+        at=at,
+        now=timezone.now(),
+        truncated=payload.truncated_alerts,
+        by_occurrence={(r.fingerprint, r.fired_at): r for r in known},
+        firing_by_fp={r.fingerprint: r for r in known if r.status == FIRING},
+    )
+    for alert in kept:
+        _decide(alert, plan)
+
+    opened = _group(plan) if (plan.to_group or plan.refired) else []
+    if plan.written:
+        _upsert(list(plan.written.values()), plan.now)
+    if plan.truncated:
+        ids = {r.incident_id for r in plan.written.values() if r.incident_id}
+        Incident.objects.filter(pk__in=ids, truncated_alerts__lt=plan.truncated).update(
+            truncated_alerts=plan.truncated
+        )
+    _auto_resolve({r.incident_id for r in plan.resolved if r.incident_id})
+
+    fired_ids = [r.alert_id for r in plan.fired]
+    resolved_ids = [r.alert_id for r in plan.resolved]
+    if fired_ids:
+        events.alerts_fired.send(sender=Alert, alert_ids=fired_ids)
+    if resolved_ids:
+        events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=False)
+
+    result.stored = plan.stored
+    result.duplicates = plan.duplicates
+    result.fired_ids = fired_ids
+    result.resolved_ids = resolved_ids
+    result.incidents_opened = opened
+    if settings.SLACK_ENABLED:
+        result.slack_sent = len(fired_ids) + len(resolved_ids) + len(opened)
+
+
+def _retryable(error: DatabaseError) -> bool:
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
+    """Process a stored delivery's body and record the outcome on it."""
+    result = IngestResult(http_status=200, delivery_id=delivery.pk)
+    try:
+        payload = parse_payload(body)
+    except PayloadError as error:
+        result.http_status, result.error = 400, "invalid payload"
+        result.detail = error.detail[:1000]
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            outcome=DeliveryOutcome.REJECTED,
+            http_status=400,
+            error=result.detail,
+            processed_at=timezone.now(),
+        )
+        metrics.webhook_deliveries.labels(outcome="rejected").inc()
+        logger.warning(
+            "webhook delivery rejected delivery_id=%s detail=%s",
+            delivery.pk,
+            result.detail[:200],
+        )
+        return result
+
+    result.alert_count = payload.alert_count
+    result.rejected = payload.rejected
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                _process(payload, delivery.received_at, result)
+                WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                    outcome=DeliveryOutcome.PROCESSED,
+                    http_status=200,
+                    group_key=payload.group_key,
+                    receiver=payload.receiver[:1000],
+                    truncated_alerts=payload.truncated_alerts,
+                    alert_count=payload.alert_count,
+                    stored=result.stored,
+                    duplicates=result.duplicates,
+                    ignored=result.ignored,
+                    rejected=len(payload.rejected),
+                    rejections=payload.rejected,
+                    error="",
+                    processed_at=timezone.now(),
+                )
+            break
+        except DatabaseError as error:
+            if attempt < 2 and _retryable(error):
+                logger.warning(
+                    "webhook delivery retried delivery_id=%s attempt=%s",
+                    delivery.pk,
+                    attempt + 1,
+                )
+                continue
+            raise
+
+    metrics.webhook_deliveries.labels(outcome="processed").inc()
+    metrics.alerts_received.labels(result="stored").inc(result.stored)
+    metrics.alerts_received.labels(result="duplicate").inc(result.duplicates)
+    metrics.alerts_received.labels(result="ignored").inc(result.ignored)
+    metrics.alerts_received.labels(result="rejected").inc(len(result.rejected))
+    if payload.truncated_alerts:
+        metrics.truncated_groups.inc()
+        logger.warning(
+            "webhook group truncated delivery_id=%s group_key=%s truncated=%s",
+            delivery.pk,
+            payload.group_key,
+            payload.truncated_alerts,
+        )
+    logger.info(
+        "webhook delivery processed delivery_id=%s alerts=%s stored=%s "
+        "duplicates=%s ignored=%s rejected=%s",
+        delivery.pk,
+        result.alert_count,
+        result.stored,
+        result.duplicates,
+        result.ignored,
+        len(result.rejected),
+    )
+    return result
+
+
+def _record_failure(delivery_id: int, error: Exception) -> None:
+    try:
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            outcome=DeliveryOutcome.FAILED,
+            http_status=503,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            processed_at=timezone.now(),
+        )
+    except DatabaseError:
+        logger.warning("webhook failure not recorded delivery_id=%s", delivery_id)
+
+
+def _safe_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v[:1000]
+        for k, v in list(headers.items())[:100]
+        if k.lower() not in SECRET_HEADERS
+    }
+
+
+def _declared_size(headers: dict[str, str]) -> int:
+    for name, value in headers.items():
+        if name.lower() == "content-length":
+            try:
+                return max(int(value), 0)
+            except ValueError:
+                return 0
+    return 0
+
+
+def delivery_ingest(
+    *, body: bytes, headers: dict[str, str], source_address: str | None
+) -> IngestResult:
+    """Store a webhook delivery, then process it; never raise for bad input.
+
+    The delivery row is committed on its own first (so the raw body survives
+    any later failure). A body that is not a payload gives 400, one over
+    WEBHOOK_MAX_BYTES 413 (first 64 KiB kept), a database failure 503 so that
+    Alertmanager retries. Sends alerts_fired / alerts_resolved and the incident
+    signals inside the processing transaction.
+    """
+    size = max(len(body), _declared_size(headers))
+    oversize = size > settings.WEBHOOK_MAX_BYTES
+    kept = body[:OVERSIZE_KEEP_BYTES] if oversize else body
+    try:
+        delivery = WebhookDelivery.objects.create(
+            body=kept,
+            body_size=size,
+            body_truncated=oversize,
+            headers=_safe_headers(headers),
+            source_address=source_address or None,
+            outcome=DeliveryOutcome.REJECTED if oversize else DeliveryOutcome.RECEIVED,
+            http_status=413 if oversize else None,
+            error="body over WEBHOOK_MAX_BYTES" if oversize else "",
+        )
+    except DatabaseError:
+        logger.exception("webhook delivery not stored source=%s", source_address)
+        metrics.webhook_deliveries.labels(outcome="failed").inc()
+        return IngestResult(
+            http_status=503, error="service unavailable", detail="database unavailable"
+        )
+
+    if oversize:
+        metrics.webhook_deliveries.labels(outcome="rejected").inc()
+        logger.warning(
+            "webhook delivery too large delivery_id=%s size=%s", delivery.pk, size
+        )
+        return IngestResult(
+            http_status=413,
+            delivery_id=delivery.pk,
+            error="payload too large",
+            detail=f"body of {size} bytes is over the limit of "
+            f"{settings.WEBHOOK_MAX_BYTES} bytes",
+        )
+    return _ingest_or_fail(delivery, body)
+
+
+def _ingest_or_fail(delivery: WebhookDelivery, body: bytes) -> IngestResult:
+    try:
+        return _ingest_stored(delivery, body)
+    except DatabaseError as error:
+        logger.exception("webhook delivery failed delivery_id=%s", delivery.pk)
+        _record_failure(delivery.pk, error)
+        metrics.webhook_deliveries.labels(outcome="failed").inc()
+        return IngestResult(
+            http_status=503,
+            delivery_id=delivery.pk,
+            error="service unavailable",
+            detail="database unavailable",
+        )
+
+
+def delivery_replay(*, delivery_id: int) -> IngestResult:
+    """Process a stored delivery again; what it already did is not repeated.
+
+    Raises DeliveryNotFound. An over-limit delivery (only its first 64 KiB
+    kept) cannot be replayed and answers 413 again.
+    """
+    try:
+        delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    except WebhookDelivery.DoesNotExist:
+        raise DeliveryNotFound(delivery_id=delivery_id) from None
+    if delivery.body_truncated:
+        return IngestResult(
+            http_status=413,
+            delivery_id=delivery.pk,
+            error="payload too large",
+            detail="only the first 64 KiB of this delivery were kept",
+        )
+    logger.info("webhook delivery replayed delivery_id=%s", delivery.pk)
+    return _ingest_or_fail(delivery, bytes(delivery.body))
+
+
+def deliveries_prune(*, now: datetime | None = None) -> int:
+    """Delete deliveries older than WEBHOOK_RETENTION_DAYS; return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=cutoff).delete()
+    if deleted:
+        logger.info("webhook deliveries pruned count=%s", deleted)
+    return deleted
+
+
+# Stale alerts ---------------------------------------------------------------
+
+STALE_BATCH = 1000
+
+
+def alerts_resolve_stale(*, now: datetime | None = None) -> int:
+    """Resolve firing alerts not seen for ALERT_STALE_AFTER; return how many.
+
+    They are marked resolved_as_stale (a later firing delivery of the same
+    occurrence brings them back) and their incidents auto-resolve when no
+    firing alert is left. Sends alerts_resolved(stale=True).
+    """
+    stale_after = settings.ALERT_STALE_AFTER
+    if not stale_after or stale_after.total_seconds() <= 0:
+        return 0
+    now = now or timezone.now()
+    cutoff = now - stale_after
+    candidates = list(
+        Alert.objects.filter(status=AlertStatus.FIRING, last_seen_at__lt=cutoff)
+        .order_by("last_seen_at")
+        .values_list("alert_id", "fingerprint")[:STALE_BATCH]
+    )
+    if not candidates:
+        return 0
+    with transaction.atomic():
+        _lock_keys({"f:" + fp for _, fp in candidates})
+        ids = [alert_id for alert_id, _ in candidates]
+        # Re-check under the lock: a delivery may have refreshed them.
+        rows = list(
+            Alert.objects.select_for_update()
+            .filter(pk__in=ids, status=AlertStatus.FIRING, last_seen_at__lt=cutoff)
+            .values_list("alert_id", "incident_id")
+        )
+        if not rows:
+            return 0
+        Alert.objects.filter(pk__in=[r[0] for r in rows]).update(
+            status=AlertStatus.RESOLVED,
+            resolved_at=now,
+            resolved_as_stale=True,
+            updated_at=now,
+        )
+        resolved_ids = [r[0] for r in rows]
+        events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
+        _auto_resolve({r[1] for r in rows if r[1]})
+    logger.info("stale alerts resolved count=%s", len(resolved_ids))
+    return len(resolved_ids)
+
+
+# Moves by a person ----------------------------------------------------------
+
+
+def alert_move(*, alert_id: str, incident_id: str, moved_by: str) -> Alert:
+    """Put an alert in another incident; later deliveries never move it back.
+
+    Raises AlertNotFound, IncidentNotFound. Moving into its own incident is a
+    no-op. Raises the target's severity (never lowers it) and sends
+    alerts_moved and incident_changed for both incidents.
+    """
+    with transaction.atomic():
+        try:
+            alert = Alert.objects.select_for_update().get(pk=alert_id)
+        except Alert.DoesNotExist:
+            raise AlertNotFound(alert_id=alert_id) from None
+        source_id = alert.incident_id
+        locked = {
+            i.pk: i
+            for i in Incident.objects.select_for_update()
+            .filter(pk__in=[incident_id, source_id] if source_id else [incident_id])
+            .order_by("pk")
+        }
+        target = locked.get(incident_id)
+        if target is None:
+            raise IncidentNotFound(incident_id=incident_id)
+        if source_id == incident_id:
+            return alert
+
+        alert.incident = target
+        alert.grouping_reason = GroupingReason.MOVED
+        alert.save(update_fields=["incident", "grouping_reason", "updated_at"])
+        changed = ["alert_count"]
+        if severity_rank(alert.severity) > severity_rank(target.severity):
+            target.severity = alert.severity
+            target.save(update_fields=["severity", "updated_at"])
+            changed.append("severity")
+
+        events.alerts_moved.send(
+            sender=Alert, alert_ids=[alert.pk], incident_id=target.pk, reason="moved"
+        )
+        _send_changed(target.pk, changed)
+        if source_id:
+            _send_changed(source_id, ["alert_count"])
+    logger.info(
+        "alert moved alert_id=%s from=%s to=%s by=%s",
+        alert_id,
+        source_id,
+        incident_id,
+        moved_by,
+    )
+    return alert
+
+
+def _send_changed(incident_id: str, fields: list[str]) -> None:
+    from incidents import events as incident_events
+
+    incident_events.incident_changed.send(
+        sender=Incident, incident_id=incident_id, fields=fields
+    )
+
+
+def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
+    """Merge incidents into the oldest one (by fired_at) and return it.
+
+    Alerts move with grouping_reason "merged"; the other incidents are
+    resolved with resolved_by "merged into <id>". A resolved target with
+    firing alerts merged in fires again. Raises InvalidInput for fewer than two
+    distinct ids, IncidentNotFound for an unknown one.
+    """
+    ids = sorted(set(incident_ids))
+    if len(ids) < 2:
+        raise InvalidInput(
+            "select at least two incidents to merge", field="incident_ids"
+        )
+    with transaction.atomic():
+        incidents = list(
+            Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        )
+        found = {i.pk for i in incidents}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise IncidentNotFound(incident_id=missing[0])
+        target = min(incidents, key=lambda i: (i.fired_at, i.pk))
+        others = [i for i in incidents if i.pk != target.pk]
+        other_ids = [i.pk for i in others]
+
+        moving = list(
+            Alert.objects.select_for_update()
+            .filter(incident_id__in=other_ids)
+            .values_list("alert_id", "severity", "status")
+        )
+        Alert.objects.filter(incident_id__in=other_ids).update(
+            incident=target,
+            grouping_reason=GroupingReason.MERGED,
+            updated_at=timezone.now(),
+        )
+        top = highest_severity(
+            target.severity, *(i.severity for i in others), *(m[1] for m in moving)
+        )
+        changed = ["alert_count"]
+        if severity_rank(top) > severity_rank(target.severity):
+            target.severity = top
+            target.save(update_fields=["severity", "updated_at"])
+            changed.append("severity")
+        if target.is_resolved and any(m[2] == AlertStatus.FIRING for m in moving):
+            incident_reopen(incident=target)
+
+        if moving:
+            events.alerts_moved.send(
+                sender=Alert,
+                alert_ids=[m[0] for m in moving],
+                incident_id=target.pk,
+                reason="merged",
+            )
+        _send_changed(target.pk, changed)
+        for other in others:
+            if not other.is_resolved:
+                incident_resolve(
+                    incident_id=other.pk, resolved_by=f"merged into {target.pk}"
+                )
+            _send_changed(other.pk, ["alert_count"])
+    logger.info(
+        "incidents merged into=%s merged=%s by=%s", target.pk, other_ids, merged_by
+    )
+    return target
+
+
+# Webhook rate limit -----------------------------------------------------------
+
+_RATE_UPSERT = """
+INSERT INTO alerts_webhookratecounter (client, window_start, count)
+VALUES (%s, %s, 1)
+ON CONFLICT (client, window_start) DO UPDATE
+SET count = alerts_webhookratecounter.count + 1
+RETURNING count
+"""
+
+
+def webhook_rate_check(*, client: str, now: datetime | None = None) -> int | None:
+    """Count a request against WEBHOOK_RATE_LIMIT; seconds to wait when over.
+
+    Returns None when the request may go on. The count lives in the database
+    so every web process shares it.
+    """
+    limit = settings.WEBHOOK_RATE_LIMIT
+    if not limit:
+        return None
+    now = now or timezone.now()
+    window = now.replace(second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(_RATE_UPSERT, [client[:64], window])
+        (count,) = cursor.fetchone()
+    if count <= limit:
+        return None
+    return max(1, 60 - now.second)
+
+
+def rate_counters_prune(*, now: datetime | None = None) -> int:
+    """Drop rate counters of past minutes."""
+    now = now or timezone.now()
+    deleted, _ = WebhookRateCounter.objects.filter(
+        window_start__lt=now - timedelta(minutes=2)
+    ).delete()
+    return deleted

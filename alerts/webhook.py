@@ -1,0 +1,169 @@
+"""`POST /webhook/alertmanager`: the HTTP edge of ingestion (SPEC §3, §10).
+
+This view checks the caller (token, HMAC signature, rate limit), reads the body
+up to WEBHOOK_MAX_BYTES, and hands it to alerts.services.delivery_ingest, which
+stores and processes it. It never answers 429: a throttled Alertmanager must
+retry, so it gets 503 with Retry-After.
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+from functools import cache
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from alerts.services import delivery_ingest, webhook_rate_check
+from kuberca import metrics
+
+logger = logging.getLogger(__name__)
+
+_READ_CHUNK = 256 * 1024
+
+
+@cache
+def _trusted_networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in proxies:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            logger.warning("TRUSTED_PROXIES entry ignored value=%s", item)
+    return tuple(networks)
+
+
+def _is_trusted(address: str) -> bool:
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The caller's address; X-Forwarded-For only when sent by a trusted proxy.
+
+    Walks X-Forwarded-For from the right past trusted proxies, so a client
+    cannot spoof its address by sending the header itself.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    if not remote or not settings.TRUSTED_PROXIES or not _is_trusted(remote):
+        return _valid_ip(remote)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop):
+            return _valid_ip(hop) or _valid_ip(remote)
+    return _valid_ip(hops[0]) if hops else _valid_ip(remote)
+
+
+def _valid_ip(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _token_ok(request: HttpRequest) -> bool:
+    token = settings.WEBHOOK_AUTH_TOKEN.encode()
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = header.partition(" ")
+    scheme = scheme.lower()
+    credentials = credentials.strip()
+    if scheme == "bearer":
+        return hmac.compare_digest(credentials.encode(), token)
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True)
+        except ValueError:
+            return False
+        _, _, password = decoded.partition(b":")
+        return hmac.compare_digest(password, token)
+    return False
+
+
+def _signature_ok(request: HttpRequest, body: bytes) -> bool:
+    sent = request.META.get("HTTP_X_WEBHOOK_SIGNATURE", "").strip()
+    if sent.lower().startswith("sha256="):
+        sent = sent[7:]
+    expected = hmac.new(
+        settings.WEBHOOK_HMAC_SECRET.encode(), body, hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(sent.lower().encode(), expected.encode())
+
+
+def _unauthorized(reason: str, address: str | None) -> JsonResponse:
+    metrics.webhook_deliveries.labels(outcome="unauthorized").inc()
+    logger.warning("webhook unauthorized reason=%s source=%s", reason, address)
+    return JsonResponse({"error": "unauthorized"}, status=401)
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    """Read at most `limit` + 1 bytes, around Django's own upload limit."""
+    chunks = []
+    remaining = limit + 1
+    while remaining > 0:
+        chunk = request.read(min(_READ_CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _headers(request: HttpRequest) -> dict[str, str]:
+    return {name: value for name, value in request.headers.items()}
+
+
+@csrf_exempt
+def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = JsonResponse({"error": "method not allowed"}, status=405)
+        response["Allow"] = "POST"
+        return response
+    address = client_address(request)
+
+    if settings.WEBHOOK_RATE_LIMIT:
+        try:
+            wait = webhook_rate_check(client=address or "unknown")
+        except DatabaseError:
+            logger.warning("webhook rate check failed: database unavailable")
+            return JsonResponse(
+                {"error": "service unavailable", "detail": "database unavailable"},
+                status=503,
+            )
+        if wait is not None:
+            metrics.webhook_deliveries.labels(outcome="throttled").inc()
+            logger.warning("webhook throttled source=%s", address)
+            response = JsonResponse(
+                {"error": "service unavailable", "detail": "rate limit exceeded"},
+                status=503,
+            )
+            response["Retry-After"] = str(wait)
+            return response
+
+    if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
+        return _unauthorized("token", address)
+
+    body = _read_body(request, settings.WEBHOOK_MAX_BYTES)
+    if (
+        settings.WEBHOOK_HMAC_SECRET
+        and len(body) <= settings.WEBHOOK_MAX_BYTES
+        and not _signature_ok(request, body)
+    ):
+        return _unauthorized("signature", address)
+
+    result = delivery_ingest(
+        body=body, headers=_headers(request), source_address=address
+    )
+    return JsonResponse(result.body(), status=result.http_status)
