@@ -16,8 +16,16 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 
 class RequestIdFilter(logging.Filter):
+    """Put the current request id on every record as `request_id`."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        request_id = request_id_var.get()
+        if request_id == "-":
+            # Django logs 4xx/5xx responses ("Not Found: /x") after the
+            # middleware chain has returned, but passes the request along.
+            request = getattr(record, "request", None)
+            request_id = getattr(request, "request_id", request_id)
+        record.request_id = request_id
         return True
 
 

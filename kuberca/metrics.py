@@ -1,14 +1,36 @@
-"""kuberca's own Prometheus metrics, exported at /metrics with django-prometheus.
+"""kuberca's own Prometheus metrics, exported at /metrics beside django-prometheus.
 
 Every app increments these; none defines its own elsewhere, so names stay in
-one place. Labels are small fixed sets, never ids.
+one place. Labels are small fixed sets, never ids. The task-queue gauges are not
+set by anyone: TaskQueueCollector reads them from the database at scrape time.
+`scrape_registry()` gives the registry a scrape reads, in multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR set, several gunicorn workers) or in one process.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from django.db import DatabaseError
+from django.db.models import Case, Count, F, Min, Q, When
+from django.utils import timezone
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+logger = logging.getLogger(__name__)
 
 webhook_deliveries = Counter(
     "kuberca_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"]
-)
+)  # outcome: processed, rejected, failed, too_large, unauthorized, throttled
 alerts_received = Counter(
     "kuberca_alerts_total",
     "Alerts in webhook deliveries by what became of them",
@@ -23,12 +45,12 @@ incidents = Counter(
 )  # opened, reopened, resolved
 slack_messages = Counter(
     "kuberca_slack_messages_total", "Slack API calls by outcome", ["kind", "outcome"]
-)  # outcome: sent, failed, retried
+)  # kind: SlackMessage.kind or root_update; outcome: sent, failed, retried
 agent_calls = Counter(
     "kuberca_agent_calls_total",
     "Agent calls by endpoint and outcome",
     ["endpoint", "outcome"],
-)
+)  # endpoint: analyze, summarize-incident; outcome: ok, retried, failed
 agent_latency = Histogram(
     "kuberca_agent_call_seconds",
     "Agent call latency",
@@ -37,17 +59,138 @@ agent_latency = Histogram(
 )
 embedding_calls = Counter(
     "kuberca_embedding_calls_total", "Embedding provider calls by outcome", ["outcome"]
-)
-task_queue_depth = Gauge(
-    "kuberca_task_queue_depth", "Tasks ready to run", multiprocess_mode="livemax"
-)
-task_oldest_pending_age = Gauge(
-    "kuberca_task_oldest_pending_seconds",
-    "Age of the oldest ready task",
-    multiprocess_mode="livemax",
-)
+)  # outcome: ok, failed
 webhook_to_slack_root = Histogram(
     "kuberca_webhook_to_slack_root_seconds",
     "From the webhook that opened an incident to its Slack root message",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+
+# Series with a known, closed label set start at 0, so rate() works from the
+# first scrape and a dashboard shows a flat line instead of "no data".
+for _outcome in ("processed", "rejected", "failed"):
+    webhook_deliveries.labels(outcome=_outcome)
+for _result in ("stored", "duplicate", "ignored", "rejected"):
+    alerts_received.labels(result=_result)
+for _event in ("opened", "reopened", "resolved"):
+    incidents.labels(event=_event)
+
+TASK_QUEUE_DEPTH = "kuberca_task_queue_depth"
+TASK_OLDEST_PENDING_AGE = "kuberca_task_oldest_pending_seconds"
+
+
+class TaskQueueCollector:
+    """Read the task queue from django-tasks-db's table at scrape time.
+
+    A gauge set by whichever process scraped last would be stale in the others,
+    so the figures are computed per scrape: one small aggregate query on the
+    partial index of READY rows. A database outage gives no queue series
+    rather than a failed scrape.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        from django_tasks_db.models import DBTaskResult, get_date_max
+
+        now = timezone.now()
+        never = get_date_max()  # run_after when the task has none
+        due = Q(status="READY") & (Q(run_after=never) | Q(run_after__lte=now))
+        # A delayed task (a retry with backoff) waits from its run_after, an
+        # immediate one from when it was enqueued.
+        runnable_since = Case(
+            When(run_after=never, then=F("enqueued_at")), default=F("run_after")
+        )
+        try:
+            figures = DBTaskResult.objects.filter(
+                status__in=["READY", "RUNNING"]
+            ).aggregate(
+                depth=Count("id", filter=due),
+                oldest=Min(runnable_since, filter=due),
+                ready=Count("id", filter=Q(status="READY")),
+                running=Count("id", filter=Q(status="RUNNING")),
+            )
+        except DatabaseError:
+            logger.warning("task queue metrics unavailable: database error")
+            return
+        oldest = figures["oldest"]
+        waited = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+        depth = GaugeMetricFamily(TASK_QUEUE_DEPTH, "Tasks ready to run (READY, due)")
+        depth.add_metric([], figures["depth"])
+        yield depth
+        age = GaugeMetricFamily(
+            TASK_OLDEST_PENDING_AGE,
+            "How long the oldest due task has waited since it became runnable",
+        )
+        age.add_metric([], waited)
+        yield age
+        by_status = GaugeMetricFamily(
+            "kuberca_tasks",
+            "Unfinished task results by status (ready includes tasks not yet due)",
+            labels=["status"],
+        )
+        by_status.add_metric(["ready"], figures["ready"])
+        by_status.add_metric(["running"], figures["running"])
+        yield by_status
+
+
+class _Forward:
+    """Hand on the process-wide registry's metrics (single-process mode)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def scrape_registry(*, task_queue: bool = True) -> CollectorRegistry:
+    """Build the registry one scrape reads.
+
+    With PROMETHEUS_MULTIPROC_DIR, every process (each gunicorn worker, and the
+    task worker under `manage.py serve`) writes its metrics to files there and
+    the MultiProcessCollector sums them; without it, the process's own
+    registry is read. The queue collector is added on top in both cases.
+    """
+    registry = CollectorRegistry()
+    if multiprocess_dir():
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Forward())
+    if task_queue:
+        registry.register(TaskQueueCollector())
+    return registry
+
+
+_exporter_lock = threading.Lock()
+_exporter_started = False
+
+
+def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104
+    """Serve this process's metrics on `port` (the task worker has no web server).
+
+    The worker's Slack, Agent and embedding counters live in its own process;
+    in Kubernetes its pod is scraped on this port. Returns False when `port`
+    is 0 (off) or an exporter already runs.
+    """
+    global _exporter_started
+    if not port:
+        return False
+    with _exporter_lock:
+        if _exporter_started:
+            return False
+        start_http_server(port, addr=addr, registry=scrape_registry(task_queue=False))
+        _exporter_started = True
+    logger.info("worker metrics exporter listening port=%s", port)
+    return True
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Create `path` and empty it of an earlier run's metric files.
+
+    Call before any process that writes there starts: files of dead pids
+    would otherwise be summed into every scrape.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)

@@ -301,6 +301,20 @@ EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 3072, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
+# Operations (README "Running at scale"): metrics, retention, graceful stop.
+# Query counts and latencies per database come from django-prometheus' backend.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+# Several gunicorn workers share metrics through files in this folder; unset,
+# each process serves its own (tests, one process). Read by prometheus_client.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# The task worker serves its own metrics on this port (0 = off).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+# `manage.py prune` defaults: finished task results, and resolved incidents
+# (0 = keep them for ever; deleting incidents is opt-in).
+TASK_RETENTION_DAYS = env_int("TASK_RETENTION_DAYS", 7, minimum=1)
+INCIDENT_RETENTION_DAYS = env_int("INCIDENT_RETENTION_DAYS", 0, minimum=0)
+
 # Logging: one console handler; LOG_FORMAT=json gives one JSON object a line.
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", {"debug", "info", "warning", "error", "critical"}

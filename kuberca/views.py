@@ -7,7 +7,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kuberca import metrics as kuberca_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +68,18 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: django-prometheus's and kuberca's own metrics.
+
+    With METRICS_TOKEN set, the scrape needs `Authorization: Bearer <token>`
+    (Prometheus' `authorization` scrape setting).
+    """
     token = settings.METRICS_TOKEN
     if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        given = request.headers.get("Authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            credentials.strip().encode(), token.encode()
+        ):
             return JsonResponse({"error": "unauthorized"}, status=401)
-    return ExportToDjangoView(request)
+    output = generate_latest(kuberca_metrics.scrape_registry())
+    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)

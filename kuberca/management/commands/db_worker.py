@@ -4,10 +4,11 @@ import os
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 
-from kuberca import scheduler
+from kuberca import metrics, scheduler
 
 
 class Command(WorkerCommand):
@@ -29,4 +30,6 @@ class Command(WorkerCommand):
         )
         if run_scheduler and not options.get("batch") and not in_reloader_parent:
             scheduler.start_thread()
+        if not options.get("batch") and not in_reloader_parent:
+            metrics.start_worker_exporter(settings.WORKER_METRICS_PORT)
         super().handle(*args, **options)

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from kuberca.metrics import prepare_multiprocess_dir
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,23 +57,25 @@ class Command(BaseCommand):
             call_command("ensure_admin", generate=True)
         python = sys.executable
         base = Path(settings.BASE_DIR)
+        # Web workers and the task worker write metrics to one folder, so a
+        # scrape of /metrics sums them all (prometheus_client multiprocess).
+        metrics_dir = Path(
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            or Path(settings.VAR_DIR) / "prometheus"
+        )
+        prepare_multiprocess_dir(metrics_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         web = [
             python,
             "-m",
             "gunicorn",
             "kuberca.wsgi",
+            "-c",
+            str(base / "kuberca" / "gunicorn_conf.py"),
             "--bind",
             f"{host}:{port}",
             "--workers",
             str(web_workers),
-            "--graceful-timeout",
-            "20",
-            "--timeout",
-            "60",
-            "--access-logfile",
-            "-",
-            "--forwarded-allow-ips",
-            ",".join(settings.TRUSTED_PROXIES) or "127.0.0.1",
         ]
         worker = [
             python,

@@ -1,0 +1,177 @@
+"""`manage.py prune`: delete what is past its retention, in small batches.
+
+Old webhook deliveries (WEBHOOK_RETENTION_DAYS), finished task results
+(TASK_RETENTION_DAYS, `--tasks-days`) and, only when asked
+(`--incidents-days N` or INCIDENT_RETENTION_DAYS), resolved incidents with
+their alerts. Each batch is its own short transaction, so the command can run
+from a CronJob beside live traffic, be killed, and simply run again.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from alerts.models import Alert, AlertStatus, WebhookDelivery
+from incidents.models import Incident, IncidentStatus
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+
+
+def _delete_in_batches(
+    queryset: models.QuerySet, *, batch_size: int, dry_run: bool
+) -> int:
+    """Delete the rows of `queryset`, `batch_size` primary keys at a time."""
+    if dry_run:
+        return queryset.count()
+    model = queryset.model
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            keys = list(queryset.values_list("pk", flat=True)[:batch_size])
+            if not keys:
+                return deleted
+            model.objects.filter(pk__in=keys).delete()
+        deleted += len(keys)
+
+
+def old_deliveries(*, now: datetime, days: int) -> models.QuerySet:
+    return WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=days))
+
+
+def old_task_results(*, now: datetime, days: int) -> models.QuerySet:
+    """Finished (successful or failed) results; never ready or running ones."""
+    return DBTaskResult.objects.filter(
+        status__in=["SUCCESSFUL", "FAILED"],
+        finished_at__lt=now - timedelta(days=days),
+    )
+
+
+def old_incidents(*, now: datetime, days: int) -> models.QuerySet:
+    """Resolved incidents resolved before the limit with no alert still firing.
+
+    An incident resolved by hand keeps its firing alerts; deleting it would
+    orphan them, so it stays until they resolve.
+    """
+    firing = Alert.objects.filter(incident=OuterRef("pk"), status=AlertStatus.FIRING)
+    return Incident.objects.filter(
+        status=IncidentStatus.RESOLVED,
+        resolved_at__lt=now - timedelta(days=days),
+    ).exclude(Exists(firing))
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete webhook deliveries and finished task results past retention, "
+        "and with --incidents-days resolved incidents and their alerts."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--deliveries-days",
+            type=int,
+            default=None,
+            help="Keep deliveries this many days (default WEBHOOK_RETENTION_DAYS).",
+        )
+        parser.add_argument(
+            "--tasks-days",
+            type=int,
+            default=None,
+            help="Keep finished task results this many days "
+            "(default TASK_RETENTION_DAYS, 7).",
+        )
+        parser.add_argument(
+            "--incidents-days",
+            type=int,
+            default=None,
+            help="Delete incidents resolved more than this many days ago, with "
+            "their alerts (default INCIDENT_RETENTION_DAYS; 0 = keep).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would go; delete none."
+        )
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+
+    def handle(
+        self,
+        *args: Any,
+        deliveries_days: int | None,
+        tasks_days: int | None,
+        incidents_days: int | None,
+        dry_run: bool,
+        batch_size: int,
+        **options: Any,
+    ) -> None:
+        deliveries_days = _days(
+            "--deliveries-days", deliveries_days, settings.WEBHOOK_RETENTION_DAYS
+        )
+        tasks_days = _days("--tasks-days", tasks_days, settings.TASK_RETENTION_DAYS)
+        incidents_days = _days(
+            "--incidents-days",
+            incidents_days,
+            settings.INCIDENT_RETENTION_DAYS,
+            allow_zero=True,
+        )
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        now = timezone.now()
+
+        counts = {
+            "deliveries": _delete_in_batches(
+                old_deliveries(now=now, days=deliveries_days),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+            "task_results": _delete_in_batches(
+                old_task_results(now=now, days=tasks_days),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            ),
+            "incidents": 0,
+            "alerts": 0,
+        }
+        if incidents_days:
+            incidents = old_incidents(now=now, days=incidents_days)
+            # Alerts first: their FK to the incident is SET_NULL, and an
+            # alert without its incident is noise. Analyses go with them.
+            counts["alerts"] = _delete_in_batches(
+                Alert.objects.filter(incident__in=incidents),
+                batch_size=batch_size,
+                dry_run=dry_run,
+            )
+            counts["incidents"] = _delete_in_batches(
+                incidents, batch_size=batch_size, dry_run=dry_run
+            )
+
+        verb = "would prune" if dry_run else "pruned"
+        logger.info(
+            "prune finished dry_run=%s deliveries=%s task_results=%s incidents=%s"
+            " alerts=%s",
+            dry_run,
+            counts["deliveries"],
+            counts["task_results"],
+            counts["incidents"],
+            counts["alerts"],
+        )
+        self.stdout.write(
+            verb + " " + " ".join(f"{name}={n}" for name, n in counts.items())
+        )
+
+
+def _days(
+    option: str, value: int | None, default: int, *, allow_zero: bool = False
+) -> int:
+    days = default if value is None else value
+    if days < (0 if allow_zero else 1):
+        raise CommandError(
+            f"{option} must be at least {0 if allow_zero else 1}, not {days}"
+        )
+    return days

@@ -1,0 +1,278 @@
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+from prometheus_client.parser import text_string_to_metric_families
+
+from kuberca import metrics
+from kuberca.tasks import reap_lost_tasks
+
+pytestmark = pytest.mark.django_db
+
+BASE = Path(__file__).resolve().parents[2]
+
+
+def scrape(client, **headers) -> str:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    return response.content.decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one series in a scrape, or None when it is absent."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return None
+
+
+def test_metrics_exports_every_kuberca_metric_after_its_action(client):
+    metrics.webhook_deliveries.labels(outcome="processed").inc()
+    metrics.alerts_received.labels(result="stored").inc(3)
+    metrics.truncated_groups.inc()
+    metrics.incidents.labels(event="opened").inc()
+    metrics.slack_messages.labels(kind="incident_root", outcome="sent").inc()
+    metrics.slack_messages.labels(kind="analysis", outcome="retried").inc()
+    metrics.agent_calls.labels(endpoint="analyze", outcome="ok").inc()
+    metrics.agent_latency.labels(endpoint="analyze").observe(1.5)
+    metrics.embedding_calls.labels(outcome="ok").inc()
+    metrics.webhook_to_slack_root.observe(0.7)
+
+    text = scrape(client)
+
+    assert sample(text, "kuberca_webhook_deliveries_total", outcome="processed")
+    assert sample(text, "kuberca_alerts_total", result="stored") >= 3
+    assert sample(text, "kuberca_truncated_groups_total") >= 1
+    assert sample(text, "kuberca_incidents_total", event="opened") >= 1
+    assert sample(
+        text, "kuberca_slack_messages_total", kind="incident_root", outcome="sent"
+    )
+    assert sample(
+        text, "kuberca_slack_messages_total", kind="analysis", outcome="retried"
+    )
+    assert sample(text, "kuberca_agent_calls_total", endpoint="analyze", outcome="ok")
+    assert sample(text, "kuberca_agent_call_seconds_count", endpoint="analyze") >= 1
+    assert sample(text, "kuberca_agent_call_seconds_bucket", le="2.0") >= 1
+    assert sample(text, "kuberca_embedding_calls_total", outcome="ok") >= 1
+    assert sample(text, "kuberca_webhook_to_slack_root_seconds_count") >= 1
+    assert sample(text, "kuberca_task_queue_depth") is not None
+    assert sample(text, "kuberca_task_oldest_pending_seconds") is not None
+
+
+def test_metrics_counts_go_up_by_what_happened(client):
+    before = sample(scrape(client), "kuberca_incidents_total", event="reopened")
+    metrics.incidents.labels(event="reopened").inc(2)
+    after = sample(scrape(client), "kuberca_incidents_total", event="reopened")
+    assert after - before == 2
+
+
+def test_metrics_start_closed_label_sets_at_zero(client):
+    text = scrape(client)
+    for result in ("stored", "duplicate", "ignored", "rejected"):
+        assert sample(text, "kuberca_alerts_total", result=result) is not None
+    for event in ("opened", "reopened", "resolved"):
+        assert sample(text, "kuberca_incidents_total", event=event) is not None
+
+
+def test_metrics_include_django_http_and_database_metrics(client):
+    client.get("/ping")
+    client.get("/healthz")  # runs a query through the instrumented backend
+
+    text = scrape(client)
+
+    assert sample(text, "django_http_requests_total_by_method_total", method="GET")
+    assert sample(text, "django_db_execute_total", vendor="postgresql")
+
+
+def test_task_queue_depth_counts_due_ready_tasks_only(client):
+    reap_lost_tasks.enqueue()
+    reap_lost_tasks.enqueue()
+    reap_lost_tasks.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
+    done = reap_lost_tasks.enqueue()
+    DBTaskResult.objects.filter(pk=done.id).update(status="SUCCESSFUL")
+
+    text = scrape(client)
+
+    assert sample(text, "kuberca_task_queue_depth") == 2
+    assert sample(text, "kuberca_tasks", status="ready") == 3
+
+
+def test_task_oldest_pending_age_measures_from_enqueue_or_run_after(client):
+    now = timezone.now()
+    waiting = reap_lost_tasks.enqueue()
+    DBTaskResult.objects.filter(pk=waiting.id).update(
+        enqueued_at=now - timedelta(seconds=120)
+    )
+    # Enqueued an hour ago but only runnable for 300 s: it has waited 300 s.
+    delayed = reap_lost_tasks.using(run_after=now - timedelta(seconds=300)).enqueue()
+    DBTaskResult.objects.filter(pk=delayed.id).update(
+        enqueued_at=now - timedelta(hours=1)
+    )
+
+    age = sample(scrape(client), "kuberca_task_oldest_pending_seconds")
+
+    assert 300 <= age < 360
+
+
+def test_task_queue_is_empty_without_ready_tasks(client):
+    text = scrape(client)
+    assert sample(text, "kuberca_task_queue_depth") == 0
+    assert sample(text, "kuberca_task_oldest_pending_seconds") == 0
+
+
+def test_metrics_refuse_scrape_without_token_when_one_is_set(client, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+
+    missing = client.get("/metrics")
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    basic = client.get("/metrics", HTTP_AUTHORIZATION="Basic scrape-secret")
+
+    for response in (missing, wrong, basic):
+        assert response.status_code == 401
+        assert response.json() == {"error": "unauthorized"}
+    assert "kuberca_alerts_total" in scrape(
+        client, HTTP_AUTHORIZATION="Bearer scrape-secret"
+    )
+
+
+def test_metrics_are_open_without_token(client, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 200
+
+
+def _run(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        cwd=BASE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_multiprocess_scrape_sums_what_every_process_wrote(tmp_path):
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    bump = (
+        "import sys; from kuberca import metrics; "
+        "metrics.alerts_received.labels(result='stored').inc(int(sys.argv[-1]))"
+    )
+    _run(bump.replace("sys.argv[-1]", "'3'"), env)
+    _run(bump.replace("sys.argv[-1]", "'4'"), env)
+
+    text = _run(
+        "from prometheus_client import generate_latest; from kuberca import metrics; "
+        "print(generate_latest(metrics.scrape_registry(task_queue=False)).decode())",
+        env,
+    )
+
+    assert sample(text, "kuberca_alerts_total", result="stored") == 7
+
+
+def test_prepare_multiprocess_dir_empties_metric_files_of_earlier_runs(tmp_path):
+    folder = tmp_path / "prom"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"x")
+    (folder / "keep.txt").write_text("not a metric file")
+
+    metrics.prepare_multiprocess_dir(folder)
+    metrics.prepare_multiprocess_dir(tmp_path / "new")
+
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    assert (tmp_path / "new").is_dir()
+
+
+def test_gunicorn_child_exit_drops_dead_worker_live_gauges(tmp_path, monkeypatch):
+    from kuberca import gunicorn_conf
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    dead = tmp_path / "gauge_livemax_4242.db"
+    dead.write_bytes(b"x")
+    counter = tmp_path / "counter_4242.db"
+    counter.write_bytes(b"x")
+
+    gunicorn_conf.child_exit(None, SimpleNamespace(pid=4242))
+
+    assert not dead.exists()
+    assert counter.exists()  # counters of dead workers still count
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_gunicorn_with_two_workers_serves_summed_metrics_and_stops_on_sigterm(
+    tmp_path,
+):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "LOG_FORMAT": "json",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "2",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "kuberca.wsgi", "-c"]
+        + ["kuberca/gunicorn_conf.py"],
+        cwd=BASE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _get(f"http://127.0.0.1:{port}/ping")[0] != 200:
+            assert server.poll() is None, "gunicorn exited at start"
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        for _ in range(20):
+            _get(f"http://127.0.0.1:{port}/ping")
+
+        # Whichever worker answers, the scrape holds every worker's requests.
+        pings = []
+        for _ in range(4):
+            status, text = _get(f"http://127.0.0.1:{port}/metrics")
+            assert status == 200
+            pings.append(
+                sample(
+                    text,
+                    "django_http_requests_total_by_view_transport_method_total",
+                    view="ping",
+                )
+            )
+        assert all(p is not None and p >= 21 for p in pings), pings
+        assert len({f.name.rsplit("_", 1)[-1] for f in tmp_path.glob("*.db")}) >= 2
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    lines = [line for line in output.decode().splitlines() if line.startswith("{")]
+    assert lines, output
+    assert any(re.search(r'"logger": "gunicorn\.(error|access)"', x) for x in lines)
