@@ -205,6 +205,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# Incident and alert API: the one-value enums of its envelopes, named.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "SuccessStatusEnum": ["success"],
+        "ErrorStatusEnum": ["error"],
+        "UnauthorizedEnum": ["unauthorized"],
+    }
+)
 
 JWT_SECRET = env_str("JWT_SECRET") or SECRET_KEY
 JWT_ACCESS_TTL = env_duration("JWT_ACCESS_TTL", "15m")

@@ -1,0 +1,183 @@
+"""Read-side queries of the incident API: filtered lists and detail parts.
+
+Lists are built so that one page costs the same statements whatever its
+length: `alert_count` is a correlated subquery on the alert index, not a
+count per row. Alerts are reached through the `alerts` reverse relation, so
+this app never imports the alerts app.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils.module_loading import import_string
+
+from incidents.models import Incident, IncidentQuerySet, IncidentStatus, Severity
+from kuberca.pagination import choice_param, text_param, time_param
+
+logger = logging.getLogger(__name__)
+
+ANALYZING_STATES = ("pending", "running")
+STATUSES = tuple(IncidentStatus.values)
+SEVERITIES = tuple(Severity.values)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The filters shared by the incident and alert lists (SPEC §7 Lists)."""
+
+    status: list[str]
+    severity: list[str]
+    namespace: str
+    q: str
+    since: datetime | None
+    until: datetime | None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> "ListFilters":
+        """Read and check the filters; raises InvalidParameter naming the one."""
+        since = time_param(params, "since")
+        until = time_param(params, "until")
+        return cls(
+            status=choice_param(params, "status", STATUSES, many=False),
+            severity=choice_param(params, "severity", SEVERITIES, many=True),
+            namespace=text_param(params, "namespace", max_length=253),
+            q=text_param(params, "q"),
+            since=since,
+            until=until,
+        )
+
+    def time_and_choice_q(self) -> Q:
+        """The filters that read the same columns on incidents and alerts."""
+        condition = Q()
+        if self.status:
+            condition &= Q(status=self.status[0])
+        if self.severity:
+            condition &= Q(severity__in=self.severity)
+        if self.since:
+            condition &= Q(fired_at__gte=self.since)
+        if self.until:
+            condition &= Q(fired_at__lte=self.until)
+        return condition
+
+
+def alert_filter_q(filters: ListFilters) -> Q:
+    """The list filters as a condition on alert rows (by field name only)."""
+    condition = filters.time_and_choice_q()
+    if filters.namespace:
+        condition &= Q(namespace=filters.namespace)
+    if filters.q:
+        condition &= (
+            Q(alarm_title__icontains=filters.q)
+            | Q(alert_id=filters.q)
+            | Q(fingerprint=filters.q)
+        )
+    return condition
+
+
+def _alert_model() -> Any:
+    return Incident._meta.get_field("alerts").related_model
+
+
+def alert_count_subquery() -> Coalesce:
+    counted = (
+        _alert_model()
+        .objects.filter(incident=OuterRef("pk"), is_enabled=True)
+        .order_by()
+        .values("incident")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def incident_list(*, hidden: bool, filters: ListFilters) -> IncidentQuerySet:
+    """Visible (or hidden) incidents, newest fired_at first, with alert_count.
+
+    Namespace matches incidents with a visible alert in that namespace; `q`
+    matches the title (case-insensitive) or the exact incident id.
+    """
+    base = Incident.objects.hidden() if hidden else Incident.objects.visible()
+    queryset = base.filter(filters.time_and_choice_q())
+    if filters.namespace:
+        in_namespace = _alert_model().objects.filter(
+            incident=OuterRef("pk"), namespace=filters.namespace, is_enabled=True
+        )
+        queryset = queryset.filter(Exists(in_namespace))
+    if filters.q:
+        queryset = queryset.filter(
+            Q(title__icontains=filters.q) | Q(incident_id=filters.q)
+        )
+    return queryset.order_by("-fired_at", "-incident_id")
+
+
+def incident_list_page(queryset: IncidentQuerySet) -> IncidentQuerySet:
+    return queryset.annotate(alert_count=alert_count_subquery()).only(
+        "incident_id", "title", "severity", "status", "fired_at", "resolved_at"
+    )
+
+
+def incident_alerts(incident_id: str) -> Any:
+    """The visible alerts of an incident, newest fired_at first."""
+    return (
+        _alert_model()
+        .objects.filter(incident_id=incident_id, is_enabled=True)
+        .order_by("-fired_at", "-alert_id")
+    )
+
+
+def incident_is_analyzing(incident: Incident) -> bool:
+    """True while the final analysis or an analysis of one of its alerts runs."""
+    if incident.summary_status == "pending":
+        return True
+    return (
+        _alert_model()
+        .objects.filter(incident_id=incident.pk, analyses__state__in=ANALYZING_STATES)
+        .exists()
+    )
+
+
+class SimilarIncident(TypedDict):
+    incident_id: str
+    title: str
+    score: float
+
+
+@cache
+def _finder(path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError:
+        logger.warning("similar incidents finder unavailable path=%s", path)
+        return None
+
+
+def similar_incidents(incident: Incident, *, limit: int = 5) -> list[SimilarIncident]:
+    """Ask settings.SIMILAR_INCIDENTS_FINDER; `[]` when it is missing or fails."""
+    finder = _finder(settings.SIMILAR_INCIDENTS_FINDER)
+    if finder is None:
+        return []
+    try:
+        # A savepoint, so a failed search never breaks the caller's transaction.
+        with transaction.atomic():
+            found = finder(incident, limit=limit)
+    except DatabaseError:
+        logger.warning(
+            "similar incidents search failed incident_id=%s", incident.pk, exc_info=True
+        )
+        return []
+    return [
+        {
+            "incident_id": str(item["incident_id"]),
+            "title": str(item.get("title", "")),
+            "score": float(item.get("score", 0.0)),
+        }
+        for item in list(found)[:limit]
+    ]

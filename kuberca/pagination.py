@@ -1,0 +1,117 @@
+"""Query parameters of the list endpoints: limit/offset paging and filters.
+
+Lists are bare JSON arrays (the frontend expects arrays), so paging travels in
+headers: `X-Total-Count` and, when more rows exist, `Link: <...>; rel="next"`.
+A bad parameter raises InvalidParameter, rendered as
+`{"error": "invalid parameter", "detail": "<param>: <what is wrong>"}`.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django.db.models import QuerySet
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from kuberca.errors import InvalidInput
+from kuberca.timefmt import parse_rfc3339
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+
+
+class InvalidParameter(InvalidInput):
+    code = "invalid parameter"
+    default_message = "invalid query parameter"
+
+
+def _non_negative_int(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name}: must be a non-negative integer") from None
+    if value < 0:
+        raise InvalidParameter(f"{name}: must be a non-negative integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> "Page":
+        """Read limit (default 500, values above 5000 clamped) and offset."""
+        limit = min(_non_negative_int(params, "limit", DEFAULT_LIMIT), MAX_LIMIT)
+        return cls(limit=limit, offset=_non_negative_int(params, "offset", 0))
+
+
+def choice_param(
+    params: Mapping[str, str], name: str, allowed: tuple[str, ...], *, many: bool
+) -> list[str]:
+    """Read a comma-separated (or single, when not `many`) choice parameter."""
+    raw = params.get(name)
+    if raw is None or raw.strip() == "":
+        return []
+    values = [v.strip().lower() for v in raw.split(",") if v.strip()]
+    if not many and len(values) > 1:
+        raise InvalidParameter(f"{name}: one of {', '.join(allowed)}")
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise InvalidParameter(
+            f"{name}: unknown value {unknown[0]!r}, expected one of "
+            + ", ".join(allowed)
+        )
+    return values
+
+
+def time_param(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return parse_rfc3339(raw)
+    except ValueError:
+        raise InvalidParameter(
+            f"{name}: must be an RFC 3339 date-time such as 2026-01-02T03:04:05Z"
+        ) from None
+
+
+def text_param(params: Mapping[str, str], name: str, *, max_length: int = 200) -> str:
+    value = (params.get(name) or "").strip()
+    if len(value) > max_length:
+        raise InvalidParameter(f"{name}: at most {max_length} characters")
+    if "\x00" in value:
+        raise InvalidParameter(f"{name}: must not contain NUL characters")
+    return value
+
+
+def paged_response(
+    request: Request, queryset: QuerySet, page: Page, data: list
+) -> Response:
+    """Answer a bare array with X-Total-Count and, when more exist, a next Link.
+
+    `data` is the serialised page; `queryset` the filtered, unsliced rows it
+    came from (one COUNT query, whatever the page length).
+    """
+    total = queryset.count()
+    response = Response(data)
+    response["X-Total-Count"] = str(total)
+    next_offset = page.offset + page.limit
+    if page.limit > 0 and next_offset < total:
+        params = request.query_params.copy()
+        params["offset"] = str(next_offset)
+        params["limit"] = str(page.limit)
+        url = (
+            request.build_absolute_uri(request.path)
+            + "?"
+            + urlencode(sorted(params.items()))
+        )
+        response["Link"] = f'<{url}>; rel="next"'
+    return response

@@ -1,0 +1,33 @@
+"""RFC 3339 timestamps as the API writes and reads them.
+
+Every time in an API body is UTC at second precision with a `Z` suffix
+(`2026-01-02T03:04:05Z`), whatever the database holds. Query parameters
+accept any RFC 3339 date-time; one without an offset is taken as UTC.
+"""
+
+from datetime import UTC, datetime
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """Format an aware datetime as `YYYY-MM-DDTHH:MM:SSZ`; None stays None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 date-time into an aware UTC datetime.
+
+    Raises ValueError for anything else (dates alone, free text).
+    """
+    text = text.strip()
+    if len(text) < 19 or text[10] not in "Tt ":
+        raise ValueError("expected an RFC 3339 date-time")
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
