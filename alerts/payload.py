@@ -37,7 +37,7 @@ class _Envelope(msgspec.Struct):
     # ignored. groupKey stays raw because some senders send it as a number.
     alerts: list[msgspec.Raw]
     version: Any = None
-    groupKey: msgspec.Raw | None = None  # noqa: N815
+    groupKey: msgspec.Raw = msgspec.Raw(b'""')  # noqa: N815
     truncatedAlerts: Any = 0  # noqa: N815
     status: Any = None
     receiver: Any = None
@@ -133,9 +133,7 @@ def _label_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _group_key(raw: msgspec.Raw | None) -> str:
-    if raw is None:
-        return ""
+def _group_key(raw: msgspec.Raw) -> str:
     text = bytes(raw)
     if text.startswith(b'"'):
         value = msgspec.json.decode(text)

@@ -550,9 +550,13 @@ def _group(plan: _Plan) -> list[str]:
             joined.setdefault(target.incident.pk, [])
 
     for target in targets.values():
+        first = min(target.rows, key=lambda r: r.fired_at)
         for row in target.rows:
             row.incident_id = target.incident.pk if target.incident else None
             row.grouping_reason = target.reason
+            # One alert opened the incident; the others of this delivery joined.
+            if target.action == "open" and row is not first:
+                row.grouping_reason = GroupingReason.JOINED
 
     all_incidents = {
         **by_id,

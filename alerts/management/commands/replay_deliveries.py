@@ -1,0 +1,58 @@
+"""`manage.py replay_deliveries [--id N] [--since T] [--until T]`.
+
+Processes stored webhook deliveries again, oldest first. Ingestion is
+idempotent, so a replay changes only what a fixed bug got wrong.
+"""
+
+from argparse import ArgumentParser
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from alerts.models import WebhookDelivery
+from alerts.payload import parse_time
+from alerts.services import delivery_replay
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = parse_time(text)
+    except ValueError:
+        value = None
+    if value is None:
+        raise CommandError(f"not an RFC 3339 time with an offset: {text!r}")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Re-process stored webhook deliveries by id or time range."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--id", type=int, action="append", dest="ids")
+        parser.add_argument("--since", type=_time, help="e.g. 2026-12-03T16:00:00Z")
+        parser.add_argument("--until", type=_time)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        deliveries = WebhookDelivery.objects.order_by("received_at", "pk")
+        if options["ids"]:
+            deliveries = deliveries.filter(pk__in=options["ids"])
+        if options["since"]:
+            deliveries = deliveries.filter(received_at__gte=options["since"])
+        if options["until"]:
+            deliveries = deliveries.filter(received_at__lt=options["until"])
+        if not (options["ids"] or options["since"] or options["until"]):
+            raise CommandError("give --id, --since or --until")
+        ids = list(deliveries.values_list("pk", flat=True))
+        if options["ids"] and len(ids) < len(set(options["ids"])):
+            missing = sorted(set(options["ids"]) - set(ids))
+            raise CommandError(f"no delivery with id {missing[0]}")
+        stored = 0
+        for delivery_id in ids:
+            result = delivery_replay(delivery_id=delivery_id)
+            stored += result.stored
+            self.stdout.write(
+                f"delivery {delivery_id}: {result.http_status} stored={result.stored} "
+                f"duplicates={result.duplicates}"
+            )
+        self.stdout.write(f"replayed {len(ids)} deliveries, {stored} alerts changed")

@@ -1,0 +1,208 @@
+"""Grouping into incidents with controlled time (SPEC §3.3)."""
+
+from datetime import timedelta
+
+import pytest
+
+from alerts.models import Alert
+from alerts.services import alerts_resolve_stale
+from alerts.tasks import resolve_stale_alerts
+from alerts.tests.webhook_helpers import (
+    T0,
+    ingest,
+    make_alert,
+    make_payload,
+)
+from incidents.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+
+def fire(name: str, **kwargs: object) -> None:
+    ingest(make_payload(make_alert(name, fingerprint=name, **kwargs)))
+
+
+def resolve(name: str, **kwargs: object) -> None:
+    ingest(
+        make_payload(make_alert(name, status="resolved", fingerprint=name, **kwargs))
+    )
+
+
+def reason(name: str) -> str:
+    return Alert.objects.get(fingerprint=name).grouping_reason
+
+
+def test_alerts_of_other_namespaces_open_their_own_incidents(clock) -> None:  # noqa: ANN001
+    fire("a", namespace="shop")
+    fire("b", namespace="payments")
+    fire("c", namespace="shop", cluster="eu")
+    assert Incident.objects.count() == 3
+    assert set(Incident.objects.values_list("group_key", flat=True)) == {
+        "cluster=,namespace=shop",
+        "cluster=,namespace=payments",
+        "cluster=eu,namespace=shop",
+    }
+
+
+def test_group_window_counts_from_the_last_alert_that_joined(clock, settings) -> None:  # noqa: ANN001
+    settings.INCIDENT_GROUP_WINDOW = timedelta(minutes=60)
+    fire("a")
+    clock.advance(minutes=50)
+    fire("b")
+    clock.advance(minutes=50)  # 100 minutes after the first, 50 after the last
+    fire("c")
+    assert Incident.objects.count() == 1
+    assert [reason(n) for n in "abc"] == ["new_incident", "joined", "joined"]
+    clock.advance(minutes=61)
+    fire("d")
+    assert Incident.objects.count() == 2
+    assert reason("d") == "new_incident"
+
+
+def test_max_age_stops_a_trickle_growing_one_incident(clock, settings) -> None:  # noqa: ANN001
+    settings.INCIDENT_MAX_AGE = timedelta(hours=2)
+    fire("a")
+    for index in range(4):
+        clock.advance(minutes=35)
+        fire(f"t{index}")
+    first = Alert.objects.get(fingerprint="a").incident
+    assert Alert.objects.get(fingerprint="t1").incident == first
+    assert Alert.objects.get(fingerprint="t2").incident == first  # at 105 minutes
+    assert Alert.objects.get(fingerprint="t3").incident != first  # at 140 minutes
+    assert reason("t3") == "new_incident"
+
+
+def test_reopen_window_brings_back_an_auto_resolved_incident(clock, settings) -> None:  # noqa: ANN001
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    fire("a")
+    clock.advance(minutes=5)
+    resolve("a", ends_at=clock.now)
+    incident = Incident.objects.get()
+    assert incident.status == "resolved"
+    clock.advance(minutes=10)
+    fire("b")
+    incident.refresh_from_db()
+    assert incident.status == "firing" and incident.resolved_by == ""
+    assert reason("b") == "reopened"
+    assert Incident.objects.count() == 1
+
+    clock.advance(minutes=1)
+    resolve("b", ends_at=clock.now)
+    clock.advance(minutes=16)
+    fire("c")
+    assert Incident.objects.count() == 2
+    assert reason("c") == "new_incident"
+
+
+def test_incident_resolved_by_a_person_is_not_reopened(clock) -> None:  # noqa: ANN001
+    from incidents.services import incident_resolve
+
+    fire("a")
+    incident = Incident.objects.get()
+    incident_resolve(incident_id=incident.pk, resolved_by="oncall")
+    clock.advance(minutes=1)
+    fire("b")
+    assert Incident.objects.count() == 2
+
+
+def test_global_mode_puts_every_alert_in_one_incident(clock, settings) -> None:  # noqa: ANN001
+    settings.INCIDENT_GROUP_BY = ["global"]
+    fire("a", namespace="shop")
+    fire("b", namespace="payments", cluster="us")
+    incident = Incident.objects.get()
+    assert incident.group_key == "global"
+    assert [reason("a"), reason("b")] == ["new_incident", "global"]
+
+
+def test_severity_rises_as_alerts_join_and_never_falls(clock) -> None:  # noqa: ANN001
+    fire("a", severity="info")
+    incident = Incident.objects.get()
+    assert incident.severity == "info"
+    fire("b", severity="critical")
+    fire("c", severity="warning")
+    incident.refresh_from_db()
+    assert incident.severity == "critical"
+
+
+def test_title_falls_back_to_alertname_in_namespace(clock) -> None:  # noqa: ANN001
+    fire("a", summary="Disk is full")
+    assert Incident.objects.get().title == "Disk is full"
+    fire("KubeJobFailed", namespace="batch")
+    assert Incident.objects.get(group_key__endswith="batch").title == (
+        "KubeJobFailed in batch"
+    )
+
+
+def test_auto_resolve_off_leaves_the_incident_firing(clock, settings) -> None:  # noqa: ANN001
+    settings.INCIDENT_AUTO_RESOLVE = False
+    fire("a")
+    resolve("a", ends_at=T0 + timedelta(minutes=1))
+    assert Incident.objects.get().status == "firing"
+
+
+def test_hidden_incident_takes_no_new_alerts(clock) -> None:  # noqa: ANN001
+    from incidents.services import incident_hide
+
+    fire("a")
+    incident_hide(incident_id=Incident.objects.get().pk)
+    fire("b")
+    assert Incident.objects.count() == 2
+
+
+def test_stale_alerts_resolve_and_a_later_firing_brings_them_back(
+    clock, settings
+) -> None:  # noqa: ANN001
+    settings.ALERT_STALE_AFTER = timedelta(hours=24)
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    fire("a")
+    clock.advance(hours=23)
+    assert alerts_resolve_stale() == 0
+    clock.advance(hours=2)
+    assert alerts_resolve_stale() == 1
+    assert alerts_resolve_stale() == 0  # a second run does nothing
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and alert.resolved_as_stale
+    incident = Incident.objects.get()
+    assert incident.status == "resolved" and incident.resolved_by == "alertmanager"
+
+    clock.advance(minutes=5)
+    result = ingest(make_payload(make_alert("a", fingerprint="a")))
+    assert result.stored == 1
+    alert.refresh_from_db()
+    assert alert.status == "firing" and not alert.resolved_as_stale
+    assert alert.resolved_at is None
+    incident.refresh_from_db()
+    assert incident.status == "firing"
+    assert Alert.objects.count() == 1
+
+
+def test_stale_alert_seen_after_the_reopen_window_opens_a_new_incident(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    fire("a")
+    clock.advance(hours=2)
+    alerts_resolve_stale()
+    clock.advance(hours=1)
+    fire("a")
+    alert = Alert.objects.get()
+    assert alert.status == "firing"
+    assert Incident.objects.count() == 2
+    assert alert.incident.status == "firing"
+
+
+def test_stale_sweep_is_off_at_zero(clock, settings) -> None:  # noqa: ANN001
+    settings.ALERT_STALE_AFTER = timedelta(0)
+    fire("a")
+    clock.advance(days=30)
+    assert alerts_resolve_stale() == 0
+
+
+def test_resolve_stale_task_runs_the_sweep(clock, settings) -> None:  # noqa: ANN001
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    fire("a")
+    clock.advance(hours=2)
+    resolve_stale_alerts.call()
+    resolve_stale_alerts.call()
+    assert Alert.objects.get().resolved_as_stale

@@ -1,0 +1,183 @@
+"""Alert identity, dedup and the severity gate (SPEC §3.1, §3.2)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts import events
+from alerts.models import Alert
+from alerts.payload import compute_fingerprint, parse_payload, parse_time
+from alerts.tests.webhook_helpers import (
+    OUTAGE,
+    T0,
+    ingest,
+    make_alert,
+    make_payload,
+)
+from incidents.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent() -> dict[str, list]:
+    calls: dict[str, list] = {"fired": [], "resolved": []}
+
+    def on_fired(sender, alert_ids, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        calls["fired"].append(list(alert_ids))
+
+    def on_resolved(sender, alert_ids, stale, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        calls["resolved"].append((list(alert_ids), stale))
+
+    events.alerts_fired.connect(on_fired, weak=False)
+    events.alerts_resolved.connect(on_resolved, weak=False)
+    yield calls
+    events.alerts_fired.disconnect(on_fired)
+    events.alerts_resolved.disconnect(on_resolved)
+
+
+def test_refire_with_new_starts_at_makes_a_second_alert(clock, sent) -> None:  # noqa: ANN001
+    firing = make_payload(make_alert(fingerprint="aa01"))
+    resolved = make_payload(
+        make_alert(status="resolved", fingerprint="aa01", ends_at=T0 + timedelta(1))
+    )
+    assert ingest(firing).stored == 1
+    assert ingest(resolved).stored == 1
+    first = Alert.objects.get()
+    assert first.status == "resolved"
+
+    # A late or replayed firing of the resolved occurrence changes nothing.
+    late = ingest(firing)
+    assert (late.stored, late.duplicates) == (0, 1)
+    first.refresh_from_db()
+    assert first.status == "resolved"
+
+    later = T0 + timedelta(hours=2)
+    clock.now = later + timedelta(minutes=1)
+    again = ingest(make_payload(make_alert(fingerprint="aa01", starts_at=later)))
+    assert again.stored == 1
+    assert Alert.objects.count() == 2
+    assert Alert.objects.filter(status="firing").get().fired_at == later
+    assert len(sent["fired"]) == 2 and len(sent["resolved"]) == 1
+
+
+def test_repeat_of_firing_alert_sends_no_signal(clock, sent) -> None:  # noqa: ANN001
+    payload = make_payload(make_alert(fingerprint="aa02"), make_alert(fingerprint="b2"))
+    ingest(payload)
+    clock.advance(minutes=5)
+    result = ingest(payload)
+    assert (result.stored, result.duplicates) == (0, 2)
+    assert len(sent["fired"]) == 1 and len(sent["fired"][0]) == 2
+    assert Alert.objects.get(fingerprint="aa02").last_seen_at == clock.now
+
+
+def test_resolved_alert_never_seen_firing_is_stored_without_incident(clock) -> None:  # noqa: ANN001
+    result = ingest(
+        make_payload(make_alert(status="resolved", ends_at=T0 + timedelta(minutes=3)))
+    )
+    assert result.stored == 1
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and alert.incident is None
+    assert alert.grouping_reason == "ungrouped"
+    assert Incident.objects.count() == 0
+    assert (
+        ingest(
+            make_payload(
+                make_alert(status="resolved", ends_at=T0 + timedelta(minutes=3))
+            )
+        ).duplicates
+        == 1
+    )
+
+
+def test_resolved_only_alert_joins_the_open_incident_of_its_key(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert("A", fingerprint="f1")))
+    ingest(
+        make_payload(make_alert("B", status="resolved", fingerprint="f2", ends_at=T0))
+    )
+    incident = Incident.objects.get()
+    assert Alert.objects.get(fingerprint="f2").incident == incident
+    assert incident.status == "firing"
+
+
+def test_firing_without_starts_at_match_updates_the_firing_alert(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="aa03", pod="a")))
+    restarted = make_alert(fingerprint="aa03", pod="b", starts_at=T0 + timedelta(1))
+    result = ingest(make_payload(restarted))
+    assert (result.stored, result.duplicates) == (0, 1)
+    alert = Alert.objects.get()
+    assert alert.fired_at == T0 and alert.labels["pod"] == "b"
+
+
+def test_resolved_with_zero_ends_at_resolves_at_receipt(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="aa04")))
+    clock.advance(minutes=7)
+    ingest(make_payload(make_alert(status="resolved", fingerprint="aa04")))
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and alert.resolved_at == clock.now
+    incident = Incident.objects.get()
+    assert incident.status == "resolved" and incident.resolved_by == "alertmanager"
+
+
+def test_each_alert_status_decides_not_the_group_status(clock) -> None:  # noqa: ANN001
+    payload = make_payload(make_alert(fingerprint="aa05"), status="resolved")
+    ingest(payload)
+    assert Alert.objects.get().status == "firing"
+
+
+def test_severity_gate_ignores_other_severities(clock) -> None:  # noqa: ANN001
+    result = ingest(
+        make_payload(
+            make_alert("Watchdog", severity="none"),
+            make_alert("NoSeverity", severity=None),
+            make_alert("Loud", severity="CRITICAL"),
+        )
+    )
+    assert (result.stored, result.ignored) == (2, 1)
+    assert Alert.objects.get(alarm_title="NoSeverity").severity == "warning"
+    assert Alert.objects.get(alarm_title="Loud").severity == "critical"
+    assert not Alert.objects.filter(alarm_title="Watchdog").exists()
+
+
+def test_zero_ends_at_of_year_one_means_not_ended() -> None:
+    assert parse_time("0001-01-01T00:00:00Z") is None
+    assert parse_time("0001-01-01T00:00:00.000+00:00") is None
+    assert parse_time("") is None and parse_time(None) is None
+
+
+def test_timestamps_with_nanoseconds_and_offsets_parse() -> None:
+    assert parse_time("2018-03-07T06:33:21.873077559-05:00") == datetime(
+        2018, 3, 7, 11, 33, 21, 873077, tzinfo=UTC
+    )
+    assert parse_time("2024-09-27T00:27:00+08:00") == datetime(
+        2024, 9, 26, 16, 27, tzinfo=UTC
+    )
+    assert parse_time("2016-04-27T20:46:37.903Z").microsecond == 903000
+    with pytest.raises(ValueError):
+        parse_time("yesterday")
+    with pytest.raises(ValueError):
+        parse_time("2024-09-27T00:27:00")
+
+
+def test_missing_fingerprint_is_computed_from_the_sorted_label_set() -> None:
+    recorded = (OUTAGE / "01-firing-KubePodCrashLooping.json").read_bytes()
+    alert = parse_payload(recorded).alerts[0]
+    # Alertmanager's own fingerprint for this label set.
+    assert compute_fingerprint(alert.labels) == alert.fingerprint == "40f1d89db4e049de"
+    reordered = dict(reversed(list(alert.labels.items())))
+    assert compute_fingerprint(reordered) == "40f1d89db4e049de"
+    payload = make_payload(make_alert(fingerprint=None, pod="x"))
+    parsed = parse_payload(str.encode(__import__("json").dumps(payload)))
+    assert parsed.alerts[0].fingerprint == compute_fingerprint(parsed.alerts[0].labels)
+
+
+def test_number_group_key_is_kept_as_its_text() -> None:
+    body = b'{"groupKey": 5615590933959184469, "alerts": []}'
+    assert parse_payload(body).group_key == "5615590933959184469"
+
+
+def test_grafana_extras_and_version_are_accepted(clock) -> None:  # noqa: ANN001
+    alert = make_alert(fingerprint="gf1")
+    alert.update(values=None, valueString="x", silenceURL="u", dashboardURL="d")
+    payload = make_payload(alert, version="1", orgId=1, title="t", state="alerting")
+    assert ingest(payload).stored == 1
