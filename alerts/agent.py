@@ -1,0 +1,251 @@
+"""The HTTP client of the Agent service and the JSON it exchanges (SPEC §5).
+
+One requests Session per process, explicit connect and read timeouts. A call
+either returns a checked response or raises AgentTransient (5xx, connection
+failure, timeout: worth retrying) or AgentRejected (4xx, a response that is not
+the documented shape: retrying cannot help). Callers are the analysis tasks.
+"""
+
+import logging
+import threading
+import time
+from typing import Any, NotRequired, TypedDict
+
+import requests
+from django.conf import settings
+
+from kuberca import metrics
+
+logger = logging.getLogger(__name__)
+
+ANALYZE = "analyze"
+SUMMARIZE = "summarize-incident"
+# Connecting should never take long even when the answer may take minutes.
+MAX_CONNECT_TIMEOUT = 10.0
+
+
+class AgentAlert(TypedDict):
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    startsAt: str
+    endsAt: str
+    generatorURL: str
+    fingerprint: str
+
+
+class PreviousAnalysis(TypedDict):
+    status: str
+    summary: str
+    detail: str
+    created_at: str
+
+
+class AnalyzeRequest(TypedDict):
+    alert: AgentAlert
+    thread_ts: str
+    incident_id: str
+    analysis_type: str
+    previous_analysis: NotRequired[PreviousAnalysis]
+    language: str
+
+
+class Artifact(TypedDict):
+    type: str
+    query: str
+    result: Any
+    summary: str
+
+
+class AnalyzeResponse(TypedDict):
+    status: str
+    thread_ts: str
+    analysis: str
+    analysis_summary: str
+    analysis_detail: str
+    context: dict[str, Any]
+    artifacts: list[Artifact]
+
+
+class SummaryAlert(TypedDict):
+    fingerprint: str
+    alert_name: str
+    severity: str
+    status: str
+    analysis_summary: str
+    analysis_detail: str
+    artifacts: list[Artifact]
+
+
+class SummarizeRequest(TypedDict):
+    incident_id: str
+    title: str
+    severity: str
+    fired_at: str
+    resolved_at: str
+    alerts: list[SummaryAlert]
+    language: str
+
+
+class SummarizeResponse(TypedDict):
+    status: str
+    title: str
+    summary: str
+    detail: str
+
+
+class AgentError(Exception):
+    """An Agent call that gave no usable answer; `reason` says why, briefly."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class AgentTransient(AgentError):
+    """5xx, connection failure or timeout: the same call may work later."""
+
+
+class AgentRejected(AgentError):
+    """4xx or a malformed answer: repeating the same call cannot help."""
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AgentRejected(f"malformed response: {key} is not a string")
+    return value
+
+
+def _artifacts(data: dict[str, Any]) -> list[Artifact]:
+    raw = data.get("artifacts")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise AgentRejected("malformed response: artifacts is not a list")
+    artifacts: list[Artifact] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise AgentRejected(f"malformed response: artifacts[{index}] not an object")
+        artifacts.append(
+            Artifact(
+                type=_text(item, "type"),
+                query=_text(item, "query"),
+                result=item.get("result"),
+                summary=_text(item, "summary"),
+            )
+        )
+    return artifacts
+
+
+def parse_analyze_response(data: Any) -> AnalyzeResponse:
+    """Check an /analyze answer; absent keys become empty, wrong types raise."""
+    if not isinstance(data, dict):
+        raise AgentRejected("malformed response: not a JSON object")
+    context = data.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise AgentRejected("malformed response: context is not an object")
+    response = AnalyzeResponse(
+        status=_text(data, "status"),
+        thread_ts=_text(data, "thread_ts"),
+        analysis=_text(data, "analysis"),
+        analysis_summary=_text(data, "analysis_summary"),
+        analysis_detail=_text(data, "analysis_detail"),
+        context=context,
+        artifacts=_artifacts(data),
+    )
+    if not (
+        response["analysis"].strip()
+        or response["analysis_summary"].strip()
+        or response["analysis_detail"].strip()
+    ):
+        raise AgentRejected("malformed response: no analysis text")
+    return response
+
+
+def parse_summarize_response(data: Any) -> SummarizeResponse:
+    """Check a /summarize-incident answer; it must carry a summary or detail."""
+    if not isinstance(data, dict):
+        raise AgentRejected("malformed response: not a JSON object")
+    response = SummarizeResponse(
+        status=_text(data, "status"),
+        title=_text(data, "title"),
+        summary=_text(data, "summary"),
+        detail=_text(data, "detail"),
+    )
+    if not (response["summary"].strip() or response["detail"].strip()):
+        raise AgentRejected("malformed response: no summary text")
+    return response
+
+
+class AgentClient:
+    """POST JSON to the Agent at `base_url` with one Session."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (min(MAX_CONNECT_TIMEOUT, timeout), timeout)
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept": "application/json"})
+
+    def analyze(self, body: AnalyzeRequest) -> AnalyzeResponse:
+        return parse_analyze_response(self._post(ANALYZE, body))
+
+    def summarize_incident(self, body: SummarizeRequest) -> SummarizeResponse:
+        return parse_summarize_response(self._post(SUMMARIZE, body))
+
+    def _post(self, endpoint: str, body: Any) -> Any:
+        url = f"{self.base_url}/{endpoint}"
+        started = time.monotonic()
+        try:
+            response = self.session.post(url, json=body, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise AgentTransient(f"timeout: {type(exc).__name__}") from exc
+        except requests.ConnectionError as exc:
+            raise AgentTransient(f"connection failed: {type(exc).__name__}") from exc
+        except requests.RequestException as exc:
+            raise AgentTransient(f"request failed: {type(exc).__name__}") from exc
+        finally:
+            metrics.agent_latency.labels(endpoint=endpoint).observe(
+                time.monotonic() - started
+            )
+        logger.debug(
+            "agent answered endpoint=%s status=%s bytes=%s",
+            endpoint,
+            response.status_code,
+            len(response.content),
+        )
+        if response.status_code >= 500:
+            raise AgentTransient(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise AgentRejected(
+                f"HTTP {response.status_code}: {response.text[:300].strip()}"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise AgentRejected("malformed response: not JSON") from None
+
+
+_clients: dict[tuple[str, float], AgentClient] = {}
+_clients_lock = threading.Lock()
+
+
+def get_client() -> AgentClient:
+    """The process's client for the configured AGENT_URL and timeout."""
+    key = (settings.AGENT_URL, float(settings.AGENT_TIMEOUT_SECONDS))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = AgentClient(base_url=key[0], timeout=key[1])
+            _clients[key] = client
+    return client

@@ -1,0 +1,370 @@
+"""Background work with the Agent: alert analyses, final incident analyses.
+
+Tasks take ids, claim their row before calling the Agent (outside any
+transaction), store the answer with a conditional write, retry transient
+failures by re-enqueueing themselves with backoff, and record permanent ones.
+`recover_analyses` (periodic) re-enqueues what a killed worker left behind.
+"""
+
+import logging
+import random
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+from django_tasks import task
+from django_tasks.base import Task
+
+from alerts import analysis as services
+from alerts.agent import ANALYZE, SUMMARIZE, AgentRejected, AgentTransient, get_client
+from alerts.models import AlertAnalysis, AnalysisState, AnalysisStatus
+from incidents.models import Incident, SummaryStatus
+from kuberca import metrics
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 15.0
+RETRY_CAP_SECONDS = 240.0
+# A resolved analysis waits for the firing one, so it can send it along; a
+# final analysis waits for its alerts' analyses. Both wait this long at most.
+WAIT_STEP_SECONDS = 15.0
+MAX_WAITS = 20
+# Recovery: a pending row untouched this long has lost its task; a running one
+# older than the Agent timeout plus this margin has lost its worker.
+PENDING_LEASE = timedelta(minutes=5)
+RUNNING_MARGIN = timedelta(minutes=2)
+RECOVER_BATCH = 100
+# pg advisory lock namespace of final analyses (two int4 keys).
+SUMMARY_LOCK_CLASS = 0x6B72
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Exponential backoff after failed attempt `attempt` (1-based), jittered."""
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def _enqueue_later(the_task: Task, delay: timedelta, *args: Any) -> bool:
+    """Enqueue `the_task` to run after `delay`; False if the backend cannot."""
+    if not the_task.get_backend().supports_defer:
+        return False
+    the_task.using(run_after=timezone.now() + delay).enqueue(*args)
+    return True
+
+
+def _running_lease() -> timedelta:
+    return timedelta(seconds=float(settings.AGENT_TIMEOUT_SECONDS)) + RUNNING_MARGIN
+
+
+def _max_attempts() -> int:
+    return int(settings.AGENT_RETRY_MAX_ATTEMPTS)
+
+
+def _firing_unfinished(analysis: AlertAnalysis) -> bool:
+    return AlertAnalysis.objects.filter(
+        alert_id=analysis.alert_id,
+        status=AnalysisStatus.FIRING,
+        state__in=services.UNFINISHED,
+    ).exists()
+
+
+@task()
+def analyze_alert(analysis_id: int, waits: int = 0) -> str:
+    """Run one alert analysis with the Agent and store it; return the outcome.
+
+    Quietly does nothing unless the row is pending. Claims it (pending to
+    running, attempts + 1) before the call; a 5xx, connection failure or
+    timeout hands it back and re-enqueues with backoff until
+    AGENT_RETRY_MAX_ATTEMPTS; a 4xx or malformed answer fails it for good.
+    """
+    if not services.agent_enabled():
+        services.analysis_fail(
+            analysis_id=analysis_id, attempt=None, reason="agent disabled"
+        )
+        return "disabled"
+    analysis = AlertAnalysis.objects.select_related("alert").filter(pk=analysis_id)
+    analysis = analysis.first()
+    if analysis is None or analysis.state != AnalysisState.PENDING:
+        return "skipped"
+    if analysis.attempts >= _max_attempts():
+        services.analysis_fail(
+            analysis_id=analysis_id,
+            attempt=None,
+            reason=f"gave up after {analysis.attempts} attempts: {analysis.error}",
+        )
+        return "failed"
+    if (
+        analysis.status == AnalysisStatus.RESOLVED
+        and waits < MAX_WAITS
+        and _firing_unfinished(analysis)
+        and _enqueue_later(
+            analyze_alert, timedelta(seconds=WAIT_STEP_SECONDS), analysis_id, waits + 1
+        )
+    ):
+        AlertAnalysis.objects.filter(pk=analysis_id).update(updated_at=timezone.now())
+        logger.info("alert analysis waits for firing analysis_id=%s", analysis_id)
+        return "waiting"
+
+    claimed = AlertAnalysis.objects.filter(
+        pk=analysis_id, state=AnalysisState.PENDING, attempts=analysis.attempts
+    ).update(
+        state=AnalysisState.RUNNING,
+        attempts=F("attempts") + 1,
+        updated_at=timezone.now(),
+    )
+    if not claimed:
+        return "skipped"
+    attempt = analysis.attempts + 1
+    body = services.build_analyze_request(analysis)
+
+    try:
+        response = get_client().analyze(body)
+    except AgentRejected as exc:
+        metrics.agent_calls.labels(endpoint=ANALYZE, outcome="failed").inc()
+        services.analysis_fail(
+            analysis_id=analysis_id, attempt=attempt, reason=exc.reason
+        )
+        return "failed"
+    except AgentTransient as exc:
+        if attempt >= _max_attempts():
+            metrics.agent_calls.labels(endpoint=ANALYZE, outcome="failed").inc()
+            services.analysis_fail(
+                analysis_id=analysis_id,
+                attempt=attempt,
+                reason=f"gave up after {attempt} attempts: {exc.reason}",
+            )
+            return "failed"
+        metrics.agent_calls.labels(endpoint=ANALYZE, outcome="retried").inc()
+        logger.warning(
+            "agent analyze failed, will retry analysis_id=%s attempt=%s reason=%s",
+            analysis_id,
+            attempt,
+            exc.reason,
+        )
+        if services.analysis_release(
+            analysis_id=analysis_id, attempt=attempt, reason=exc.reason
+        ):
+            # Without deferral support the row waits for recover_analyses.
+            _enqueue_later(analyze_alert, retry_delay(attempt), analysis_id)
+        return "retrying"
+
+    metrics.agent_calls.labels(endpoint=ANALYZE, outcome="ok").inc()
+    stored = services.analysis_store_result(
+        analysis_id=analysis_id, attempt=attempt, response=response
+    )
+    return "done" if stored else "superseded"
+
+
+@contextmanager
+def _summary_lock(incident_id: str) -> Iterator[bool]:
+    """Hold a session advisory lock on the incident's final analysis.
+
+    The Agent call runs outside a transaction, so no row lock can cover it;
+    this keeps two workers from calling at once, and it goes away with the
+    connection if the worker dies.
+    """
+    key = zlib.crc32(incident_id.encode()) - 2**31
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SUMMARY_LOCK_CLASS, key])
+        locked = bool(cursor.fetchone()[0])
+    try:
+        yield locked
+    finally:
+        if locked:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [SUMMARY_LOCK_CLASS, key]
+                )
+
+
+def _owed(incident_id: str, generation: int) -> Incident | None:
+    return Incident.objects.filter(
+        pk=incident_id,
+        summary_generation=generation,
+        summary_status=SummaryStatus.PENDING,
+    ).first()
+
+
+def _alerts_analyzing(incident: Incident) -> bool:
+    return AlertAnalysis.objects.filter(
+        alert__incident=incident, state__in=services.UNFINISHED
+    ).exists()
+
+
+def _touch_incident(incident_id: str) -> None:
+    # Keeps recover_analyses from re-enqueueing a summary that is being handled.
+    Incident.objects.filter(pk=incident_id).update(updated_at=timezone.now())
+
+
+@task()
+def summarize_incident(
+    incident_id: str, generation: int, attempt: int = 1, waits: int = 0
+) -> str:
+    """Run the final analysis of `generation` and store it; return the outcome.
+
+    Quietly does nothing once the generation moved on or was stored. Waits a
+    little for its alerts' analyses to finish, so the Agent sees them. Retries
+    transient failures with backoff until AGENT_RETRY_MAX_ATTEMPTS; a 4xx or a
+    malformed answer marks the summary failed with the reason.
+    """
+    if not services.agent_enabled():
+        services.summary_fail(
+            incident_id=incident_id, generation=generation, reason="agent disabled"
+        )
+        return "disabled"
+    incident = _owed(incident_id, generation)
+    if incident is None:
+        return "skipped"
+    if (
+        waits < MAX_WAITS
+        and _alerts_analyzing(incident)
+        and _enqueue_later(
+            summarize_incident,
+            timedelta(seconds=WAIT_STEP_SECONDS),
+            incident_id,
+            generation,
+            attempt,
+            waits + 1,
+        )
+    ):
+        _touch_incident(incident_id)
+        logger.info(
+            "incident summary waits for alert analyses incident_id=%s", incident_id
+        )
+        return "waiting"
+
+    with _summary_lock(incident_id) as locked:
+        if not locked:
+            return "busy"
+        # Re-read under the lock: another worker may have stored it meanwhile.
+        incident = _owed(incident_id, generation)
+        if incident is None:
+            return "skipped"
+        body = services.build_summarize_request(incident)
+        try:
+            response = get_client().summarize_incident(body)
+        except AgentRejected as exc:
+            metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="failed").inc()
+            services.summary_fail(
+                incident_id=incident_id, generation=generation, reason=exc.reason
+            )
+            return "failed"
+        except AgentTransient as exc:
+            if attempt >= _max_attempts():
+                metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="failed").inc()
+                services.summary_fail(
+                    incident_id=incident_id,
+                    generation=generation,
+                    reason=f"gave up after {attempt} attempts: {exc.reason}",
+                )
+                return "failed"
+            metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="retried").inc()
+            logger.warning(
+                "agent summarize failed, will retry incident_id=%s attempt=%s "
+                "reason=%s",
+                incident_id,
+                attempt,
+                exc.reason,
+            )
+            _touch_incident(incident_id)
+            _enqueue_later(
+                summarize_incident,
+                retry_delay(attempt),
+                incident_id,
+                generation,
+                attempt + 1,
+            )
+            return "retrying"
+        metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="ok").inc()
+        stored = services.summary_store(
+            incident_id=incident_id, generation=generation, response=response
+        )
+    return "done" if stored else "superseded"
+
+
+def _recover_running(now: datetime) -> int:
+    """Running rows past the lease lost their worker: back to pending, or
+    failed when their attempts are spent."""
+    recovered = 0
+    stale = AlertAnalysis.objects.filter(
+        state=AnalysisState.RUNNING, updated_at__lt=now - _running_lease()
+    ).values_list("pk", "attempts", "updated_at")[:RECOVER_BATCH]
+    for pk, attempts, updated_at in stale:
+        same = AlertAnalysis.objects.filter(
+            pk=pk, state=AnalysisState.RUNNING, attempts=attempts, updated_at=updated_at
+        )
+        if attempts >= _max_attempts():
+            same.update(
+                state=AnalysisState.FAILED,
+                error=f"gave up after {attempts} attempts: worker lost",
+                completed_at=now,
+                updated_at=now,
+            )
+            continue
+        if same.update(state=AnalysisState.PENDING, updated_at=now):
+            analyze_alert.enqueue(pk)
+            recovered += 1
+    return recovered
+
+
+def _recover_pending(now: datetime) -> int:
+    recovered = 0
+    stale = AlertAnalysis.objects.filter(
+        state=AnalysisState.PENDING, updated_at__lt=now - PENDING_LEASE
+    ).values_list("pk", "updated_at")[:RECOVER_BATCH]
+    for pk, updated_at in stale:
+        # Touching the row makes the next run wait another lease.
+        if AlertAnalysis.objects.filter(
+            pk=pk, state=AnalysisState.PENDING, updated_at=updated_at
+        ).update(updated_at=now):
+            analyze_alert.enqueue(pk)
+            recovered += 1
+    return recovered
+
+
+def _recover_summaries(now: datetime) -> int:
+    recovered = 0
+    # TODO: add a partial index on Incident(updated_at) where summary_status is
+    # pending once incidents are counted in the hundreds of thousands.
+    stale = Incident.objects.filter(
+        summary_status=SummaryStatus.PENDING, updated_at__lt=now - _running_lease()
+    ).values_list("pk", "summary_generation", "updated_at")[:RECOVER_BATCH]
+    for pk, generation, updated_at in stale:
+        if Incident.objects.filter(
+            pk=pk,
+            summary_status=SummaryStatus.PENDING,
+            summary_generation=generation,
+            updated_at=updated_at,
+        ).update(updated_at=now):
+            summarize_incident.enqueue(pk, generation)
+            recovered += 1
+    return recovered
+
+
+@task()
+def recover_analyses() -> dict[str, int]:
+    """Re-enqueue analyses and final analyses whose task was lost.
+
+    Periodic (settings.PERIODIC_TASKS). Bounded batches; the claims in the
+    tasks make a needless re-enqueue harmless.
+    """
+    now = timezone.now()
+    counts = {
+        "running": _recover_running(now),
+        "pending": _recover_pending(now),
+        "summaries": _recover_summaries(now),
+    }
+    if any(counts.values()):
+        logger.info(
+            "analyses recovered running=%s pending=%s summaries=%s",
+            counts["running"],
+            counts["pending"],
+            counts["summaries"],
+        )
+    return counts

@@ -1,0 +1,594 @@
+"""Alert analyses: receivers, the analyze_alert task, retries, recovery."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from alerts import events
+from alerts.analysis import (
+    AgentDisabled,
+    analysis_create_pending,
+    analysis_request_alert,
+)
+from alerts.analysis_tasks import analyze_alert, recover_analyses
+from alerts.models import AlertAnalysis, AnalysisArtifact
+from alerts.services import AlertNotFound
+from alerts.tests.factories import AlertAnalysisFactory, AlertFactory
+from alerts.tests.fake_agent import (
+    FakeAgent,
+    point_settings_at,
+    run_queued_tasks,
+    serve_fake_agent,
+)
+
+pytestmark = pytest.mark.django_db
+
+ANALYZE = "/analyze"
+
+
+@pytest.fixture(scope="module")
+def agent_server() -> Iterator[FakeAgent]:
+    yield from serve_fake_agent()
+
+
+@pytest.fixture
+def agent(agent_server: FakeAgent, settings) -> FakeAgent:  # noqa: ANN001
+    agent_server.reset()
+    agent_server.slow_seconds = 1.0
+    point_settings_at(settings, agent_server)
+    return agent_server
+
+
+@pytest.fixture
+def analyzed() -> list[dict[str, Any]]:
+    """What alert_analyzed was sent with, in order."""
+    sent: list[dict[str, Any]] = []
+
+    def record(sender: Any, **kwargs: Any) -> None:
+        kwargs.pop("signal")
+        sent.append(kwargs)
+
+    events.alert_analyzed.connect(record, dispatch_uid="test-analyzed")
+    yield sent
+    events.alert_analyzed.disconnect(dispatch_uid="test-analyzed")
+
+
+def fire(django_capture_on_commit_callbacks, *alerts) -> None:  # noqa: ANN001
+    with django_capture_on_commit_callbacks(execute=True):
+        events.alerts_fired.send(sender=None, alert_ids=[a.pk for a in alerts])
+
+
+def resolve(django_capture_on_commit_callbacks, *alerts, stale=False) -> None:  # noqa: ANN001
+    for alert in alerts:
+        alert.status = "resolved"
+        alert.resolved_at = alert.fired_at + timedelta(minutes=2)
+        alert.save(update_fields=["status", "resolved_at"])
+    with django_capture_on_commit_callbacks(execute=True):
+        events.alerts_resolved.send(
+            sender=None, alert_ids=[a.pk for a in alerts], stale=stale
+        )
+
+
+def queued(task_name: str = "analyze_alert") -> list[DBTaskResult]:
+    return list(
+        DBTaskResult.objects.filter(
+            status="READY", task_path=f"alerts.analysis_tasks.{task_name}"
+        )
+    )
+
+
+def test_fired_alerts_get_one_pending_analysis_each_and_a_task_after_commit(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alerts = AlertFactory.create_batch(3)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        events.alerts_fired.send(sender=None, alert_ids=[a.pk for a in alerts])
+        assert queued() == []
+    for callback in callbacks:
+        callback()
+
+    rows = AlertAnalysis.objects.filter(state="pending", status="firing")
+    assert sorted(r.alert_id for r in rows) == sorted(a.pk for a in alerts)
+    assert {r.incident_id for r in rows} == {a.incident_id for a in alerts}
+    assert sorted(t.args_kwargs["args"][0] for t in queued()) == sorted(
+        r.pk for r in rows
+    )
+
+
+def test_fired_receiver_costs_the_same_statements_for_one_or_many_alerts(
+    agent: FakeAgent,
+) -> None:
+    one, many = AlertFactory.create_batch(1), AlertFactory.create_batch(20)
+
+    counts = []
+    for alerts in (one, many):
+        with CaptureQueriesContext(connection) as queries:
+            events.alerts_fired.send(sender=None, alert_ids=[a.pk for a in alerts])
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1] <= 3
+    assert AlertAnalysis.objects.count() == 21
+
+
+def test_a_rolled_back_change_enqueues_nothing(agent: FakeAgent) -> None:
+    alert = AlertFactory()
+
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            events.alerts_fired.send(sender=None, alert_ids=[alert.pk])
+            raise RuntimeError("ingest failed")
+
+    assert AlertAnalysis.objects.count() == 0
+    assert queued() == []
+
+
+def test_a_repeated_fired_signal_makes_no_second_analysis(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+    fire(django_capture_on_commit_callbacks, alert)
+    run_queued_tasks()
+
+    fire(django_capture_on_commit_callbacks, alert)
+
+    assert AlertAnalysis.objects.filter(alert=alert).count() == 1
+    assert run_queued_tasks() == []
+    assert len(agent.bodies(ANALYZE)) == 1
+
+
+def test_a_stale_resolution_is_not_analysed(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+
+    resolve(django_capture_on_commit_callbacks, alert, stale=True)
+
+    assert AlertAnalysis.objects.count() == 0
+    assert queued() == []
+
+
+def test_nothing_is_owed_or_enqueued_with_the_agent_off(
+    settings, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    settings.AGENT_ENABLED = False
+    alert = AlertFactory()
+
+    fire(django_capture_on_commit_callbacks, alert)
+    resolve(django_capture_on_commit_callbacks, alert)
+
+    assert AlertAnalysis.objects.count() == 0
+    assert queued() == []
+
+
+def test_a_pending_analysis_fails_when_the_agent_was_turned_off(settings) -> None:  # noqa: ANN001
+    settings.AGENT_URL = ""
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "disabled"
+
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.error) == ("failed", "agent disabled")
+
+
+def test_analyze_alert_sends_the_spec_body_and_stores_the_analysis(
+    agent: FakeAgent, analyzed: list, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory(
+        fingerprint="40f1d89db4e049de",
+        thread_ts="1764778596.000100",
+        generator_url="http://prometheus/graph?g0.expr=up",
+    )
+    fire(django_capture_on_commit_callbacks, alert)
+
+    assert run_queued_tasks() == [("analyze_alert", "done")]
+
+    (body,) = agent.bodies(ANALYZE)
+    assert agent.invalid == []
+    assert body == {
+        "alert": {
+            "status": "firing",
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "startsAt": alert.fired_at.isoformat().replace("+00:00", "Z"),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus/graph?g0.expr=up",
+            "fingerprint": "40f1d89db4e049de",
+        },
+        "thread_ts": "1764778596.000100",
+        "incident_id": alert.incident_id,
+        "analysis_type": "firing",
+        "language": "en",
+    }
+    analysis = AlertAnalysis.objects.get()
+    assert analysis.state == "done" and analysis.attempts == 1
+    assert analysis.summary == "firing summary of 40f1d89db4e049de"
+    assert analysis.detail == "firing detail of 40f1d89db4e049de"
+    assert analysis.analysis.startswith("**Root cause**")
+    assert analysis.context == {"analysed": "40f1d89db4e049de"}
+    assert analysis.completed_at is not None
+    artifact = AnalysisArtifact.objects.get()
+    assert (artifact.analysis, artifact.artifact_type) == (analysis, "promql")
+    assert artifact.result == {"value": [1, "0"]}
+    alert.refresh_from_db()
+    assert alert.analysis_summary == analysis.summary
+    assert alert.analysis_detail == analysis.detail
+    assert analyzed == [
+        {"alert_id": alert.pk, "analysis_id": analysis.pk, "status": "firing"}
+    ]
+
+
+def test_analyze_alert_sends_korean_when_language_is_ko(
+    agent: FakeAgent, settings, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    settings.LANGUAGE = "ko"
+    fire(django_capture_on_commit_callbacks, AlertFactory(thread_ts=""))
+
+    run_queued_tasks()
+
+    (body,) = agent.bodies(ANALYZE)
+    assert (body["language"], body["thread_ts"]) == ("ko", "")
+
+
+def test_a_resolved_analysis_sends_the_firing_analysis_as_previous(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+    fire(django_capture_on_commit_callbacks, alert)
+    run_queued_tasks()
+    firing = AlertAnalysis.objects.get()
+
+    resolve(django_capture_on_commit_callbacks, alert)
+    assert run_queued_tasks() == [("analyze_alert", "done")]
+
+    body = agent.bodies(ANALYZE)[1]
+    assert agent.invalid == []
+    assert body["analysis_type"] == "resolved"
+    assert body["alert"]["status"] == "resolved"
+    assert body["alert"]["endsAt"] == alert.resolved_at.isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert body["previous_analysis"] == {
+        "status": "firing",
+        "summary": firing.summary,
+        "detail": firing.detail,
+        "created_at": firing.created_at.isoformat().replace("+00:00", "Z"),
+    }
+    alert.refresh_from_db()
+    assert alert.analysis_summary == f"resolved summary of {alert.fingerprint}"
+
+
+def test_a_resolved_analysis_without_a_firing_one_sends_no_previous(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+
+    resolve(django_capture_on_commit_callbacks, alert)
+    run_queued_tasks()
+
+    assert "previous_analysis" not in agent.bodies(ANALYZE)[0]
+    assert agent.invalid == []
+
+
+def test_a_resolved_analysis_waits_for_the_firing_one_to_finish(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        events.alerts_fired.send(sender=None, alert_ids=[alert.pk])
+    resolve(django_capture_on_commit_callbacks, alert)
+    resolved = AlertAnalysis.objects.get(status="resolved")
+
+    assert analyze_alert.call(resolved.pk) == "waiting"
+    assert len(agent.bodies(ANALYZE)) == 0
+
+    run_queued_tasks()
+
+    bodies = agent.bodies(ANALYZE)
+    assert [b["analysis_type"] for b in bodies] == ["firing", "resolved"]
+    assert "previous_analysis" in bodies[1]
+
+
+def test_summary_and_detail_fall_back_to_the_analysis_text(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    from kuberca.testing.http import Reply
+
+    agent.then(ANALYZE, Reply(200, {"status": "ok", "analysis": "# Only markdown"}))
+    alert = AlertFactory()
+    fire(django_capture_on_commit_callbacks, alert)
+
+    run_queued_tasks()
+
+    analysis = AlertAnalysis.objects.get()
+    assert analysis.summary == analysis.detail == "# Only markdown"
+    assert analysis.artifacts.count() == 0
+    alert.refresh_from_db()
+    assert alert.analysis_summary == alert.analysis_detail == "# Only markdown"
+
+
+def test_analyze_alert_run_twice_calls_the_agent_once(
+    agent: FakeAgent, analyzed: list
+) -> None:
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "done"
+    assert analyze_alert.call(analysis.pk) == "skipped"
+
+    assert len(agent.bodies(ANALYZE)) == 1
+    assert AnalysisArtifact.objects.count() == 1
+    assert len(analyzed) == 1
+
+
+def test_analyze_alert_ignores_an_unknown_analysis(agent: FakeAgent) -> None:
+    assert analyze_alert.call(999999) == "skipped"
+    assert agent.bodies(ANALYZE) == []
+
+
+def test_a_server_error_is_retried_later_with_backoff(
+    agent: FakeAgent, analyzed: list
+) -> None:
+    agent.then(ANALYZE, "server_error")
+    analysis = AlertAnalysisFactory(state="pending")
+    before = timezone.now()
+
+    assert analyze_alert.call(analysis.pk) == "retrying"
+
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.attempts) == ("pending", 1)
+    assert analysis.error == "HTTP 500"
+    (retry,) = queued()
+    assert before + timedelta(seconds=7) < retry.run_after
+    assert retry.run_after < timezone.now() + timedelta(seconds=15.1)
+    assert analyzed == []
+
+    assert run_queued_tasks() == [("analyze_alert", "done")]
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.attempts, analysis.error) == ("done", 2, "")
+    assert len(agent.bodies(ANALYZE)) == 2
+    assert len(analyzed) == 1
+
+
+def test_agent_down_then_up_completes_every_analysis_once(
+    local_server, settings, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings.AGENT_URL = f"http://127.0.0.1:{dead_port}"
+    alerts = AlertFactory.create_batch(3)
+    fire(django_capture_on_commit_callbacks, *alerts)
+
+    outcomes = [analyze_alert.call(t.args_kwargs["args"][0]) for t in queued()]
+    assert outcomes == ["retrying"] * 3
+    assert set(AlertAnalysis.objects.values_list("state", "attempts")) == {
+        ("pending", 1)
+    }
+
+    agent = FakeAgent(local_server)
+    point_settings_at(settings, agent)
+    run_queued_tasks(delayed=True)
+
+    assert set(AlertAnalysis.objects.values_list("state", "attempts")) == {("done", 2)}
+    fingerprints = [b["alert"]["fingerprint"] for b in agent.bodies(ANALYZE)]
+    assert sorted(fingerprints) == sorted(a.fingerprint for a in alerts)
+    assert run_queued_tasks() == []
+
+
+def test_a_slow_agent_times_out_and_is_retried(agent: FakeAgent, settings) -> None:  # noqa: ANN001
+    settings.AGENT_TIMEOUT_SECONDS = 0.2
+    agent.then(ANALYZE, "slow")
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "retrying"
+    analysis.refresh_from_db()
+    assert analysis.error.startswith("timeout")
+
+    assert run_queued_tasks() == [("analyze_alert", "done")]
+
+
+def test_a_bad_request_is_recorded_and_not_retried(agent: FakeAgent) -> None:
+    agent.then(ANALYZE, "bad_request")
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "failed"
+
+    analysis.refresh_from_db()
+    assert analysis.state == "failed" and analysis.attempts == 1
+    assert analysis.error.startswith("HTTP 400")
+    assert "labels is required" in analysis.error
+    assert analysis.completed_at is not None
+    assert run_queued_tasks() == []
+    assert len(agent.bodies(ANALYZE)) == 1
+
+
+def test_a_malformed_answer_is_recorded_and_not_retried(agent: FakeAgent) -> None:
+    agent.then(ANALYZE, "invalid_json")
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "failed"
+
+    analysis.refresh_from_db()
+    assert analysis.error == "malformed response: not JSON"
+    assert run_queued_tasks() == []
+
+
+def test_analysis_gives_up_after_the_maximum_attempts(agent: FakeAgent) -> None:
+    agent.then(ANALYZE, "server_error", "server_error", "server_error", "ok")
+    analysis = AlertAnalysisFactory(state="pending")
+
+    analyze_alert.call(analysis.pk)
+    outcomes = [value for _, value in run_queued_tasks()]
+
+    assert outcomes == ["retrying", "failed"]
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.attempts) == ("failed", 3)
+    assert analysis.error == "gave up after 3 attempts: HTTP 500"
+    assert len(agent.bodies(ANALYZE)) == 3
+
+
+def test_a_run_whose_row_was_recovered_meanwhile_stores_nothing(
+    agent: FakeAgent, analyzed: list
+) -> None:
+    from alerts.analysis import analysis_store_result
+    from alerts.tests.fake_agent import canned_analysis
+
+    analysis = AlertAnalysisFactory(state="running", attempts=1)
+    response = canned_analysis(
+        {"alert": {"fingerprint": "f"}, "analysis_type": "firing", "thread_ts": ""}
+    )
+    from alerts.agent import parse_analyze_response
+
+    stored = analysis_store_result(
+        analysis_id=analysis.pk, attempt=2, response=parse_analyze_response(response)
+    )
+
+    assert stored is False
+    analysis.refresh_from_db()
+    assert analysis.state == "running"
+    assert analyzed == []
+
+
+def test_an_older_analysis_finishing_late_does_not_overwrite_the_alert(
+    agent: FakeAgent,
+) -> None:
+    alert = AlertFactory(status="resolved")
+    older = AlertAnalysisFactory(alert=alert, state="pending")
+    AlertAnalysisFactory(alert=alert, status="resolved", summary="newest")
+    alert.analysis_summary = "newest"
+    alert.save(update_fields=["analysis_summary"])
+
+    analyze_alert.call(older.pk)
+
+    alert.refresh_from_db()
+    assert alert.analysis_summary == "newest"
+
+
+def test_manual_request_runs_again_even_when_an_analysis_exists(
+    agent: FakeAgent, django_capture_on_commit_callbacks, analyzed: list
+) -> None:  # noqa: ANN001
+    alert = AlertFactory()
+    AlertAnalysisFactory(alert=alert)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        manual = analysis_request_alert(alert.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = analysis_request_alert(alert_id=alert.pk)
+
+    assert again == manual
+    assert (manual.trigger, manual.status, manual.state) == (
+        "manual",
+        "firing",
+        "pending",
+    )
+    assert [v for _, v in run_queued_tasks()] == ["done"]
+    alert.refresh_from_db()
+    assert alert.analysis_summary == f"firing summary of {alert.fingerprint}"
+    assert analyzed[0]["analysis_id"] == manual.pk
+    assert AlertAnalysis.objects.filter(alert=alert).count() == 2
+
+
+def test_manual_request_rejects_an_unknown_alert(agent: FakeAgent) -> None:
+    with pytest.raises(AlertNotFound):
+        analysis_request_alert("ALR-missing")
+
+
+def test_manual_request_rejects_when_the_agent_is_off(settings) -> None:  # noqa: ANN001
+    settings.AGENT_ENABLED = False
+
+    with pytest.raises(AgentDisabled):
+        analysis_request_alert(AlertFactory().pk)
+
+
+def test_analyses_run_without_slack(
+    agent: FakeAgent, settings, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    settings.SLACK_BOT_TOKEN = ""
+    settings.SLACK_CHANNEL_ID = ""
+    settings.SLACK_ENABLED = False
+    alert = AlertFactory(thread_ts="")
+
+    fire(django_capture_on_commit_callbacks, alert)
+    resolve(django_capture_on_commit_callbacks, alert)
+    run_queued_tasks()
+
+    states = AlertAnalysis.objects.values_list("status", "state")
+    assert sorted(states) == [("firing", "done"), ("resolved", "done")]
+
+
+def age(analysis: AlertAnalysis, minutes: float) -> None:
+    AlertAnalysis.objects.filter(pk=analysis.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=minutes)
+    )
+
+
+def test_recover_requeues_a_pending_analysis_whose_task_was_lost(
+    agent: FakeAgent,
+) -> None:
+    lost = AlertAnalysisFactory(state="pending")
+    recent = AlertAnalysisFactory(state="pending")
+    age(lost, 6)
+
+    assert recover_analyses.call()["pending"] == 1
+    assert recover_analyses.call()["pending"] == 0
+
+    assert [t.args_kwargs["args"] for t in queued()] == [[lost.pk]]
+    run_queued_tasks()
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert (lost.state, recent.state) == ("done", "pending")
+
+
+def test_recover_hands_back_a_running_analysis_whose_worker_died(
+    agent: FakeAgent, settings
+) -> None:  # noqa: ANN001
+    settings.AGENT_TIMEOUT_SECONDS = 60
+    lost = AlertAnalysisFactory(state="running", attempts=1)
+    busy = AlertAnalysisFactory(state="running", attempts=1)
+    age(lost, 4)
+    age(busy, 2)
+
+    assert recover_analyses.call()["running"] == 1
+
+    run_queued_tasks()
+    lost.refresh_from_db()
+    busy.refresh_from_db()
+    assert (lost.state, lost.attempts) == ("done", 2)
+    assert busy.state == "running"
+
+
+def test_recover_fails_a_lost_analysis_whose_attempts_are_spent(
+    agent: FakeAgent,
+) -> None:
+    lost = AlertAnalysisFactory(state="running", attempts=3)
+    age(lost, 60)
+
+    assert recover_analyses.call()["running"] == 0
+
+    lost.refresh_from_db()
+    assert lost.state == "failed"
+    assert lost.error == "gave up after 3 attempts: worker lost"
+    assert queued() == []
+
+
+def test_recover_is_cheap_with_nothing_to_do(agent: FakeAgent) -> None:
+    AlertAnalysisFactory()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert recover_analyses.call() == {"running": 0, "pending": 0, "summaries": 0}
+
+    assert len(queries) == 3
+
+
+def test_create_pending_ignores_an_empty_list(agent: FakeAgent) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        analysis_create_pending(alert_ids=[], status="firing")
+    assert len(queries) == 0

@@ -1,0 +1,163 @@
+"""The Agent client against a local stand-in: answers, errors, timeouts."""
+
+import socket
+
+import pytest
+
+from alerts.agent import (
+    AgentClient,
+    AgentRejected,
+    AgentTransient,
+    get_client,
+    parse_analyze_response,
+    parse_summarize_response,
+)
+from alerts.tests.fake_agent import FakeAgent, canned_analysis
+from kuberca.testing.http import Reply
+
+BODY = {
+    "alert": {
+        "status": "firing",
+        "labels": {"alertname": "TargetDown"},
+        "annotations": {},
+        "startsAt": "2026-12-03T16:16:36.138228Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": "40f1d89db4e049de",
+    },
+    "thread_ts": "",
+    "incident_id": "INC-1",
+    "analysis_type": "firing",
+    "language": "en",
+}
+
+
+@pytest.fixture
+def agent(local_server) -> FakeAgent:  # noqa: ANN001
+    return FakeAgent(local_server, slow_seconds=1.0)
+
+
+def client_for(agent: FakeAgent, timeout: float = 5) -> AgentClient:
+    return AgentClient(base_url=agent.url + "/", timeout=timeout)
+
+
+def test_client_returns_the_checked_analysis(agent: FakeAgent) -> None:
+    response = client_for(agent).analyze(BODY)
+
+    assert response["analysis_summary"] == "firing summary of 40f1d89db4e049de"
+    assert response["artifacts"][0]["type"] == "promql"
+    assert response["context"] == {"analysed": "40f1d89db4e049de"}
+    assert "ignored_extra_key" not in response
+    assert agent.bodies("/analyze") == [BODY]
+    assert agent.invalid == []
+
+
+def test_client_treats_a_server_error_as_transient(agent: FakeAgent) -> None:
+    agent.then("/analyze", "server_error")
+
+    with pytest.raises(AgentTransient, match="HTTP 500"):
+        client_for(agent).analyze(BODY)
+
+
+def test_client_treats_a_client_error_as_rejected_with_its_reason(
+    agent: FakeAgent,
+) -> None:
+    agent.then("/analyze", "bad_request")
+
+    with pytest.raises(AgentRejected, match="HTTP 400: .*labels is required"):
+        client_for(agent).analyze(BODY)
+
+
+def test_client_rejects_an_answer_that_is_not_json(agent: FakeAgent) -> None:
+    agent.then("/analyze", "invalid_json")
+
+    with pytest.raises(AgentRejected, match="not JSON"):
+        client_for(agent).analyze(BODY)
+
+
+def test_client_times_out_on_a_slow_agent(agent: FakeAgent) -> None:
+    agent.then("/analyze", "slow")
+
+    with pytest.raises(AgentTransient, match="timeout"):
+        client_for(agent, timeout=0.2).analyze(BODY)
+
+
+def test_client_treats_a_refused_connection_as_transient() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = AgentClient(base_url=f"http://127.0.0.1:{port}", timeout=1)
+
+    with pytest.raises(AgentTransient, match="connection failed"):
+        client.analyze(BODY)
+
+
+def test_client_sets_explicit_connect_and_read_timeouts() -> None:
+    assert AgentClient(base_url="http://x", timeout=240).timeout == (10.0, 240)
+    assert AgentClient(base_url="http://x", timeout=3).timeout == (3, 3)
+
+
+def test_get_client_keeps_one_session_per_configuration(settings) -> None:  # noqa: ANN001
+    settings.AGENT_URL = "http://127.0.0.1:9"
+    settings.AGENT_TIMEOUT_SECONDS = 7
+
+    first = get_client()
+
+    assert get_client() is first
+    assert first.timeout == (7.0, 7.0)
+    settings.AGENT_TIMEOUT_SECONDS = 8
+    assert get_client() is not first
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ([], "not a JSON object"),
+        ({"analysis": 3}, "analysis is not a string"),
+        ({"analysis": "x", "context": []}, "context is not an object"),
+        ({"analysis": "x", "artifacts": {}}, "artifacts is not a list"),
+        ({"analysis": "x", "artifacts": ["a"]}, r"artifacts\[0\] not an object"),
+        ({"status": "success", "analysis": "  "}, "no analysis text"),
+    ],
+)
+def test_analyze_response_check_rejects_malformed_answers(
+    answer: object, reason: str
+) -> None:
+    with pytest.raises(AgentRejected, match=reason):
+        parse_analyze_response(answer)
+
+
+def test_analyze_response_check_fills_absent_keys() -> None:
+    response = parse_analyze_response({"analysis": "only text"})
+
+    assert response == {
+        "status": "",
+        "thread_ts": "",
+        "analysis": "only text",
+        "analysis_summary": "",
+        "analysis_detail": "",
+        "context": {},
+        "artifacts": [],
+    }
+
+
+def test_summarize_response_check_requires_a_summary() -> None:
+    with pytest.raises(AgentRejected, match="no summary text"):
+        parse_summarize_response({"status": "success", "title": "t"})
+    assert parse_summarize_response({"summary": "s"})["title"] == ""
+
+
+def test_fake_agent_lists_requests_that_break_the_contract(agent: FakeAgent) -> None:
+    bad = {**BODY, "alert": {**BODY["alert"], "startsAt": "yesterday"}}
+    bad.pop("language")
+
+    with pytest.raises(AgentRejected, match="HTTP 422"):
+        client_for(agent).analyze(bad)
+
+    assert agent.invalid == ["/analyze: body.language is missing"]
+
+
+def test_fake_agent_answers_a_queued_reply(agent: FakeAgent) -> None:
+    agent.then("/analyze", Reply(200, canned_analysis(BODY) | {"analysis": "mine"}))
+
+    assert client_for(agent).analyze(BODY)["analysis"] == "mine"
