@@ -1,0 +1,104 @@
+"""Replaying stored deliveries, the ingest and prune commands, the prune task."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from alerts.models import Alert, WebhookDelivery
+from alerts.services import DeliveryNotFound, delivery_replay
+from alerts.tasks import prune_deliveries
+from alerts.tests.webhook_helpers import OUTAGE, ingest, make_alert, make_payload
+from incidents.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot() -> tuple:
+    alerts = Alert.objects.order_by("pk").values_list(
+        "pk", "status", "incident_id", "grouping_reason", "resolved_at"
+    )
+    incidents = Incident.objects.order_by("pk").values_list(
+        "pk", "status", "severity", "resolved_at"
+    )
+    return list(alerts), list(incidents)
+
+
+def test_replaying_any_delivery_twice_changes_nothing(clock) -> None:  # noqa: ANN001
+    for path in sorted(OUTAGE.glob("*.json")):
+        ingest(path.read_bytes())
+    before = snapshot()
+    for delivery_id in WebhookDelivery.objects.values_list("pk", flat=True):
+        first = delivery_replay(delivery_id=delivery_id)
+        second = delivery_replay(delivery_id=delivery_id)
+        assert first.stored == second.stored == 0
+    assert snapshot() == before
+
+
+def test_replay_of_unknown_delivery_raises() -> None:
+    with pytest.raises(DeliveryNotFound):
+        delivery_replay(delivery_id=987654)
+
+
+def test_replay_recovers_a_delivery_that_failed(clock, monkeypatch) -> None:  # noqa: ANN001
+    from django.db import OperationalError
+
+    import alerts.services
+
+    real = alerts.services._process
+
+    def broken(*args: object) -> None:
+        raise OperationalError("down")
+
+    monkeypatch.setattr(alerts.services, "_process", broken)
+    result = ingest(make_payload(make_alert()))
+    assert result.http_status == 503 and not Alert.objects.exists()
+    monkeypatch.setattr(alerts.services, "_process", real)
+    out = StringIO()
+    call_command("replay_deliveries", "--id", str(result.delivery_id), stdout=out)
+    assert Alert.objects.count() == 1
+    assert WebhookDelivery.objects.get().outcome == "processed"
+
+
+def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="x1")))
+    out = StringIO()
+    call_command("replay_deliveries", "--since", "2020-01-01T00:00:00Z", stdout=out)
+    assert "replayed 1 deliveries" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("replay_deliveries", "--since", "yesterday")
+    with pytest.raises(CommandError):
+        call_command("replay_deliveries")
+
+
+def test_ingest_command_feeds_files_through_the_webhook_path() -> None:
+    files = [str(p) for p in sorted(OUTAGE.glob("*.json"))]
+    out = StringIO()
+    call_command("ingest_alertmanager", *files, stdout=out)
+    assert out.getvalue().count(": 200 ") == 7
+    assert Alert.objects.count() == 8
+    assert WebhookDelivery.objects.count() == 7
+
+
+def test_ingest_command_fails_for_a_bad_file(tmp_path) -> None:  # noqa: ANN001
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(CommandError):
+        call_command("ingest_alertmanager", str(bad), stdout=StringIO())
+
+
+def test_prune_drops_only_old_deliveries(clock, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_RETENTION_DAYS = 14
+    ingest(make_payload(make_alert(fingerprint="old")))
+    clock.advance(days=15)
+    ingest(make_payload(make_alert(fingerprint="new")))
+    assert prune_deliveries.call() == 1
+    assert prune_deliveries.call() == 0
+    assert WebhookDelivery.objects.count() == 1
+    assert Alert.objects.count() == 2  # alerts are kept
+    clock.advance(days=15)
+    out = StringIO()
+    call_command("prune_deliveries", stdout=out)
+    assert "deleted 1" in out.getvalue()
+    assert timedelta(days=14)

@@ -1,0 +1,166 @@
+"""Bad bodies, limits and webhook security (SPEC §3.1, §10)."""
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from alerts.models import Alert, WebhookDelivery
+from alerts.tests.webhook_helpers import make_alert, make_payload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"alerts": [', "malformed JSON"),
+        (b"[]", "JSON object"),
+        (b'"text"', "JSON object"),
+        (b'{"alerts": {"a": 1}}', "`alerts` must be a list"),
+        (b'{"status": "firing"}', "`alerts` is missing"),
+    ],
+)
+def test_body_that_is_not_a_payload_is_400_and_kept(post_webhook, body, detail) -> None:  # noqa: ANN001
+    response = post_webhook(body)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["error"] == "invalid payload"
+    assert detail in answer["detail"]
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.outcome == "rejected" and bytes(delivery.body) == body
+    assert not Alert.objects.exists()
+
+
+def test_bad_alerts_are_rejected_and_the_others_kept(post_webhook) -> None:  # noqa: ANN001
+    no_labels = make_alert("A")
+    del no_labels["labels"]
+    bad_start = make_alert("B")
+    bad_start["startsAt"] = 12345
+    bad_time = make_alert("C")
+    bad_time["startsAt"] = "not a time"
+    bad_status = make_alert("D", status="pending")
+    good = make_alert("E")
+    payload = make_payload(no_labels, bad_start, bad_time, bad_status, good)
+    response = post_webhook(payload)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["alertCount"] == 5 and answer["stored"] == 1
+    assert [r["index"] for r in answer["rejected"]] == [0, 1, 2, 3]
+    assert "labels" in answer["rejected"][0]["reason"]
+    assert "startsAt" in answer["rejected"][1]["reason"]
+    assert "startsAt" in answer["rejected"][2]["reason"]
+    assert "status" in answer["rejected"][3]["reason"]
+    assert list(Alert.objects.values_list("alarm_title", flat=True)) == ["E"]
+    assert WebhookDelivery.objects.get().rejected == 4
+
+
+def test_oversized_body_is_413_and_recorded(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_MAX_BYTES = 2048
+    payload = make_payload(make_alert(summary="x" * 4000))
+    response = post_webhook(payload)
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload too large"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.outcome == "rejected" and delivery.http_status == 413
+    assert delivery.body_truncated and delivery.body_size > 2048
+    assert not Alert.objects.exists()
+
+
+def test_body_above_django_default_upload_limit_is_read(post_webhook) -> None:  # noqa: ANN001
+    alerts = [make_alert(f"A{i}", summary="y" * 2000) for i in range(1500)]
+    response = post_webhook(make_payload(*alerts))  # about 3.5 MB
+    assert response.status_code == 200, response.content[:200]
+    assert response.json()["stored"] == 1500
+
+
+def test_wrong_or_missing_token_is_401(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    payload = make_payload(make_alert())
+    assert post_webhook(payload).status_code == 401
+    response = post_webhook(payload, Authorization="Bearer nope")
+    assert response.status_code == 401 and response.json() == {"error": "unauthorized"}
+    assert not Alert.objects.exists()
+    assert post_webhook(payload, Authorization="Bearer tok-123").status_code == 200
+
+
+def test_basic_auth_with_the_token_as_password_is_accepted(
+    post_webhook, settings
+) -> None:  # noqa: ANN001
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    good = base64.b64encode(b"alertmanager:tok-123").decode()
+    bad = base64.b64encode(b"alertmanager:tok-124").decode()
+    payload = make_payload(make_alert())
+    assert post_webhook(payload, Authorization=f"Basic {bad}").status_code == 401
+    assert post_webhook(payload, Authorization=f"Basic {good}").status_code == 200
+
+
+def test_hmac_signature_is_checked(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = json.dumps(make_payload(make_alert())).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert post_webhook(body).status_code == 401
+    assert post_webhook(body, X_Webhook_Signature="sha256=" + "0" * 64).status_code == (
+        401
+    )
+    assert not Alert.objects.exists()
+    response = post_webhook(body, X_Webhook_Signature="sha256=" + signature)
+    assert response.status_code == 200
+    assert post_webhook(body, X_Webhook_Signature=signature).status_code == 200
+
+
+def test_stored_headers_leave_secrets_out(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    post_webhook(
+        make_payload(make_alert()),
+        Authorization="Bearer tok-123",
+        Cookie="session=abc",
+        User_Agent="Alertmanager/0.25.0",
+    )
+    headers = {k.lower(): v for k, v in WebhookDelivery.objects.get().headers.items()}
+    assert headers["user-agent"] == "Alertmanager/0.25.0"
+    assert "authorization" not in headers and "cookie" not in headers
+    assert "tok-123" not in json.dumps(headers)
+
+
+def test_rate_limit_answers_503_with_retry_after(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_RATE_LIMIT = 2
+    payload = make_payload(make_alert())
+    assert post_webhook(payload).status_code == 200
+    assert post_webhook(payload).status_code == 200
+    response = post_webhook(payload)
+    assert response.status_code == 503
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert WebhookDelivery.objects.count() == 2
+
+
+def test_forwarded_for_is_used_only_from_trusted_proxies(
+    post_webhook, settings
+) -> None:  # noqa: ANN001
+    payload = make_payload(make_alert())
+    post_webhook(payload, X_Forwarded_For="203.0.113.9")
+    assert WebhookDelivery.objects.get().source_address == "127.0.0.1"
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8", "10.0.0.5"]
+    post_webhook(payload, X_Forwarded_For="203.0.113.9, 10.0.0.5")
+    assert WebhookDelivery.objects.order_by("-pk")[0].source_address == "203.0.113.9"
+
+
+def test_get_is_not_allowed(client) -> None:  # noqa: ANN001
+    response = client.get("/webhook/alertmanager")
+    assert response.status_code == 405
+
+
+def test_database_failure_is_503_and_recorded(post_webhook, monkeypatch) -> None:  # noqa: ANN001
+    from django.db import OperationalError
+
+    def broken(*args: object) -> None:
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr("alerts.services._process", broken)
+    response = post_webhook(make_payload(make_alert()))
+    assert response.status_code == 503
+    assert response.json()["error"] == "service unavailable"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.outcome == "failed" and "connection lost" in delivery.error
