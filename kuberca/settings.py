@@ -294,6 +294,11 @@ SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
 SLACK_CHANNEL_ID = env_str("SLACK_CHANNEL_ID")
 SLACK_API_URL = env_str("SLACK_API_URL")
 SLACK_ENABLED = bool(SLACK_BOT_TOKEN and SLACK_CHANNEL_ID)
+# Slack delivery (notifications app, docs/worker.md): the client's timeout, and
+# the least time between two rounds of replies and edits in one thread, which
+# coalesces bursts (Slack takes about one message per second per channel).
+SLACK_TIMEOUT_SECONDS = env_int("SLACK_TIMEOUT_SECONDS", 10, minimum=1)
+SLACK_THREAD_INTERVAL = env_duration("SLACK_THREAD_INTERVAL", "30s")
 
 AGENT_URL = env_str("AGENT_URL", "http://kube-rca-agent.kube-rca.svc:8000").rstrip("/")
 AGENT_ENABLED = bool(AGENT_URL) and env_bool("AGENT_ENABLED", True)

@@ -1,0 +1,44 @@
+"""The Slack outbox in the admin: what was posted, what waits, what failed."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from notifications.models import MessageState, SlackMessage
+
+
+@admin.register(SlackMessage)
+class SlackMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "incident",
+        "kind",
+        "state",
+        "attempts",
+        "error",
+        "ts",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("state", "kind")
+    search_fields = ("incident__incident_id", "ts", "error")
+    list_select_related = ("incident",)
+    raw_id_fields = ("incident", "alert", "analysis")
+    readonly_fields = [f.name for f in SlackMessage._meta.fields]
+    actions = ["retry_failed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry the selected failed messages")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from notifications.tasks import deliver_slack
+
+        failed = queryset.filter(state=MessageState.FAILED)
+        incident_ids = sorted(set(failed.values_list("incident_id", flat=True)))
+        count = failed.update(
+            state=MessageState.PENDING, error="", next_attempt_at=None
+        )
+        if incident_ids:
+            deliver_slack.enqueue(incident_ids)
+        self.message_user(request, f"{count} message(s) queued again.", messages.INFO)

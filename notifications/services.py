@@ -1,0 +1,559 @@
+"""The Slack outbox: recording what to say, and saying it in order, once.
+
+Receivers call the `messages_record_*` functions inside the transaction of the
+change (so a crash after commit loses nothing); `thread_deliver` is what the
+delivery task runs. One worker at a time holds a thread's lease (on the root
+row) and posts that thread's rows in order: the root first, replies only once
+the root has a ts. Each row is claimed (pending → sending) before its post and
+marked sent with its ts after, so a second run or a second worker posts
+nothing twice. Replies and root edits go in rounds at most one per
+SLACK_THREAD_INTERVAL, so a burst of alerts becomes a few coalesced messages.
+"""
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from alerts.models import Alert, AlertAnalysis
+from incidents.models import Incident
+from kuberca import metrics
+from notifications.models import (
+    MessageKind,
+    MessageState,
+    SlackMessage,
+)
+from notifications.rendering import render_message
+from notifications.slack import SlackClient, SlackError, slack_client
+
+logger = logging.getLogger(__name__)
+
+# A thread's lease outlives any one Slack call (SLACK_TIMEOUT_SECONDS) and is
+# renewed before each; a worker killed while holding it blocks its thread for
+# at most this long.
+LEASE = timedelta(seconds=60)
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
+# Transient failures are retried for this long; then the row fails for good.
+GIVE_UP_AFTER = timedelta(hours=24)
+# Unsent rows older than this with no task in sight are re-enqueued.
+RECOVER_AFTER = timedelta(minutes=2)
+MAX_PASSES = 20
+
+
+def slack_enabled() -> bool:
+    return bool(settings.SLACK_ENABLED)
+
+
+def retry_delay(
+    attempts: int,
+    retry_after: float | None = None,
+    *,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before the next try after `attempts` failed ones.
+
+    Slack's Retry-After wins when given (plus a little jitter, so threads
+    spread out); otherwise exponential backoff with equal jitter, capped.
+    """
+    if retry_after is not None:
+        return retry_after + rand() * 0.5
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+# Recording (inside the caller's transaction; a constant number of statements).
+
+
+def _ensure_roots(incident_ids: Iterable[str]) -> None:
+    SlackMessage.objects.bulk_create(
+        [
+            SlackMessage(
+                incident_id=incident_id,
+                kind=MessageKind.INCIDENT_ROOT,
+                channel=settings.SLACK_CHANNEL_ID,
+            )
+            for incident_id in incident_ids
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _bump_roots(incident_ids: Iterable[str]) -> None:
+    SlackMessage.objects.roots().filter(incident_id__in=list(incident_ids)).update(
+        revision=F("revision") + 1
+    )
+
+
+def messages_record_root(*, incident_ids: list[str]) -> list[str]:
+    """Make sure each incident has a root message (pending until posted)."""
+    with transaction.atomic():
+        _ensure_roots(incident_ids)
+    return incident_ids
+
+
+def messages_record_incident_change(*, incident_ids: list[str]) -> list[str]:
+    """The incidents' root messages must be edited to show their new state.
+
+    Only roots that exist are touched: a change alone never opens a thread.
+    """
+    with transaction.atomic():
+        _bump_roots(incident_ids)
+    return incident_ids
+
+
+def messages_record_alerts(*, kind: str, alert_ids: list[str]) -> list[str]:
+    """Fold alerts that fired or resolved into their incident's pending reply.
+
+    One pending reply of `kind` per incident collects every alert that comes
+    while it waits (SPEC §4 coalescing); a new one is made when there is none.
+    Roots are made when missing and marked for an edit (the count changed).
+    Returns the incidents concerned.
+    """
+    by_incident: dict[str, list[str]] = {}
+    with transaction.atomic():
+        pairs = Alert.objects.filter(
+            pk__in=alert_ids, incident__isnull=False
+        ).values_list("alert_id", "incident_id")
+        order = {alert_id: index for index, alert_id in enumerate(alert_ids)}
+        for alert_id, incident_id in sorted(pairs, key=lambda p: order[p[0]]):
+            by_incident.setdefault(incident_id, []).append(alert_id)
+        if not by_incident:
+            return []
+        _ensure_roots(by_incident)
+        pending = {
+            message.incident_id: message
+            for message in SlackMessage.objects.select_for_update()
+            .filter(
+                incident_id__in=list(by_incident),
+                kind=kind,
+                state=MessageState.PENDING,
+            )
+            .order_by("id")
+        }
+        to_update, to_create = [], []
+        for incident_id, ids in by_incident.items():
+            message = pending.get(incident_id)
+            if message is None:
+                to_create.append(
+                    SlackMessage(
+                        incident_id=incident_id,
+                        kind=kind,
+                        channel=settings.SLACK_CHANNEL_ID,
+                        alert_ids=ids,
+                    )
+                )
+                continue
+            known = set(message.alert_ids)
+            message.alert_ids = [
+                *message.alert_ids,
+                *(i for i in ids if i not in known),
+            ]
+            to_update.append(message)
+        if to_update:
+            SlackMessage.objects.bulk_update(to_update, ["alert_ids"])
+        if to_create:
+            SlackMessage.objects.bulk_create(to_create)
+        _bump_roots(by_incident)
+    return list(by_incident)
+
+
+def messages_record_analysis(*, alert_id: str, analysis_id: int) -> str | None:
+    """Queue an Agent analysis as a reply in the alert's incident thread.
+
+    Returns the incident id, or None when the alert has no incident. One reply
+    per analysis, however often this is called.
+    """
+    with transaction.atomic():
+        row = (
+            AlertAnalysis.objects.filter(pk=analysis_id)
+            .values("incident_id", "alert__incident_id")
+            .first()
+        )
+        if row is None:
+            return None
+        incident_id = row["alert__incident_id"] or row["incident_id"]
+        if not incident_id:
+            return None
+        _ensure_roots([incident_id])
+        SlackMessage.objects.bulk_create(
+            [
+                SlackMessage(
+                    incident_id=incident_id,
+                    kind=MessageKind.ANALYSIS,
+                    channel=settings.SLACK_CHANNEL_ID,
+                    alert_id=alert_id,
+                    analysis_id=analysis_id,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+    return incident_id
+
+
+def messages_record_summary(*, incident_id: str, generation: int) -> str:
+    """Queue the final analysis of an incident as a reply in its thread.
+
+    One reply per summary generation, however often this is called.
+    """
+    with transaction.atomic():
+        _ensure_roots([incident_id])
+        SlackMessage.objects.bulk_create(
+            [
+                SlackMessage(
+                    incident_id=incident_id,
+                    kind=MessageKind.SUMMARY,
+                    channel=settings.SLACK_CHANNEL_ID,
+                    generation=generation,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+    return incident_id
+
+
+# Delivery (in the worker, outside any transaction).
+
+
+class LeaseLost(Exception):
+    """Another worker took this thread over (ours had expired)."""
+
+
+@dataclass
+class Delivery:
+    """What one `thread_deliver` run did."""
+
+    posted: int = 0
+    edited: int = 0
+    failed: int = 0
+    busy: bool = False
+    wait_until: datetime | None = None
+
+
+class _Thread:
+    def __init__(self, incident_id: str, owner: str, client: SlackClient) -> None:
+        self.incident_id = incident_id
+        self.owner = owner
+        self.client = client
+        self.result = Delivery()
+
+    def _root_qs(self):  # noqa: ANN202
+        return SlackMessage.objects.roots().filter(incident_id=self.incident_id)
+
+    def acquire(self) -> bool:
+        now = timezone.now()
+        return bool(
+            self._root_qs()
+            .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
+            .update(lease_owner=self.owner, lease_expires_at=now + LEASE)
+        )
+
+    def renew(self) -> None:
+        renewed = (
+            self._root_qs()
+            .filter(lease_owner=self.owner)
+            .update(lease_expires_at=timezone.now() + LEASE)
+        )
+        if not renewed:
+            raise LeaseLost(self.incident_id)
+
+    def release(self) -> None:
+        self._root_qs().filter(lease_owner=self.owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+
+    def has_work(self) -> bool:
+        root = self._root_qs().first()
+        if root is None:
+            return False
+        return (
+            root.edit_due
+            or SlackMessage.objects.filter(
+                incident_id=self.incident_id, state__in=[MessageState.PENDING]
+            ).exists()
+        )
+
+    # One pass: returns when to come back, or None when nothing is left.
+    def run(self) -> datetime | None:
+        now = timezone.now()
+        root = self._root_qs().get()
+        if root.wake_at and root.wake_at <= now:
+            self._root_qs().filter(wake_at__lte=now).update(wake_at=None)
+
+        if root.state in (MessageState.PENDING, MessageState.SENDING):
+            if root.next_attempt_at and root.next_attempt_at > now:
+                return root.next_attempt_at
+            retry_at = self._post(root, root=None)
+            if retry_at is not None:
+                return retry_at
+            root.refresh_from_db()
+        if root.state == MessageState.FAILED:
+            self._fail_replies(root)
+            return None
+
+        replies = list(
+            SlackMessage.objects.replies()
+            .unsent()
+            .filter(incident_id=self.incident_id)
+            .order_by("id")
+        )
+        if not replies and not root.edit_due:
+            return None
+        interval = settings.SLACK_THREAD_INTERVAL
+        if root.last_round_at and root.last_round_at + interval > now:
+            return root.last_round_at + interval
+
+        if root.edit_due:
+            if root.next_attempt_at and root.next_attempt_at > now:
+                return root.next_attempt_at
+            retry_at = self._edit(root)
+            if retry_at is not None:
+                return retry_at
+        for reply in replies:
+            if reply.next_attempt_at and reply.next_attempt_at > now:
+                return reply.next_attempt_at
+            retry_at = self._post(reply, root=root)
+            if retry_at is not None:
+                return retry_at
+        self._root_qs().update(last_round_at=timezone.now())
+        return None
+
+    def _claim(self, message: SlackMessage) -> bool:
+        self.renew()
+        return bool(
+            SlackMessage.objects.filter(
+                pk=message.pk,
+                state__in=[MessageState.PENDING, MessageState.SENDING],
+            ).update(
+                state=MessageState.SENDING,
+                attempts=F("attempts") + 1,
+                last_attempt_at=timezone.now(),
+            )
+        )
+
+    def _post(
+        self, message: SlackMessage, *, root: SlackMessage | None
+    ) -> datetime | None:
+        if not self._claim(message):
+            return None
+        # Read after the claim: alerts folded in until then are in this post.
+        message.refresh_from_db()
+        payload = render_message(message)
+        if payload is None:
+            SlackMessage.objects.filter(pk=message.pk).update(
+                state=MessageState.FAILED, error="nothing to post"
+            )
+            return None
+        channel = root.channel if root is not None else message.channel
+        thread_ts = root.ts if root is not None else ""
+        try:
+            ts, channel = self.client.post_message(
+                payload, channel=channel, thread_ts=thread_ts
+            )
+        except SlackError as exc:
+            return self._failed(message, exc)
+        now = timezone.now()
+        SlackMessage.objects.filter(pk=message.pk).update(
+            state=MessageState.SENT,
+            ts=ts,
+            channel=channel,
+            thread_ts=thread_ts or ts,
+            sent_at=now,
+            error="",
+            next_attempt_at=None,
+            posted_revision=message.revision,
+        )
+        self.result.posted += 1
+        metrics.slack_messages.labels(kind=message.kind, outcome="sent").inc()
+        if message.is_root:
+            created = (
+                Incident.objects.filter(pk=self.incident_id)
+                .values_list("created_at", flat=True)
+                .first()
+            )
+            if created is not None:
+                metrics.webhook_to_slack_root.observe(
+                    max(0.0, (now - created).total_seconds())
+                )
+            logger.info("slack root posted incident_id=%s ts=%s", self.incident_id, ts)
+        else:
+            covered = [*message.alert_ids]
+            if message.alert_id:
+                covered.append(message.alert_id)
+            if covered:
+                Alert.objects.filter(pk__in=covered).exclude(thread_ts=root.ts).update(
+                    thread_ts=root.ts
+                )
+        return None
+
+    def _edit(self, root: SlackMessage) -> datetime | None:
+        self.renew()
+        revision = root.revision
+        payload = render_message(root)
+        if payload is None:
+            return None
+        try:
+            self.client.update_message(payload, channel=root.channel, ts=root.ts)
+        except SlackError as exc:
+            if exc.transient:
+                return self._failed(root, exc, kind="root_update")
+            SlackMessage.objects.filter(pk=root.pk).update(
+                posted_revision=revision, error=f"chat.update: {exc.code}"
+            )
+            self.result.failed += 1
+            metrics.slack_messages.labels(kind="root_update", outcome="failed").inc()
+            logger.error(
+                "slack root edit failed incident_id=%s error=%s",
+                self.incident_id,
+                exc.code,
+            )
+            return None
+        SlackMessage.objects.filter(pk=root.pk).update(
+            posted_revision=revision, error="", next_attempt_at=None
+        )
+        self.result.edited += 1
+        metrics.slack_messages.labels(kind="root_update", outcome="sent").inc()
+        return None
+
+    def _failed(
+        self, message: SlackMessage, exc: SlackError, *, kind: str = ""
+    ) -> datetime | None:
+        kind = kind or message.kind
+        now = timezone.now()
+        rows = SlackMessage.objects.filter(pk=message.pk)
+        back_to = MessageState.SENT if kind == "root_update" else MessageState.PENDING
+        if exc.transient and message.created_at > now - GIVE_UP_AFTER:
+            attempts = rows.values_list("attempts", flat=True).first() or 1
+            retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))
+            rows.update(state=back_to, error=exc.code, next_attempt_at=retry_at)
+            if kind == "root_update":
+                rows.update(attempts=F("attempts") + 1, last_attempt_at=now)
+            metrics.slack_messages.labels(kind=kind, outcome="retried").inc()
+            logger.warning(
+                "slack call failed, will retry incident_id=%s kind=%s error=%s"
+                " retry_at=%s",
+                self.incident_id,
+                kind,
+                exc.code,
+                retry_at.isoformat(),
+            )
+            return retry_at
+        error = exc.code if not exc.transient else f"gave up: {exc.code}"
+        if kind == "root_update":
+            rows.update(posted_revision=message.revision, error=error)
+        else:
+            rows.update(state=MessageState.FAILED, error=error, next_attempt_at=None)
+        self.result.failed += 1
+        metrics.slack_messages.labels(kind=kind, outcome="failed").inc()
+        logger.error(
+            "slack message failed incident_id=%s kind=%s message_id=%s error=%s",
+            self.incident_id,
+            kind,
+            message.pk,
+            error,
+        )
+        return None
+
+    def _fail_replies(self, root: SlackMessage) -> None:
+        failed = (
+            SlackMessage.objects.replies()
+            .unsent()
+            .filter(incident_id=self.incident_id)
+            .update(
+                state=MessageState.FAILED,
+                error=f"root message not posted: {root.error}",
+            )
+        )
+        if failed:
+            self.result.failed += failed
+            logger.error(
+                "slack replies dropped, root failed incident_id=%s count=%s",
+                self.incident_id,
+                failed,
+            )
+
+
+def _schedule_wake(incident_id: str, at: datetime) -> bool:
+    """Make sure a delivery task runs for the thread at `at`; True if enqueued."""
+    from notifications.tasks import deliver_slack
+
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = (
+            SlackMessage.objects.roots()
+            .filter(incident_id=incident_id)
+            .filter(Q(wake_at__isnull=True) | Q(wake_at__lt=now) | Q(wake_at__gt=at))
+            .update(wake_at=at)
+        )
+        if claimed:
+            transaction.on_commit(
+                lambda: deliver_slack.using(run_after=at).enqueue([incident_id])
+            )
+    return bool(claimed)
+
+
+def thread_deliver(*, incident_id: str, client: SlackClient | None = None) -> Delivery:
+    """Post what is due in one incident's thread, in order, each message once.
+
+    Returns quietly (busy) when another worker holds the thread. When the
+    thread must wait (pacing, a backoff, Retry-After), a task is enqueued for
+    then. Raises only on unexpected errors; Slack errors are recorded on rows.
+    """
+    thread = _Thread(incident_id, uuid.uuid4().hex, client or slack_client())
+    for _ in range(MAX_PASSES):
+        if not thread.acquire():
+            thread.result.busy = True
+            return thread.result
+        try:
+            wait_until = thread.run()
+        except LeaseLost:
+            logger.warning("slack thread lease lost incident_id=%s", incident_id)
+            return thread.result
+        except Exception:
+            thread.release()
+            raise
+        thread.release()
+        if wait_until is not None:
+            _schedule_wake(incident_id, wait_until)
+            thread.result.wait_until = wait_until
+            return thread.result
+        # Rows recorded while we held the lease: their kick found us busy.
+        if not thread.has_work():
+            return thread.result
+    return thread.result
+
+
+def threads_to_recover(*, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Incidents with unsent Slack work that no task is coming for."""
+    now = now or timezone.now()
+    cutoff = now - RECOVER_AFTER
+    overdue = now - timedelta(seconds=60)
+    stuck_rows = SlackMessage.objects.unsent().filter(
+        Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
+        | Q(next_attempt_at__lt=overdue)
+    )
+    stuck_edits = (
+        SlackMessage.objects.roots()
+        .filter(revision__gt=F("posted_revision"), state=MessageState.SENT)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=overdue))
+    )
+    unattended = (
+        SlackMessage.objects.roots()
+        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lt=overdue))
+    )
+    candidates = set(
+        stuck_rows.values_list("incident_id", flat=True).distinct()[:limit]
+    ) | set(stuck_edits.values_list("incident_id", flat=True)[:limit])
+    return sorted(
+        unattended.filter(incident_id__in=candidates).values_list(
+            "incident_id", flat=True
+        )
+    )
