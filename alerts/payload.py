@@ -17,6 +17,7 @@ _STATUSES = {FIRING, RESOLVED}
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK = 0xFFFFFFFFFFFFFFFF
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class PayloadError(ValueError):
@@ -100,12 +101,10 @@ def parse_time(text: str | None) -> datetime | None:
     """
     if not text:
         return None
-    if text.startswith("0001-01-01T00:00:00"):
-        return None
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError("time has no offset")
-    if value.year <= 1:
+    if value == _GO_ZERO_TIME:
         return None
     return value.astimezone(UTC)
 

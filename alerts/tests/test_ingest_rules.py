@@ -181,3 +181,21 @@ def test_grafana_extras_and_version_are_accepted(clock) -> None:  # noqa: ANN001
     alert.update(values=None, valueString="x", silenceURL="u", dashboardURL="d")
     payload = make_payload(alert, version="1", orgId=1, title="t", state="alerting")
     assert ingest(payload).stored == 1
+
+
+def test_start_time_in_year_one_is_a_time_not_zero(clock) -> None:  # noqa: ANN001
+    alert = make_alert(fingerprint="y1")
+    alert["startsAt"] = "0001-01-01T00:00:01Z"
+    payload = make_payload(alert)
+    ingest(payload)
+    assert ingest(payload).stored == 0
+    assert Alert.objects.get().fired_at.year == 1
+
+
+def test_identical_label_sets_in_one_payload_are_one_alert(clock) -> None:  # noqa: ANN001
+    first, second = make_alert(pod="p"), make_alert(pod="p", summary="other")
+    payload = make_payload(first, second)
+    del payload["alerts"][1]["status"]  # the group's status stands in
+    result = ingest(payload)
+    assert (result.stored, result.duplicates) == (1, 1)
+    assert Alert.objects.get().annotations == {"summary": "other"}
