@@ -327,6 +327,16 @@ WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 # (0 = keep them for ever; deleting incidents is opt-in).
 TASK_RETENTION_DAYS = env_int("TASK_RETENTION_DAYS", 7, minimum=1)
 INCIDENT_RETENTION_DAYS = env_int("INCIDENT_RETENTION_DAYS", 0, minimum=0)
+# Kubelet probes and Prometheus pod scrapes send the pod's IP as Host; the
+# manifests pass it as POD_IP (downward API). The container's own HEALTHCHECK
+# and port-forwards use loopback names.
+_POD_IP = env_str("POD_IP")
+if "*" not in ALLOWED_HOSTS:
+    for _host in ("localhost", "127.0.0.1", "[::1]", _POD_IP):
+        if ":" in _host:
+            _host = f"[{_host.strip('[]')}]"
+        if _host and _host not in ALLOWED_HOSTS:
+            ALLOWED_HOSTS.append(_host)
 
 # Logging: one console handler; LOG_FORMAT=json gives one JSON object a line.
 LOG_LEVEL = env_choice(

@@ -1,0 +1,318 @@
+"""The deployment files agree with the code: they parse, name real files and
+set only variables kuberca reads."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+BASE = Path(__file__).resolve().parents[2]
+KUBERNETES = BASE / "deploy" / "kubernetes"
+MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
+
+# Variables read by kuberca's own code, whichever helper reads them.
+_ENV_READ = re.compile(
+    r"""(?:env_\w+\(\s*|os\.environ\.get\(\s*|os\.environ\[\s*|getenv\(\s*)"""
+    r"""["']([A-Z][A-Z0-9_]*)["']"""
+)
+
+
+def variables_kuberca_reads() -> set[str]:
+    names: set[str] = set()
+    for path in (BASE / "kuberca").rglob("*.py"):
+        if "tests" in path.parts or "testing" in path.parts:
+            continue
+        names.update(_ENV_READ.findall(path.read_text()))
+    return names
+
+
+def documents() -> list[tuple[str, dict]]:
+    docs = []
+    for path in MANIFESTS:
+        if path.name == "kustomization.yaml":  # kustomize's file, not an object
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path.name, doc))
+    return docs
+
+
+def pod_specs() -> list[tuple[str, dict]]:
+    specs = []
+    for name, doc in documents():
+        spec = doc.get("spec", {})
+        if doc["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        if doc["kind"] in {"Deployment", "Job", "CronJob"}:
+            specs.append(
+                (f"{name}:{doc['metadata']['name']}", spec["template"]["spec"])
+            )
+    return specs
+
+
+def manifest_env_names() -> set[str]:
+    names = set()
+    for _, doc in documents():
+        if doc["kind"] == "ConfigMap":
+            names.update(doc["data"])
+        if doc["kind"] == "Secret":
+            names.update(doc.get("stringData", {}))
+    for _, spec in pod_specs():
+        for container in spec["containers"]:
+            names.update(item["name"] for item in container.get("env", []))
+    return names
+
+
+def compose() -> dict:
+    return yaml.safe_load((BASE / "docker-compose.yml").read_text())
+
+
+def kuberca_services() -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if not str(service.get("image", "")).startswith("pgvector/")
+    }
+
+
+def test_manifests_parse_as_kubernetes_objects():
+    assert MANIFESTS
+    kinds = set()
+    for name, doc in documents():
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), name
+        assert doc["metadata"].get("name"), name
+        kinds.add(doc["kind"])
+    assert {
+        "Deployment",
+        "Service",
+        "Job",
+        "CronJob",
+        "ConfigMap",
+        "Secret",
+        "PodDisruptionBudget",
+    } <= kinds
+
+
+def test_kustomization_lists_files_that_exist():
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (KUBERNETES / resource).is_file(), resource
+
+
+def test_every_variable_the_manifests_set_is_one_kuberca_reads():
+    unknown = manifest_env_names() - variables_kuberca_reads()
+    assert not unknown, f"manifests set variables nothing reads: {sorted(unknown)}"
+
+
+def test_every_variable_docker_compose_sets_is_one_kuberca_reads():
+    names = set()
+    for service in kuberca_services().values():
+        names.update(service.get("environment", {}))
+    assert names
+    unknown = names - variables_kuberca_reads()
+    assert not unknown, (
+        f"docker-compose sets variables nothing reads: {sorted(unknown)}"
+    )
+
+
+def test_env_walk_would_catch_a_misspelt_variable():
+    assert "WEBHOOK_RETENTION_DAYS" in variables_kuberca_reads()
+    assert "WEBHOOK_RETENTION_DAY" not in variables_kuberca_reads()
+
+
+def test_pods_take_their_settings_from_the_configmap_and_secret():
+    config_maps = {
+        d["metadata"]["name"] for _, d in documents() if d["kind"] == "ConfigMap"
+    }
+    secrets = {d["metadata"]["name"] for _, d in documents() if d["kind"] == "Secret"}
+    for where, spec in pod_specs():
+        for container in spec["containers"]:
+            refs = container["envFrom"]
+            assert {r["configMapRef"]["name"] for r in refs if "configMapRef" in r} <= (
+                config_maps
+            ), where
+            assert {r["secretRef"]["name"] for r in refs if "secretRef" in r} <= secrets
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+def _deployment(name: str) -> dict:
+    return next(
+        d
+        for _, d in documents()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == name
+    )
+
+
+def test_web_probes_health_endpoints_and_outlasts_graceful_shutdown():
+    spec = _deployment("kuberca-web")["spec"]["template"]["spec"]
+    web = spec["containers"][0]
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert web["ports"][0]["containerPort"] == 8080
+    config = next(d for _, d in documents() if d["kind"] == "ConfigMap")["data"]
+    graceful = int(config["WEB_GRACEFUL_TIMEOUT_SECONDS"])
+    pre_stop = int(web["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert spec["terminationGracePeriodSeconds"] > graceful + pre_stop
+    # Probes send the pod IP as Host; settings allow it through POD_IP.
+    assert any(e["name"] == "POD_IP" for e in web["env"])
+
+
+def test_worker_runs_db_worker_and_may_finish_an_agent_call_on_shutdown():
+    spec = _deployment("kuberca-worker")["spec"]["template"]["spec"]
+    worker = spec["containers"][0]
+    assert worker["args"] == [
+        "python",
+        "manage.py",
+        "db_worker",
+        "--no-reload",
+        "--queue-name",
+        "*",
+    ]
+    assert spec["terminationGracePeriodSeconds"] > 240  # AGENT_TIMEOUT_SECONDS
+
+
+def test_prune_cronjob_never_overlaps_itself():
+    cron = next(d for _, d in documents() if d["kind"] == "CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-1] == "prune"
+
+
+def test_compose_runs_postgres_with_pgvector_web_worker_and_migrate():
+    services = compose()["services"]
+    assert services["db"]["image"].startswith("pgvector/pgvector:")
+    assert set(kuberca_services()) == {"migrate", "web", "worker"}
+    assert services["web"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert "db_worker" in services["worker"]["command"]
+    for service in kuberca_services().values():
+        assert service["environment"]["DATABASE_URL"].startswith("postgres://")
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (BASE / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def test_dockerfile_copies_files_that_exist():
+    copies = [rest for word, rest in _dockerfile_instructions() if word == "COPY"]
+    assert copies
+    for rest in copies:
+        if rest.startswith("--from"):
+            continue
+        *sources, _target = [p for p in rest.split() if not p.startswith("--")]
+        for source in sources:
+            assert (BASE / source).exists(), source
+
+
+def test_dockerfile_runs_gunicorn_with_our_config_as_non_root():
+    instructions = _dockerfile_instructions()
+    bases = [rest for word, rest in instructions if word == "FROM"]
+    assert all(b.startswith("python:3.11-slim") for b in bases)
+    command = json.loads(next(rest for word, rest in instructions if word == "CMD"))
+    assert command[:2] == ["gunicorn", "kuberca.wsgi"]
+    assert (BASE / command[command.index("-c") + 1]).is_file()
+    user = next(rest for word, rest in instructions if word == "USER")
+    assert not user.startswith(("root", "0"))
+    healthcheck = next(rest for word, rest in instructions if word == "HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    assert "curl" not in healthcheck
+    build = next(rest for word, rest in instructions if "collectstatic" in rest)
+    assert "DATABASE_URL=" in build  # else settings start the embedded database
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = (BASE / ".dockerignore").read_text().split()
+    assert {".venv", ".env", "var/", ".git"} <= set(ignored)
+
+
+def test_entrypoint_empties_metrics_folder_and_execs_the_command(tmp_path):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"x")
+
+    done = subprocess.run(
+        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "sh", "-c", "echo $$"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+
+    assert done.stdout.strip().isdigit()
+    assert list(folder.iterdir()) == []
+
+
+def test_settings_allow_the_pod_ip_as_host():
+    code = "from django.conf import settings; print(settings.ALLOWED_HOSTS)"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kuberca.settings",
+        "DATABASE_URL": "postgres://x:x@127.0.0.1:1/x",
+        "ALLOWED_HOSTS": "kuberca.example.com",
+        "POD_IP": "10.1.2.3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=BASE,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    hosts = done.stdout.strip()
+    assert "'kuberca.example.com'" in hosts
+    assert "'10.1.2.3'" in hosts
+    assert "'localhost'" in hosts
+
+
+def test_ci_workflow_runs_make_test_and_builds_the_image():
+    workflow = yaml.safe_load((BASE / ".github" / "workflows" / "ci.yml").read_text())
+    # PyYAML reads the bare key `on` as True.
+    triggers = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(triggers)
+    steps = [
+        step.get("run", "") + step.get("uses", "")
+        for job in workflow["jobs"].values()
+        for step in job["steps"]
+    ]
+    assert any("make test" in s for s in steps)
+    assert any("docker/build-push-action" in s for s in steps)
+    services = [job.get("services", {}) for job in workflow["jobs"].values()]
+    assert any(
+        s.get("postgres", {}).get("image", "").startswith("pgvector/") for s in services
+    )
+
+
+def test_release_please_files_agree_with_the_project_version():
+    config = json.loads((BASE / "release-please-config.json").read_text())
+    manifest = json.loads((BASE / ".release-please-manifest.json").read_text())
+    project = tomllib.loads((BASE / "pyproject.toml").read_text())["project"]
+    assert config["packages"]["."]["release-type"] == "python"
+    assert manifest["."] == project["version"]
+    workflow = yaml.safe_load(
+        (BASE / ".github" / "workflows" / "release-please.yml").read_text()
+    )
+    uses = [s.get("uses", "") for j in workflow["jobs"].values() for s in j["steps"]]
+    assert any(u.startswith("googleapis/release-please-action@") for u in uses)
+
+
+@pytest.mark.parametrize("path", ["README.md", "CHANGELOG.md"])
+def test_docs_exist(path):
+    assert (BASE / path).read_text().strip()
