@@ -1,6 +1,7 @@
 """The Agent client against a local stand-in: answers, errors, timeouts."""
 
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,7 +13,7 @@ from alerts.agent import (
     parse_analyze_response,
     parse_summarize_response,
 )
-from alerts.tests.fake_agent import FakeAgent, canned_analysis
+from alerts.tests.fake_agent import FakeAgent, canned_analysis, serve_fake_agent
 from kuberca.testing.http import Reply
 
 BODY = {
@@ -32,9 +33,16 @@ BODY = {
 }
 
 
+@pytest.fixture(scope="module")
+def agent_server() -> Iterator[FakeAgent]:
+    yield from serve_fake_agent()
+
+
 @pytest.fixture
-def agent(local_server) -> FakeAgent:  # noqa: ANN001
-    return FakeAgent(local_server, slow_seconds=1.0)
+def agent(agent_server: FakeAgent) -> FakeAgent:
+    agent_server.reset()
+    agent_server.slow_seconds = 1.0
+    return agent_server
 
 
 def client_for(agent: FakeAgent, timeout: float = 5) -> AgentClient:
