@@ -310,6 +310,13 @@ GEMINI_API_URL = env_str("GEMINI_API_URL")
 EMBEDDING_PROVIDER = "gemini" if GEMINI_API_KEY else "none"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "gemini-embedding-001")
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 3072, minimum=1)
+# Embeddings (embeddings app, docs/embeddings.md): provider call limits, and the
+# periodic job that re-enqueues summaries whose embedding task was lost.
+EMBEDDING_TIMEOUT_SECONDS = env_int("EMBEDDING_TIMEOUT_SECONDS", 30, minimum=1)
+EMBEDDING_RETRY_ATTEMPTS = env_int("EMBEDDING_RETRY_ATTEMPTS", 4, minimum=1)
+EMBEDDING_RETRY_INITIAL_DELAY = 1.0  # seconds; doubled per attempt, with jitter
+EMBEDDING_TASK_MAX_ATTEMPTS = env_int("EMBEDDING_TASK_MAX_ATTEMPTS", 6, minimum=1)
+PERIODIC_TASKS["embeddings.tasks.recover_embeddings"] = timedelta(minutes=10)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 PROMETHEUS_EXPORT_MIGRATIONS = False
