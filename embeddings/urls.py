@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+"""Mounted at `api/v1/embeddings` (no trailing slash) by kuberca/urls.py."""
 
-urlpatterns: list = []
+from django.urls import re_path
+
+from embeddings import views
+
+urlpatterns = [
+    re_path(r"^/?$", views.EmbeddingCreateView.as_view(), name="embeddings-create"),
+    re_path(
+        r"^/search/?$", views.EmbeddingSearchView.as_view(), name="embeddings-search"
+    ),
+]

@@ -1,0 +1,200 @@
+"""Embedding providers: turn texts into vectors of EMBEDDING_DIMENSIONS floats.
+
+`get_provider()` gives the configured one: `gemini` (google-genai) when
+GEMINI_API_KEY (or AI_API_KEY) is set, else `none`, whose callers fall back to
+full-text search. The provider retries 429 and 5xx answers and connection
+errors itself, with exponential backoff and jitter, then raises
+EmbeddingUnavailable (transient) or EmbeddingRejected (permanent).
+"""
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from django.conf import settings
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+from rest_framework import status
+
+from kuberca import metrics
+from kuberca.errors import DomainError
+
+try:  # google-genai sends through httpx2 when it is installed, else httpx
+    import httpx2 as _transport
+except ImportError:  # pragma: no cover
+    import httpx as _transport
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
+# Gemini's batchEmbedContents takes at most 100 requests per call.
+GEMINI_MAX_BATCH = 100
+
+
+class ProviderNotConfigured(DomainError):
+    code = "embedding provider not configured"
+    http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "embedding provider not configured (GEMINI_API_KEY)"
+
+
+class EmbeddingUnavailable(DomainError):
+    """The provider failed in a way a later try may not (429, 5xx, network)."""
+
+    code = "embedding provider unavailable"
+    http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "embedding provider unavailable"
+
+
+class EmbeddingRejected(DomainError):
+    """The provider refused the request; retrying the same call cannot help."""
+
+    code = "embedding provider error"
+    http_status = status.HTTP_502_BAD_GATEWAY
+    default_message = "embedding provider rejected the request"
+
+
+class EmbeddingProvider(Protocol):
+    name: str
+    model: str
+    dimensions: int
+    max_batch: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text, in order."""
+        ...
+
+
+class NoProvider:
+    """No embedding provider configured: search uses full text instead."""
+
+    name = "none"
+    max_batch = GEMINI_MAX_BATCH
+
+    def __init__(self, *, model: str, dimensions: int) -> None:
+        self.model = model
+        self.dimensions = dimensions
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise ProviderNotConfigured()
+
+
+class GeminiProvider:
+    name = "gemini"
+    max_batch = GEMINI_MAX_BATCH
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        dimensions: int,
+        base_url: str = "",
+        timeout_seconds: int = 30,
+        retry_attempts: int = 4,
+        retry_initial_delay: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.dimensions = dimensions
+        retry = types.HttpRetryOptions(
+            attempts=retry_attempts,
+            initial_delay=retry_initial_delay,
+            max_delay=max(retry_initial_delay, 30.0),
+            exp_base=2,
+            jitter=retry_initial_delay,
+            http_status_codes=list(TRANSIENT_STATUSES),
+        )
+        options = types.HttpOptions(
+            base_url=base_url or None,
+            timeout=timeout_seconds * 1000,  # milliseconds
+            retry_options=retry,
+        )
+        self._client = genai.Client(api_key=api_key, http_options=options)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.max_batch):
+            vectors.extend(
+                self._embed_batch(list(texts[start : start + self.max_batch]))
+            )
+        return vectors
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        config = types.EmbedContentConfig(output_dimensionality=self.dimensions)
+        try:
+            response = self._client.models.embed_content(
+                model=self.model, contents=texts, config=config
+            )
+        except genai_errors.APIError as exc:
+            transient = exc.code in TRANSIENT_STATUSES
+            metrics.embedding_calls.labels(
+                outcome="unavailable" if transient else "rejected"
+            ).inc()
+            logger.warning(
+                "embedding call failed model=%s status=%s texts=%s",
+                self.model,
+                exc.code,
+                len(texts),
+            )
+            error = EmbeddingUnavailable if transient else EmbeddingRejected
+            raise error(f"gemini answered {exc.code}") from exc
+        except _transport.TransportError as exc:
+            metrics.embedding_calls.labels(outcome="unavailable").inc()
+            logger.warning(
+                "embedding call failed model=%s error=%s",
+                self.model,
+                type(exc).__name__,
+            )
+            raise EmbeddingUnavailable(
+                f"gemini unreachable: {type(exc).__name__}"
+            ) from exc
+
+        embeddings = response.embeddings or []
+        vectors = [list(item.values or []) for item in embeddings]
+        if len(vectors) != len(texts) or any(
+            len(v) != self.dimensions for v in vectors
+        ):
+            metrics.embedding_calls.labels(outcome="rejected").inc()
+            raise EmbeddingRejected(
+                f"gemini returned {len(vectors)} vectors for {len(texts)} texts"
+                f" or not {self.dimensions} dimensions"
+            )
+        metrics.embedding_calls.labels(outcome="ok").inc()
+        return vectors
+
+
+@functools.lru_cache(maxsize=4)
+def _build(
+    api_key: str,
+    base_url: str,
+    model: str,
+    dimensions: int,
+    timeout_seconds: int,
+    retry_attempts: int,
+    retry_initial_delay: float,
+) -> EmbeddingProvider:
+    if not api_key:
+        return NoProvider(model=model, dimensions=dimensions)
+    return GeminiProvider(
+        api_key=api_key,
+        model=model,
+        dimensions=dimensions,
+        base_url=base_url,
+        timeout_seconds=timeout_seconds,
+        retry_attempts=retry_attempts,
+        retry_initial_delay=retry_initial_delay,
+    )
+
+
+def get_provider() -> EmbeddingProvider:
+    """The provider the settings describe (one client per configuration)."""
+    return _build(
+        settings.GEMINI_API_KEY,
+        settings.GEMINI_API_URL,
+        settings.EMBEDDING_MODEL,
+        settings.EMBEDDING_DIMENSIONS,
+        settings.EMBEDDING_TIMEOUT_SECONDS,
+        settings.EMBEDDING_RETRY_ATTEMPTS,
+        settings.EMBEDDING_RETRY_INITIAL_DELAY,
+    )

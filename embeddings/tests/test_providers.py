@@ -1,0 +1,112 @@
+import socket
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from embeddings import schema
+from embeddings.models import IncidentEmbedding
+from embeddings.providers import (
+    EmbeddingRejected,
+    EmbeddingUnavailable,
+    GeminiProvider,
+    get_provider,
+)
+from embeddings.tests.factories import IncidentEmbeddingFactory
+from embeddings.tests.fake_gemini import fake_vector
+from kuberca.testing.http import Reply
+
+pytestmark = pytest.mark.django_db
+
+
+def _provider(url, **options):
+    return GeminiProvider(
+        api_key="k",
+        model="gemini-embedding-001",
+        dimensions=16,
+        base_url=url,
+        retry_initial_delay=0.01,
+        retry_attempts=2,
+        **options,
+    )
+
+
+def test_the_provider_is_none_without_a_key(no_provider):
+    assert get_provider().name == "none"
+
+
+def test_the_provider_is_gemini_with_a_key(fake_gemini):
+    provider = get_provider()
+
+    assert (provider.name, provider.model, provider.dimensions) == (
+        "gemini",
+        "gemini-embedding-001",
+        3072,
+    )
+
+
+def test_gemini_vectors_follow_the_texts(fake_gemini):
+    vectors = _provider(fake_gemini.url).embed(["disk full", "dns down"])
+
+    assert vectors == [fake_vector("disk full", 16), fake_vector("dns down", 16)]
+
+
+def test_gemini_calls_are_batched_by_100(fake_gemini):
+    texts = [f"text {n}" for n in range(250)]
+
+    vectors = _provider(fake_gemini.url).embed(texts)
+
+    assert len(vectors) == 250
+    assert [len(r.json()["requests"]) for r in fake_gemini.requests] == [100, 100, 50]
+
+
+def test_gemini_unreachable_is_transient():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+
+    with pytest.raises(EmbeddingUnavailable):
+        _provider(f"http://127.0.0.1:{port}").embed(["x"])
+
+
+def test_gemini_timeout_is_transient(local_server):
+    server = local_server(lambda request: Reply(delay=3))
+
+    with pytest.raises(EmbeddingUnavailable):
+        GeminiProvider(
+            api_key="k",
+            model="m",
+            dimensions=4,
+            base_url=server.url,
+            timeout_seconds=1,
+            retry_attempts=1,
+        ).embed(["x"])
+
+
+def test_gemini_answer_of_the_wrong_size_is_rejected(local_server):
+    server = local_server(lambda request: Reply(body={"embeddings": [{"values": [1]}]}))
+
+    with pytest.raises(EmbeddingRejected):
+        _provider(server.url).embed(["x"])
+
+
+def test_resize_retypes_the_column_and_index(settings):
+    IncidentEmbeddingFactory()
+    settings.EMBEDDING_DIMENSIONS = 8
+    out = StringIO()
+
+    call_command("resize_embeddings", stdout=out)
+    assert "run with --yes" in out.getvalue()
+    assert IncidentEmbedding.objects.count() == 1
+
+    call_command("resize_embeddings", "--yes", stdout=out)
+
+    with connection.cursor() as cursor:
+        assert schema.column_dimensions(cursor) == 8
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", [schema.INDEX]
+        )
+        assert "vector_cosine_ops" in cursor.fetchone()[0]
+    assert IncidentEmbedding.objects.count() == 0
+    assert "backfill_embeddings --all" in out.getvalue()
