@@ -382,3 +382,7 @@ if os.environ.get("PORT"):
 # Similar incidents on the incident detail come from the embeddings app; the
 # incidents app reaches it only through this path, never by importing it.
 SIMILAR_INCIDENTS_FINDER = "embeddings.services.similar_incidents"
+
+# Admin console (SPEC §8): the merge of incidents moves alerts, so it lives in
+# the alerts app; the incidents admin reaches it only through this path.
+INCIDENT_MERGER = "alerts.services.incident_merge"

@@ -1,0 +1,477 @@
+"""The incident admin of the triage console: pages, filters, search, actions."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.apps import apps
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from alerts.models import Alert, AlertAnalysis, AnalysisArtifact
+from alerts.tests.factories import AlertAnalysisFactory, AlertFactory
+from incidents.models import Incident
+from incidents.tests.assertions import (
+    assert_final_analysis_requested,
+    assert_incident_firing,
+    assert_incident_hidden,
+    assert_incident_resolved,
+    assert_incident_visible,
+    assert_incidents_merged,
+)
+from incidents.tests.factories import IncidentFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/incidents/incident/"
+BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# Sessions, user, the page, count, filters' lookups, date hierarchy: a page
+# costs this many statements whatever the number of rows.
+LIST_MAX_QUERIES = 10
+CHANGE_MAX_QUERIES = 12
+
+
+def change_url(incident_id: str) -> str:
+    return reverse("admin:incidents_incident_change", args=[incident_id])
+
+
+def make_incidents(count: int) -> list[Incident]:
+    """`count` incidents, each with one alert, in two namespaces."""
+    incidents = Incident.objects.bulk_create(
+        Incident(
+            title=f"Pods crash looping {n}",
+            severity=("critical", "warning", "info")[n % 3],
+            status="resolved" if n % 2 else "firing",
+            resolved_at=BASE + timedelta(minutes=n + 5) if n % 2 else None,
+            resolved_by="alertmanager" if n % 2 else "",
+            fired_at=BASE + timedelta(minutes=n),
+            group_key=f"cluster=prod,namespace=ns{n % 2}",
+            is_enabled=n % 5 != 0,
+        )
+        for n in range(count)
+    )
+    Alert.objects.bulk_create(
+        Alert(
+            incident=incident,
+            fingerprint=f"{n:016x}",
+            alarm_title="KubePodCrashLooping" if n % 2 else "NodeDiskFull",
+            severity=incident.severity,
+            status="firing",
+            fired_at=incident.fired_at,
+            last_seen_at=incident.fired_at,
+            namespace=f"ns{n % 2}",
+            labels={"alertname": "KubePodCrashLooping", "namespace": f"ns{n % 2}"},
+        )
+        for n, incident in enumerate(incidents)
+    )
+    return incidents
+
+
+def messages_of(response) -> list[str]:  # noqa: ANN001
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def post_action(client, action: str, ids: list[str], **extra):  # noqa: ANN001, ANN201
+    data = {"action": action, "_selected_action": ids, **extra}
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def similar_finder(incident, *, limit):  # noqa: ANN001, ANN201
+    return [{"incident_id": "INC-0000aaaa", "title": "Disk full before", "score": 0.9}]
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):  # noqa: ANN001, ANN201
+    """Tests run without collectstatic, so no manifest to look names up in."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        },
+    }
+
+
+@pytest.fixture
+def staff_client(client, staff_user):  # noqa: ANN001, ANN201
+    client.force_login(staff_user)
+    return client
+
+
+# Pages ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?status__exact=firing",
+        "?severity=critical",
+        "?hidden=yes",
+        "?namespace=ns1",
+        "?fired_at__gte=2026-03-01+00%3A00%3A00%2B00%3A00",
+        "?fired_at__year=2026&fired_at__month=3",
+        "?q=NodeDiskFull",
+        "?q=ns1",
+        "?q=namespace%3Dns0",
+        "?o=5",
+    ],
+)
+def test_incident_list_renders_500_rows_in_bounded_queries(
+    staff_client, django_assert_max_num_queries, query
+):
+    make_incidents(500)
+
+    with django_assert_max_num_queries(LIST_MAX_QUERIES):
+        response = staff_client.get(CHANGELIST + query)
+
+    assert response.status_code == 200
+    assert b"kuberca-badge" in response.content
+
+
+def test_incident_list_shows_counts_badges_and_slack_link(staff_client):
+    incident = IncidentFactory(title="Checkout down", severity="critical")
+    AlertFactory.create_batch(3, incident=incident)
+    SlackMessage = apps.get_model("notifications", "SlackMessage")
+    SlackMessage.objects.create(
+        incident=incident, kind="incident_root", channel="C123", ts="1700.000100"
+    )
+
+    response = staff_client.get(CHANGELIST)
+
+    row = response.context["cl"].result_list.get(pk=incident.pk)
+    assert row.alert_count == 3
+    content = response.content.decode()
+    assert "Checkout down" in content
+    assert "#dc3545" in content  # critical and firing are red
+    assert "https://slack.com/app_redirect?channel=C123&amp;message_ts=1700.000100" in (
+        content
+    )
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("Checkout", {"checkout"}),
+        ("OOMKilled", {"checkout"}),
+        ("payments", {"checkout"}),
+        ("team=payments", {"checkout"}),
+        ("team=search", set()),
+        ("ns-other", {"other"}),
+    ],
+)
+def test_incident_search_matches_title_alert_name_and_label_values(
+    staff_client, term, expected
+):
+    checkout = IncidentFactory(title="Checkout down")
+    other = IncidentFactory(title="Something else")
+    AlertFactory(
+        incident=checkout,
+        alarm_title="OOMKilled",
+        labels={"alertname": "OOMKilled", "team": "payments"},
+    )
+    AlertFactory(incident=other, namespace="ns-other")
+    names = {checkout.pk: "checkout", other.pk: "other"}
+
+    response = staff_client.get(CHANGELIST, {"q": term})
+
+    found = {names[i.pk] for i in response.context["cl"].result_list}
+    assert found == expected
+
+
+def test_incident_search_finds_an_incident_by_id_and_by_alert_id(staff_client):
+    incident = IncidentFactory()
+    alert = AlertFactory(incident=incident)
+    IncidentFactory()
+
+    by_id = staff_client.get(CHANGELIST, {"q": incident.pk.lower()})
+    by_alert = staff_client.get(CHANGELIST, {"q": alert.pk})
+
+    assert [i.pk for i in by_id.context["cl"].result_list] == [incident.pk]
+    assert [i.pk for i in by_alert.context["cl"].result_list] == [incident.pk]
+
+
+def test_incident_change_page_shows_the_whole_story(staff_client, settings):
+    settings.SIMILAR_INCIDENTS_FINDER = "incidents.tests.test_admin.similar_finder"
+    incident = IncidentFactory(
+        fired_at=BASE,
+        analysis_summary="**Disk** full <script>alert(1)</script>",
+        analysis_detail="# Cause\n\n<img src=x onerror=alert(2)>",
+    )
+    alert = AlertFactory(
+        incident=incident,
+        fired_at=BASE,
+        labels={"alertname": "NodeDiskFull", "node": "n1"},
+        resolved=True,
+    )
+    analysis = AlertAnalysisFactory(alert=alert, summary="Disk *filled* by logs")
+    AnalysisArtifact.objects.create(
+        analysis=analysis, artifact_type="promql", query="node_fs_free", result={}
+    )
+    apps.get_model("notifications", "SlackMessage").objects.create(
+        incident=incident, kind="incident_root", channel="C9", ts="1.2"
+    )
+
+    response = staff_client.get(change_url(incident.pk))
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<strong>Disk</strong> full" in content
+    assert "<script>alert(1)" not in content
+    assert "<img src=\"x\"" not in content
+    assert "<img src=x" not in content
+    assert "<h1>Cause</h1>" in content
+    assert "<b>node</b>=n1" in content  # labels as chips
+    assert "Disk <em>filled</em> by logs" in content
+    assert "node_fs_free" in content
+    assert "https://slack.com/app_redirect?channel=C9&amp;message_ts=1.2" in content
+    assert "Disk full before" in content
+    assert reverse("admin:incidents_incident_change", args=["INC-0000aaaa"]) in content
+    kinds = [entry.kind for entry in response.context["timeline"]]
+    assert kinds[0] == "opened"
+    assert {"joined", "resolved", "analysis", "analysed"} <= set(kinds)
+
+
+def test_incident_change_page_survives_a_missing_similar_finder(staff_client, settings):
+    settings.SIMILAR_INCIDENTS_FINDER = "nowhere.similar_incidents"
+    incident = IncidentFactory()
+
+    response = staff_client.get(change_url(incident.pk))
+
+    assert response.status_code == 200
+    assert response.context["similar_incidents"] == []
+
+
+def test_incident_change_page_with_500_alerts_costs_bounded_queries(
+    staff_client, settings, django_assert_max_num_queries
+):
+    settings.SIMILAR_INCIDENTS_FINDER = "incidents.tests.test_admin.similar_finder"
+    incident = IncidentFactory(fired_at=BASE)
+    alerts = Alert.objects.bulk_create(
+        Alert(
+            incident=incident,
+            fingerprint=f"{n:016x}",
+            alarm_title="KubePodCrashLooping",
+            status="firing",
+            fired_at=BASE + timedelta(seconds=n),
+            last_seen_at=BASE,
+            labels={"alertname": "KubePodCrashLooping", "pod": f"p{n}"},
+        )
+        for n in range(500)
+    )
+    analyses = AlertAnalysis.objects.bulk_create(
+        AlertAnalysis(alert=a, incident=incident, status="firing", state="done")
+        for a in alerts
+    )
+    AnalysisArtifact.objects.bulk_create(
+        AnalysisArtifact(analysis=a, artifact_type="log", result={"n": 1})
+        for a in analyses
+    )
+
+    with django_assert_max_num_queries(CHANGE_MAX_QUERIES):
+        response = staff_client.get(change_url(incident.pk))
+
+    assert response.status_code == 200
+    assert len(response.context["console_alerts"]) == 500
+
+
+def test_incident_admin_refuses_non_staff_users(client, user):
+    incident = IncidentFactory()
+    client.force_login(user)
+
+    for url in (CHANGELIST, change_url(incident.pk), "/admin/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_incident_admin_refuses_anonymous_actions(client):
+    incident = IncidentFactory()
+
+    response = client.post(
+        CHANGELIST, {"action": "resolve", "_selected_action": [incident.pk]}
+    )
+
+    assert response.status_code == 302
+    assert_incident_firing(incident.pk)
+
+
+def test_incident_edit_goes_through_the_service_and_keeps_status(staff_client):
+    incident = IncidentFactory(title="old", severity="warning")
+
+    response = staff_client.post(
+        change_url(incident.pk),
+        {
+            "title": "new title",
+            "severity": "critical",
+            "analysis_summary": "",
+            "analysis_detail": "",
+            "status": "resolved",
+            "alerts-TOTAL_FORMS": "0",
+            "alerts-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity, incident.status) == (
+        "new title",
+        "critical",
+        "firing",
+    )
+
+
+def test_incident_edit_rejects_an_unknown_severity(staff_client):
+    incident = IncidentFactory(severity="warning")
+
+    response = staff_client.post(
+        change_url(incident.pk),
+        {"title": "t", "severity": "disaster", "alerts-TOTAL_FORMS": "0"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["severity"]
+    incident.refresh_from_db()
+    assert incident.severity == "warning"
+
+
+# Actions --------------------------------------------------------------------
+
+
+def test_resolve_asks_for_confirmation_first(staff_client):
+    incident = IncidentFactory()
+
+    response = post_action(staff_client, "resolve", [incident.pk])
+
+    assert response.status_code == 200
+    assert "Resolve 1 firing incident(s)?" in response.content.decode()
+    assert_incident_firing(incident.pk)
+
+
+def test_resolve_action_resolves_like_the_api(staff_client):
+    incident = IncidentFactory()
+    generation = incident.summary_generation
+
+    response = post_action(staff_client, "resolve", [incident.pk], post="yes")
+
+    assert response.status_code == 200
+    assert_incident_resolved(incident.pk, "operator", generation_before=generation)
+    assert any(m.startswith("Resolved 1 incident(s)") for m in messages_of(response))
+
+
+def test_resolve_action_skips_resolved_incidents(staff_client):
+    done = IncidentFactory(resolved=True)
+    before = (done.resolved_by, done.resolved_at)
+
+    response = post_action(staff_client, "resolve", [done.pk], post="yes")
+
+    done.refresh_from_db()
+    assert (done.resolved_by, done.resolved_at) == before
+    assert messages_of(response) == [f"Skipped 1 already resolved: {done.pk}."]
+
+
+def test_hide_and_unhide_actions_change_visibility(staff_client):
+    incident = IncidentFactory()
+
+    hidden = post_action(staff_client, "hide", [incident.pk])
+    assert_incident_hidden(incident.pk)
+    unhidden = post_action(staff_client, "unhide", [incident.pk])
+
+    assert_incident_visible(incident.pk)
+    assert messages_of(hidden) == [f"Hid 1 incident(s): {incident.pk}."]
+    assert messages_of(unhidden) == [f"Unhid 1 incident(s): {incident.pk}."]
+
+
+def test_rerun_analysis_action_requests_the_final_analysis(staff_client):
+    incident = IncidentFactory(resolved=True, summary_generation=1)
+
+    response = post_action(staff_client, "rerun_analysis", [incident.pk])
+
+    assert_final_analysis_requested(incident.pk, generation_before=1)
+    assert messages_of(response) == [
+        f"Final analysis requested for 1 incident(s): {incident.pk}."
+    ]
+
+
+def test_rerun_analysis_action_reports_a_disabled_agent(staff_client, settings):
+    settings.AGENT_ENABLED = False
+    incident = IncidentFactory(resolved=True, summary_generation=1)
+
+    response = post_action(staff_client, "rerun_analysis", [incident.pk])
+
+    incident.refresh_from_db()
+    assert incident.summary_generation == 1
+    assert messages_of(response)[0].startswith("Analysis not requested")
+
+
+def test_merge_asks_for_confirmation_naming_the_oldest(staff_client):
+    old = IncidentFactory(fired_at=BASE)
+    new = IncidentFactory(fired_at=BASE + timedelta(minutes=5))
+
+    response = post_action(staff_client, "merge", [new.pk, old.pk])
+
+    assert response.status_code == 200
+    assert f"into the oldest, {old.pk}" in response.content.decode()
+    assert_incident_firing(new.pk)
+
+
+def test_merge_action_moves_alerts_into_the_oldest(staff_client):
+    old = IncidentFactory(fired_at=BASE)
+    new = IncidentFactory(fired_at=BASE + timedelta(minutes=5))
+    moved = AlertFactory.create_batch(2, incident=new)
+
+    response = post_action(staff_client, "merge", [new.pk, old.pk], post="yes")
+
+    assert_incidents_merged(old.pk, [new.pk], alert_ids=[a.pk for a in moved])
+    assert messages_of(response) == [
+        f"Merged {new.pk} into {old.pk}; 2 alert(s) moved."
+    ]
+
+
+def test_merge_action_needs_two_incidents(staff_client):
+    only = IncidentFactory()
+
+    response = post_action(staff_client, "merge", [only.pk], post="yes")
+
+    assert_incident_firing(only.pk)
+    assert messages_of(response) == ["Select at least two incidents to merge."]
+
+
+# Index and task results -----------------------------------------------------
+
+
+def test_index_links_to_failed_tasks(staff_client):
+    response = staff_client.get("/admin/")
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "/admin/django_tasks_database/dbtaskresult/?status__exact=FAILED" in content
+    assert "Failed webhook deliveries" in content
+
+
+def test_failed_task_results_are_listed(staff_client):
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.create(
+        status="FAILED",
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="kuberca.tasks.reap_lost_tasks",
+        backend_name="default",
+        run_after=BASE,
+        exception_class_path="builtins.ValueError",
+        traceback="boom",
+    )
+    DBTaskResult.objects.create(
+        status="SUCCESSFUL",
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="kuberca.tasks.other",
+        backend_name="default",
+        run_after=BASE,
+    )
+
+    response = staff_client.get(
+        "/admin/django_tasks_database/dbtaskresult/", {"status__exact": "FAILED"}
+    )
+
+    assert response.status_code == 200
+    assert [r.task_path for r in response.context["cl"].result_list] == [
+        "kuberca.tasks.reap_lost_tasks"
+    ]

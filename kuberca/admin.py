@@ -1,0 +1,237 @@
+"""Pieces the admin console of every app shares, and the worker's task results.
+
+Holds the paginator that never COUNTs a huge table, the coloured badges, the
+key/value tables for labels and JSON, the Slack thread link, and the
+confirmation page of actions. Apps' admin modules import from here; this
+module imports no app.
+"""
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django_tasks_db.admin import DBTaskResultAdmin
+from django_tasks_db.models import DBTaskResult
+
+logger = logging.getLogger(__name__)
+
+# SPEC §4's colours, reused so the admin and Slack look alike.
+COLOURS = {
+    "resolved": "#36a64f",
+    "processed": "#36a64f",
+    "done": "#36a64f",
+    "successful": "#36a64f",
+    "firing": "#dc3545",
+    "critical": "#dc3545",
+    "failed": "#dc3545",
+    "warning": "#ffc107",
+    "rejected": "#ffc107",
+    "pending": "#6f42c1",
+    "running": "#6f42c1",
+    "hidden": "#6c757d",
+}
+OTHER_COLOUR = "#17a2b8"
+_DARK_TEXT = {"#ffc107"}
+
+
+def badge(value: str, label: str | None = None) -> SafeString:
+    """A coloured pill for a status, severity or outcome."""
+    colour = COLOURS.get((value or "").lower(), OTHER_COLOUR)
+    text = "#212529" if colour in _DARK_TEXT else "#fff"
+    return format_html(
+        '<span class="kuberca-badge" style="background:{};color:{};'
+        "padding:1px 8px;border-radius:9px;font-size:11px;font-weight:600;"
+        'white-space:nowrap">{}</span>',
+        colour,
+        text,
+        label if label is not None else (value or "—"),
+    )
+
+
+def label_chips(labels: Mapping[str, Any] | None) -> SafeString:
+    """Labels as `key=value` chips, sorted by key."""
+    if not labels:
+        return mark_safe("—")  # noqa: S308 (a constant)
+    return format_html_join(
+        " ",
+        '<span class="kuberca-chip" style="display:inline-block;margin:1px;'
+        "padding:0 6px;border:1px solid var(--hairline-color,#ccc);"
+        'border-radius:4px;font-size:11px;white-space:nowrap">'
+        "<b>{}</b>={}</span>",
+        ((key, _scalar(value)) for key, value in sorted(labels.items())),
+    )
+
+
+def key_value_table(data: Mapping[str, Any] | None) -> SafeString:
+    """A JSON object as a two-column table; nested values pretty-printed."""
+    if not data:
+        return mark_safe("—")  # noqa: S308 (a constant)
+    if not isinstance(data, Mapping):
+        return format_html("<pre>{}</pre>", pretty_json(data))
+    rows = format_html_join(
+        "",
+        '<tr><th scope="row" style="width:25%">{}</th>'
+        '<td style="white-space:pre-wrap;word-break:break-word">{}</td></tr>',
+        ((key, _scalar(value)) for key, value in sorted(data.items())),
+    )
+    return format_html('<table class="kuberca-kv">{}</table>', rows)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return pretty_json(value)
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def slack_thread_url(channel: str, ts: str) -> str:
+    """A link that opens a Slack message (the incident root: its thread)."""
+    workspace = getattr(settings, "SLACK_WORKSPACE", "")
+    if workspace:
+        return (
+            f"https://{workspace}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        )
+    return f"https://slack.com/app_redirect?channel={channel}&message_ts={ts}"
+
+
+def slack_message_model() -> type[Model] | None:
+    """notifications.SlackMessage when that app provides it, else None.
+
+    Looked up by name so the apps below notifications never import it.
+    """
+    try:
+        model = apps.get_model("notifications", "SlackMessage")
+    except LookupError:
+        return None
+    names = {field.name for field in model._meta.get_fields()}
+    if not {"incident", "kind", "channel", "ts"} <= names:
+        return None
+    return model
+
+
+def slack_messages_of(incident_id: str) -> list[Model]:
+    model = slack_message_model()
+    if model is None:
+        return []
+    return list(model.objects.filter(incident_id=incident_id).order_by("pk"))
+
+
+class EstimatedCountPaginator(Paginator):
+    """A paginator that never COUNTs a huge table.
+
+    Unfiltered, it trusts PostgreSQL's pg_class.reltuples estimate once that is
+    above `exact_limit`; filtered, it counts at most `exact_limit + 1` rows, and
+    past that reports the larger of the cap and the estimate. Page links beyond
+    the real end show an empty page, which is the price of not counting.
+    """
+
+    exact_limit = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet):
+            return super().count
+        estimate = table_estimate(queryset)
+        if not queryset.query.where and estimate > self.exact_limit:
+            return estimate
+        capped = queryset.order_by()[: self.exact_limit + 1].count()
+        if capped <= self.exact_limit:
+            return capped
+        return max(estimate, capped)
+
+
+def table_estimate(queryset: QuerySet) -> int:
+    """PostgreSQL's row estimate of the queryset's table (-1 → never analysed)."""
+    table = queryset.model._meta.db_table
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [table],
+        )
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row and row[0] is not None else 0
+
+
+def confirmation_page(
+    request: HttpRequest,
+    modeladmin: admin.ModelAdmin,
+    queryset: QuerySet,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    button: str,
+    form: Any = None,
+    notes: list[str] | None = None,
+) -> TemplateResponse:
+    """The intermediate page of an action that asks before it changes anything.
+
+    Re-posting it sends `post=yes` with the same action and selection, so the
+    action runs again and finds its confirmation.
+    """
+    opts = modeladmin.model._meta
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "button": button,
+        "objects": list(queryset[:200]),
+        "selected": list(queryset.values_list("pk", flat=True)),
+        "action": action,
+        "form": form,
+        "notes": notes or [],
+        "opts": opts,
+        "app_label": opts.app_label,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/kuberca/action_confirmation.html", context)
+
+
+def confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("post") == "yes"
+
+
+class TaskResultAdmin(DBTaskResultAdmin):
+    """The worker's task results: failed ones first to find, searchable by task."""
+
+    list_display = (
+        "id",
+        "task_name",
+        "status_badge",
+        "enqueued_at",
+        "started_at",
+        "finished_at",
+        "exception_class_path",
+        "queue_name",
+    )
+    search_fields = ("task_path", "exception_class_path")
+    date_hierarchy = "enqueued_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: DBTaskResult) -> SafeString:
+        return badge(obj.status.lower(), obj.status)
+
+
+admin.site.unregister(DBTaskResult)
+admin.site.register(DBTaskResult, TaskResultAdmin)
+admin.site.site_header = "kuberca triage"
+admin.site.site_title = "kuberca"
+admin.site.index_title = "On-call triage"
