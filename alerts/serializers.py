@@ -8,8 +8,8 @@ from rest_framework import serializers
 
 from incidents.serializers import (
     AlertItemSerializer,
-    MessageSerializer,
     StringMapField,
+    SuccessMessageSerializer,
     TimestampField,
 )
 
@@ -18,7 +18,7 @@ __all__ = [
     "AlertDetailSerializer",
     "AlertItemSerializer",
     "AlertMessageSerializer",
-    "AlertReassignRequestSerializer",
+    "AlertReassignSerializer",
 ]
 
 
@@ -56,9 +56,9 @@ class AlertDetailSerializer(serializers.Serializer):
     )
 
 
-class AlertReassignRequestSerializer(serializers.Serializer):
+class AlertReassignSerializer(serializers.Serializer):
     incident_id = serializers.CharField(help_text="The incident to move the alert to.")
 
 
-class AlertMessageSerializer(MessageSerializer):
+class AlertMessageSerializer(SuccessMessageSerializer):
     alert_id = serializers.CharField()

@@ -11,19 +11,19 @@ from alerts.views import AlertViewSet
 ID = r"(?P<alert_id>[^/]+)"
 
 urlpatterns = [
-    re_path(r"^(?:/)?$", AlertViewSet.as_view({"get": "list"}), name="alert-list"),
+    re_path(r"^/?$", AlertViewSet.as_view({"get": "list"}), name="alert-list"),
     re_path(
-        rf"^/{ID}(?:/)?$",
+        rf"^/{ID}/?$",
         AlertViewSet.as_view({"get": "retrieve"}),
         name="alert-detail",
     ),
     re_path(
-        rf"^/{ID}/incident(?:/)?$",
+        rf"^/{ID}/incident/?$",
         AlertViewSet.as_view({"put": "reassign"}),
         name="alert-reassign",
     ),
     re_path(
-        rf"^/{ID}/analyze(?:/)?$",
+        rf"^/{ID}/analyze/?$",
         AlertViewSet.as_view({"post": "analyze"}),
         name="alert-analyze",
     ),

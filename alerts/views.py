@@ -17,7 +17,7 @@ from alerts.serializers import (
     AlertDetailSerializer,
     AlertItemSerializer,
     AlertMessageSerializer,
-    AlertReassignRequestSerializer,
+    AlertReassignSerializer,
 )
 from incidents import selectors
 from incidents.serializers import EnvelopeErrorSerializer
@@ -142,7 +142,7 @@ class AlertViewSet(viewsets.ViewSet):
         operation_id="alerts_reassign",
         summary="Move an alert to another incident",
         description="Later deliveries never move it back (grouping_reason moved).",
-        request=AlertReassignRequestSerializer,
+        request=AlertReassignSerializer,
         responses={
             200: AlertMessageSerializer,
             400: OpenApiResponse(EnvelopeErrorSerializer, "Missing incident_id."),

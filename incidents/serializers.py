@@ -105,7 +105,7 @@ class IncidentDetailEnvelopeSerializer(serializers.Serializer):
     data = IncidentDetailSerializer()
 
 
-class IncidentUpdateRequestSerializer(serializers.Serializer):
+class IncidentUpdateSerializer(serializers.Serializer):
     """PUT body: every key optional; others (the rest of the detail) ignored."""
 
     title = serializers.CharField(required=False, allow_blank=True, max_length=2000)
@@ -114,22 +114,22 @@ class IncidentUpdateRequestSerializer(serializers.Serializer):
     analysis_detail = serializers.CharField(required=False, allow_blank=True)
 
 
-class IncidentResolveRequestSerializer(serializers.Serializer):
+class IncidentResolveSerializer(serializers.Serializer):
     resolved_by = serializers.CharField(
         required=False, allow_blank=True, help_text="Defaults to the caller."
     )
 
 
-class MessageSerializer(serializers.Serializer):
+class SuccessMessageSerializer(serializers.Serializer):
     status = constant_field("success")
     message = serializers.CharField()
 
 
-class IncidentMessageSerializer(MessageSerializer):
+class IncidentMessageSerializer(SuccessMessageSerializer):
     incident_id = serializers.CharField()
 
 
-class ErrorSerializer(serializers.Serializer):
+class ListErrorSerializer(serializers.Serializer):
     """The error body of list routes."""
 
     error = serializers.CharField(help_text="Machine text, e.g. 'invalid parameter'.")

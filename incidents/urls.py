@@ -12,41 +12,39 @@ from incidents.views import IncidentViewSet
 ID = r"(?P<incident_id>[^/]+)"
 
 urlpatterns = [
+    re_path(r"^/?$", IncidentViewSet.as_view({"get": "list"}), name="incident-list"),
     re_path(
-        r"^(?:/)?$", IncidentViewSet.as_view({"get": "list"}), name="incident-list"
-    ),
-    re_path(
-        r"^/hidden(?:/)?$",
+        r"^/hidden/?$",
         IncidentViewSet.as_view({"get": "hidden"}),
         name="incident-hidden",
     ),
     re_path(
-        r"^/mock(?:/)?$",
+        r"^/mock/?$",
         IncidentViewSet.as_view({"post": "mock"}),
         name="incident-mock",
     ),
     re_path(
-        rf"^/{ID}(?:/)?$",
+        rf"^/{ID}/?$",
         IncidentViewSet.as_view({"get": "retrieve", "put": "update", "patch": "hide"}),
         name="incident-detail",
     ),
     re_path(
-        rf"^/{ID}/unhide(?:/)?$",
+        rf"^/{ID}/unhide/?$",
         IncidentViewSet.as_view({"patch": "unhide"}),
         name="incident-unhide",
     ),
     re_path(
-        rf"^/{ID}/resolve(?:/)?$",
+        rf"^/{ID}/resolve/?$",
         IncidentViewSet.as_view({"post": "resolve"}),
         name="incident-resolve",
     ),
     re_path(
-        rf"^/{ID}/alerts(?:/)?$",
+        rf"^/{ID}/alerts/?$",
         IncidentViewSet.as_view({"get": "alerts"}),
         name="incident-alerts",
     ),
     re_path(
-        rf"^/{ID}/analyze(?:/)?$",
+        rf"^/{ID}/analyze/?$",
         IncidentViewSet.as_view({"post": "analyze"}),
         name="incident-analyze",
     ),

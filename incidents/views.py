@@ -20,14 +20,14 @@ from incidents.models import Incident
 from incidents.serializers import (
     AlertItemSerializer,
     EnvelopeErrorSerializer,
-    ErrorSerializer,
     IncidentDetailEnvelopeSerializer,
     IncidentDetailSerializer,
     IncidentListItemSerializer,
     IncidentMessageSerializer,
-    IncidentResolveRequestSerializer,
-    IncidentUpdateRequestSerializer,
-    MessageSerializer,
+    IncidentResolveSerializer,
+    IncidentUpdateSerializer,
+    ListErrorSerializer,
+    SuccessMessageSerializer,
     UnauthorizedSerializer,
 )
 from kuberca.errors import InvalidInput
@@ -74,7 +74,9 @@ FILTER_PARAMETERS = [
 ]
 UNAUTHORIZED = OpenApiResponse(UnauthorizedSerializer, "Missing or bad access token.")
 LIST_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, "A bad query parameter, named in detail."),
+    400: OpenApiResponse(
+        ListErrorSerializer, "A bad query parameter, named in detail."
+    ),
     401: UNAUTHORIZED,
 }
 NOT_FOUND = OpenApiResponse(EnvelopeErrorSerializer, "Unknown incident id.")
@@ -170,7 +172,7 @@ class IncidentViewSet(viewsets.ViewSet):
             "Keys left out keep their value; other keys (the rest of the detail "
             "object the frontend sends back) are ignored."
         ),
-        request=IncidentUpdateRequestSerializer,
+        request=IncidentUpdateSerializer,
         responses={200: IncidentMessageSerializer, 400: BAD_BODY, **DETAIL_ERRORS},
     )
     def update(self, request: Request, incident_id: str) -> Response:
@@ -190,7 +192,7 @@ class IncidentViewSet(viewsets.ViewSet):
         summary="Hide an incident",
         description="It leaves the lists; new alerts of its key open a new one.",
         request=None,
-        responses={200: MessageSerializer, **DETAIL_ERRORS},
+        responses={200: SuccessMessageSerializer, **DETAIL_ERRORS},
     )
     def hide(self, request: Request, incident_id: str) -> Response:
         services.incident_hide(incident_id=incident_id)
@@ -200,7 +202,7 @@ class IncidentViewSet(viewsets.ViewSet):
         operation_id="incidents_unhide",
         summary="Show a hidden incident again",
         request=None,
-        responses={200: MessageSerializer, **DETAIL_ERRORS},
+        responses={200: SuccessMessageSerializer, **DETAIL_ERRORS},
     )
     def unhide(self, request: Request, incident_id: str) -> Response:
         services.incident_unhide(incident_id=incident_id)
@@ -209,7 +211,7 @@ class IncidentViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="incidents_resolve",
         summary="Resolve a firing incident; the final analysis follows",
-        request=IncidentResolveRequestSerializer,
+        request=IncidentResolveSerializer,
         responses={
             200: IncidentMessageSerializer,
             400: BAD_BODY,
@@ -288,7 +290,7 @@ class IncidentViewSet(viewsets.ViewSet):
         responses={
             200: IncidentMessageSerializer,
             401: UNAUTHORIZED,
-            403: OpenApiResponse(ErrorSerializer, "Mock incidents are disabled."),
+            403: OpenApiResponse(ListErrorSerializer, "Mock incidents are disabled."),
         },
     )
     def mock(self, request: Request) -> Response:

@@ -205,7 +205,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
-# Incident and alert API: the one-value enums of its envelopes, named.
+# Incident and alert API: routes with an optional trailing slash documented
+# without it, and the one-value enums of its envelopes, named.
+SPECTACULAR_SETTINGS.setdefault("PREPROCESSING_HOOKS", []).append(
+    "kuberca.openapi.strip_optional_slash"
+)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "SuccessStatusEnum": ["success"],

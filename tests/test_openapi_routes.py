@@ -1,0 +1,157 @@
+"""The OpenAPI document names every API route, method and documented answer.
+
+Routes are read from the URL conf, so a route added later without a schema
+fails here. The incident and alert operations are also checked against the
+bodies and status codes of SPEC §7.
+"""
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.django_db
+
+METHODS = ("get", "post", "put", "patch", "delete")
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def _text(entry: URLPattern | URLResolver) -> str:
+    pattern = entry.pattern
+    regex = getattr(pattern, "_regex", None)
+    if regex is None:  # a path() route
+        return _CONVERTER.sub(lambda m: "{" + m.group(1) + "}", str(pattern))
+    text = regex.lstrip("^").removesuffix("$").removesuffix(r"\Z")
+    text = text.removesuffix("/?")
+    return _GROUP.sub(lambda m: "{" + m.group(1) + "}", text).replace("\\", "")
+
+
+def _routes(resolver: URLResolver, prefix: str = "/") -> Iterator[tuple[str, object]]:
+    for entry in resolver.url_patterns:
+        path = prefix + _text(entry)
+        if isinstance(entry, URLResolver):
+            yield from _routes(entry, path)
+        else:
+            yield path.rstrip("/") or "/", entry.callback
+
+
+def _api_operations() -> set[tuple[str, str]]:
+    operations = set()
+    for path, callback in _routes(get_resolver()):
+        if not path.startswith("/api/v1/"):
+            continue
+        actions = getattr(callback, "actions", None)
+        view_class = getattr(callback, "cls", None)
+        if actions:
+            methods = [m for m in METHODS if m in actions]
+        elif view_class is not None:
+            methods = [m for m in METHODS if hasattr(view_class, m)]
+        else:
+            continue  # not a DRF view: drf-spectacular cannot document it
+        operations.update((path, method) for method in methods)
+    return operations
+
+
+@pytest.fixture(scope="module")
+def document(django_db_blocker):  # noqa: ANN001, ANN201
+    from rest_framework.test import APIClient
+
+    with django_db_blocker.unblock():
+        response = APIClient().get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_document_is_valid_openapi(document):
+    validate(document)
+
+
+def test_every_api_route_appears_in_the_document(document):
+    operations = _api_operations()
+    assert ("/api/v1/incidents", "get") in operations
+
+    missing = sorted(
+        f"{method.upper()} {path}"
+        for path, method in operations
+        if method not in document["paths"].get(path, {})
+    )
+
+    assert missing == []
+
+
+LIST = {"200", "400", "401"}
+DETAIL = {"200", "401", "404"}
+EXPECTED = {
+    ("/api/v1/incidents", "get"): LIST,
+    ("/api/v1/incidents/hidden", "get"): LIST,
+    ("/api/v1/incidents/mock", "post"): {"200", "401", "403"},
+    ("/api/v1/incidents/{incident_id}", "get"): DETAIL,
+    ("/api/v1/incidents/{incident_id}", "put"): DETAIL | {"400"},
+    ("/api/v1/incidents/{incident_id}", "patch"): DETAIL,
+    ("/api/v1/incidents/{incident_id}/unhide", "patch"): DETAIL,
+    ("/api/v1/incidents/{incident_id}/resolve", "post"): DETAIL | {"400", "409"},
+    ("/api/v1/incidents/{incident_id}/alerts", "get"): DETAIL | {"400"},
+    ("/api/v1/incidents/{incident_id}/analyze", "post"): {"202", "401", "404"},
+    ("/api/v1/alerts", "get"): LIST,
+    ("/api/v1/alerts/{alert_id}", "get"): DETAIL,
+    ("/api/v1/alerts/{alert_id}/incident", "put"): DETAIL | {"400"},
+    ("/api/v1/alerts/{alert_id}/analyze", "post"): {"202", "401", "404", "503"},
+}
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(EXPECTED))
+def test_incident_and_alert_operations_document_every_answer(document, path, method):
+    operation = document["paths"][path][method]
+
+    assert set(operation["responses"]) == EXPECTED[(path, method)]
+    assert operation["security"] == [{"jwtAuth": []}]
+    assert all("content" in answer for answer in operation["responses"].values())
+
+
+def _properties(document: dict, name: str) -> set[str]:
+    return set(document["components"]["schemas"][name]["properties"])
+
+
+def test_documented_bodies_have_the_keys_of_spec(document):
+    schemas = document["components"]["schemas"]
+
+    assert _properties(document, "IncidentListItem") == {
+        "incident_id", "title", "severity", "status", "fired_at", "resolved_at",
+        "alert_count",
+    }  # fmt: skip
+    assert _properties(document, "AlertItem") == {
+        "alert_id", "incident_id", "alarm_title", "namespace", "severity",
+        "status", "fired_at", "resolved_at", "labels",
+    }  # fmt: skip
+    assert _properties(document, "IncidentDetailEnvelope") == {"status", "data"}
+    assert "alerts" not in schemas["IncidentDetail"]["required"]
+    assert "similar_incidents" in schemas["IncidentDetail"]["required"]
+    assert _properties(document, "EnvelopeError") == {"status", "message", "error"}
+    assert _properties(document, "IncidentMessage") == {
+        "status",
+        "message",
+        "incident_id",
+    }
+    assert _properties(document, "AlertMessage") == {"status", "message", "alert_id"}
+    assert _properties(document, "IncidentUpdateRequest") == {
+        "title",
+        "severity",
+        "analysis_summary",
+        "analysis_detail",
+    }
+    assert schemas["IncidentUpdateRequest"].get("required", []) == []
+    assert schemas["AlertReassignRequest"]["required"] == ["incident_id"]
+
+
+def test_list_operations_document_paging_headers_and_filters(document):
+    for path in ("/api/v1/incidents", "/api/v1/alerts"):
+        operation = document["paths"][path]["get"]
+        names = {p["name"] for p in operation["parameters"]}
+        headers = set(operation["responses"]["200"]["headers"])
+
+        assert names >= {"limit", "offset", "status", "severity", "q", "since"}
+        assert {"until", "namespace"} <= names
+        assert headers == {"X-Total-Count", "Link"}
