@@ -316,3 +316,15 @@ def test_release_please_files_agree_with_the_project_version():
 @pytest.mark.parametrize("path", ["README.md", "CHANGELOG.md"])
 def test_docs_exist(path):
     assert (BASE / path).read_text().strip()
+
+
+def test_readme_documents_every_variable_settings_and_gunicorn_read():
+    readme = (BASE / "README.md").read_text()
+    sources = [BASE / "kuberca" / "settings.py", BASE / "kuberca" / "gunicorn_conf.py"]
+    read = set()
+    for source in sources:
+        read.update(_ENV_READ.findall(source.read_text()))
+    # Read through a helper taking the name as a variable.
+    read.update({"LOGIN_THROTTLE_PER_CLIENT", "LOGIN_THROTTLE_PER_LOGIN_ID"})
+    missing = sorted(name for name in read if f"`{name}`" not in readme)
+    assert not missing, f"README.md Configuration lacks {missing}"

@@ -72,6 +72,51 @@ def test_metrics_exports_every_kuberca_metric_after_its_action(client):
     assert sample(text, "kuberca_task_oldest_pending_seconds") is not None
 
 
+def test_webhook_delivery_moves_the_ingestion_metrics(client, settings):
+    settings.WEBHOOK_AUTH_TOKEN = ""
+    settings.WEBHOOK_HMAC_SECRET = ""
+    names = [
+        ("kuberca_webhook_deliveries_total", {"outcome": "processed"}),
+        ("kuberca_alerts_total", {"result": "stored"}),
+        ("kuberca_alerts_total", {"result": "ignored"}),
+        ("kuberca_incidents_total", {"event": "opened"}),
+        ("kuberca_truncated_groups_total", {}),
+    ]
+    before = scrape(client)
+    payload = {
+        "version": "4",
+        "groupKey": '{}:{alertname="X"}',
+        "truncatedAlerts": 2,
+        "status": "firing",
+        "receiver": "kuberca",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": alertname,
+                    "namespace": "shop",
+                    "severity": sev,
+                },
+                "annotations": {},
+                "startsAt": "2026-12-03T16:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+            for alertname, sev in (("Crash", "critical"), ("Watchdog", "none"))
+        ],
+    }
+
+    response = client.post(
+        "/webhook/alertmanager", payload, content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    after = scrape(client)
+    for name, labels in names:
+        assert (sample(after, name, **labels) or 0) - (
+            sample(before, name, **labels) or 0
+        ) == 1, name
+
+
 def test_metrics_counts_go_up_by_what_happened(client):
     before = sample(scrape(client), "kuberca_incidents_total", event="reopened")
     metrics.incidents.labels(event="reopened").inc(2)
