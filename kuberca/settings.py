@@ -245,8 +245,31 @@ if AUTH_COOKIE_SAMESITE == "None" and not AUTH_COOKIE_SECURE:
     raise ConfigError(
         "AUTH_COOKIE_SAMESITE", "None", "Lax or Strict unless AUTH_COOKIE_SECURE is on"
     )
-LOGIN_THROTTLE_PER_CLIENT = env_str("LOGIN_THROTTLE_PER_CLIENT", "20/min")
-LOGIN_THROTTLE_PER_LOGIN_ID = env_str("LOGIN_THROTTLE_PER_LOGIN_ID", "5/min")
+
+
+# Accounts: failed-login limits ("<count>/<period>", e.g. 5/min or 20/10m; a
+# count of 0 turns that limit off) kept in a cache every process shares.
+def _login_rate(name: str, default: str) -> str:
+    from accounts.rates import parse_rate
+
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ConfigError(name, value, "a rate such as 5/min or 20/10m") from None
+    return value
+
+
+LOGIN_THROTTLE_PER_CLIENT = _login_rate("LOGIN_THROTTLE_PER_CLIENT", "20/min")
+LOGIN_THROTTLE_PER_LOGIN_ID = _login_rate("LOGIN_THROTTLE_PER_LOGIN_ID", "5/min")
+# The table is created by the accounts migrations (createcachetable).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "kuberca_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
 
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_CREDENTIALS = True
@@ -260,6 +283,15 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# In-cluster callers (Alertmanager, probes, Prometheus) speak plain HTTP and
+# must never be redirected: a redirected webhook POST loses its alerts.
+SECURE_REDIRECT_EXEMPT = [
+    r"^webhook/",
+    r"^healthz$",
+    r"^readyz$",
+    r"^ping$",
+    r"^metrics$",
+]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
