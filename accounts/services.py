@@ -1,4 +1,9 @@
-"""Account rules: the first admin user, created from settings or generated."""
+"""Account rules: sign-up, login, the refresh-token session, the first admin.
+
+Views, the admin and `manage.py ensure_admin` call these. Refresh tokens are
+SimpleJWT tokens recorded as outstanding; using one (rotation) or logging out
+blacklists it, under a row lock, so a refresh token works exactly once.
+"""
 
 import logging
 import secrets
@@ -6,10 +11,188 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import update_last_login
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from rest_framework import status
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import (
+    BlacklistedToken,
+    OutstandingToken,
+)
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.throttling import login_attempt_reserve
+from kuberca.errors import Conflict, Disabled, DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
+
+
+class InvalidRequest(DomainError):
+    code = "invalid request"
+    default_message = "invalid request"
+
+
+class Unauthorized(DomainError):
+    """Wrong login id or password, or a refresh token that cannot be used.
+
+    One answer for every cause, so a caller cannot tell whether a login id
+    exists or why a token was refused.
+    """
+
+    code = "unauthorized"
+    http_status = status.HTTP_401_UNAUTHORIZED
+    default_message = "unauthorized"
+
+
+class SignupDisabled(Disabled):
+    code = "signup disabled"
+    default_message = "signup disabled"
+
+
+class LoginIdTaken(Conflict):
+    code = "already exists"
+    default_message = "already exists"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A fresh access token for the body and a refresh token for the cookie."""
+
+    user_id: int
+    access_token: str
+    refresh_token: str
+    expires_in: int  # seconds the access token lives
+    refresh_max_age: int  # seconds the refresh token lives
+
+
+def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseUser:
+    """Create an ordinary user, when ALLOW_SIGNUP is on.
+
+    Raises SignupDisabled, InvalidInput (a login id Django does not accept as
+    a username, or a password its validators reject), LoginIdTaken (also for
+    a login id differing only in case), or LoginThrottled. Failed attempts
+    count against the client's login budget.
+    """
+    if not settings.ALLOW_SIGNUP:
+        raise SignupDisabled()
+    User = get_user_model()
+    reservation = login_attempt_reserve(client=client, login_id=None)
+
+    try:
+        UnicodeUsernameValidator()(login_id)
+        validate_password(password, user=User(username=login_id))
+    except ValidationError as error:
+        raise InvalidInput(" ".join(error.messages)) from None
+    if User.objects.filter(username__iexact=login_id).exists():
+        raise LoginIdTaken()
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=login_id, password=password)
+    except IntegrityError:
+        raise LoginIdTaken() from None  # registered meanwhile
+
+    reservation.release()
+    logger.info("user registered user_id=%s", user.pk)
+    return user
+
+
+def user_login(*, login_id: str, password: str, client: str) -> AbstractBaseUser:
+    """Check a login id and password; return the active user.
+
+    Raises Unauthorized (unknown id, wrong password and inactive user alike)
+    or LoginThrottled. Only failures use up the throttle budget.
+    """
+    reservation = login_attempt_reserve(client=client, login_id=login_id)
+
+    # Django's backend hashes the password even for an unknown login id, so
+    # the answer takes as long whether or not the id exists.
+    user = authenticate(None, username=login_id, password=password)
+    if user is None:
+        logger.info("login failed client=%s", client)
+        raise Unauthorized()
+
+    reservation.release()
+    update_last_login(None, user)
+    logger.info("login succeeded user_id=%s", user.pk)
+    return user
+
+
+def token_issue(*, user: AbstractBaseUser) -> Session:
+    """Start a session for `user`: a new outstanding refresh token."""
+    return _session(user, RefreshToken.for_user(user))
+
+
+def token_rotate(*, refresh_token: str) -> Session:
+    """Exchange a refresh token for a new session and blacklist the old one.
+
+    Raises Unauthorized when the token is malformed, signed with another key,
+    expired, not a refresh token, blacklisted, already rotated, or its user is
+    gone or inactive. Two concurrent uses of one token: one wins, one is
+    refused.
+    """
+    old = _decode_refresh(refresh_token)
+    User = get_user_model()
+
+    with transaction.atomic():
+        outstanding = (
+            OutstandingToken.objects.select_for_update()
+            .filter(jti=old[jwt_settings.JTI_CLAIM])
+            .first()
+        )
+        if (
+            outstanding is None
+            or BlacklistedToken.objects.filter(token=outstanding).exists()
+        ):
+            raise Unauthorized()
+        user = User.objects.filter(
+            **{jwt_settings.USER_ID_FIELD: old.get(jwt_settings.USER_ID_CLAIM)}
+        ).first()
+        if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
+            raise Unauthorized()
+        BlacklistedToken.objects.create(token=outstanding)
+        session = token_issue(user=user)
+    return session
+
+
+def token_revoke(*, refresh_token: str) -> bool:
+    """Blacklist a refresh token (logout); False when it was not usable anyway."""
+    try:
+        token = _decode_refresh(refresh_token)
+    except Unauthorized:
+        return False
+    outstanding = OutstandingToken.objects.filter(
+        jti=token[jwt_settings.JTI_CLAIM]
+    ).first()
+    if outstanding is None:
+        return False
+    _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    if created:
+        logger.info("refresh token revoked user_id=%s", outstanding.user_id)
+    return created
+
+
+def _decode_refresh(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)  # signature, expiry, type and blacklist
+    except TokenError:
+        raise Unauthorized() from None
+
+
+def _session(user: AbstractBaseUser, refresh: RefreshToken) -> Session:
+    return Session(
+        user_id=user.pk,
+        access_token=str(refresh.access_token),
+        refresh_token=str(refresh),
+        expires_in=int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+        refresh_max_age=int(jwt_settings.REFRESH_TOKEN_LIFETIME.total_seconds()),
+    )
+
 
 GENERATED_ADMIN = "admin"
 

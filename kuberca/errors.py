@@ -82,7 +82,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, PermissionDenied):
         code, message, http_status = "forbidden", "forbidden", 403
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        return Response({"error": "unauthorized"}, status=401)
+        # DRF sets auth_header from the view's authenticator (`Bearer ...`).
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        return Response({"error": "unauthorized"}, status=401, headers=headers)
     elif isinstance(exc, exceptions.ParseError):
         code, message, http_status = "invalid request", _detail_text(exc.detail), 400
     elif isinstance(exc, exceptions.Throttled):
