@@ -1,0 +1,142 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.services import admin_ensure
+from accounts.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_settings(settings):
+    settings.ADMIN_USERNAME = "root"
+    settings.ADMIN_PASSWORD = "first-admin-password"
+    return settings
+
+
+def test_ensure_admin_creates_superuser_from_settings(admin_settings):
+    account = admin_ensure()
+
+    assert account is not None and account.created
+    user = get_user_model().objects.get(username="root")
+    assert user.is_superuser and user.is_staff and user.is_active
+    assert user.check_password("first-admin-password")
+
+
+def test_ensure_admin_creates_it_only_once(admin_settings):
+    admin_ensure()
+
+    again = admin_ensure()
+
+    assert again is not None and not again.created
+    assert get_user_model().objects.filter(username="root").count() == 1
+
+
+def test_ensure_admin_never_changes_an_existing_password(admin_settings):
+    UserFactory(username="root", password="changed-by-the-operator")
+
+    account = admin_ensure()
+
+    assert account is not None and not account.created
+    user = get_user_model().objects.get(username="root")
+    assert user.check_password("changed-by-the-operator")
+    assert not user.check_password("first-admin-password")
+
+
+def test_ensure_admin_without_settings_does_nothing(settings):
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+
+    assert admin_ensure() is None
+    assert not get_user_model().objects.exists()
+
+
+def test_ensure_admin_generates_development_password_file(settings, tmp_path):
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    password_file = tmp_path / "var" / "admin_password"
+
+    account = admin_ensure(password_file=password_file)
+
+    assert account is not None and account.created and account.username == "admin"
+    password = password_file.read_text().strip()
+    assert password == account.password and len(password) >= 16
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert get_user_model().objects.get(username="admin").check_password(password)
+
+
+def test_generated_password_is_kept_on_the_next_start(settings, tmp_path):
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    password_file = tmp_path / "admin_password"
+    first = admin_ensure(password_file=password_file)
+
+    second = admin_ensure(password_file=password_file)
+
+    assert second is not None and not second.created
+    assert second.password == first.password
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1
+
+
+def test_no_password_is_generated_when_a_superuser_exists(settings, tmp_path):
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    UserFactory(username="operator", superuser=True)
+    password_file = tmp_path / "admin_password"
+
+    assert admin_ensure(password_file=password_file) is None
+    assert not password_file.exists()
+
+
+def test_ensure_admin_command_reports_what_it_did(admin_settings, capsys):
+    call_command("ensure_admin")
+    call_command("ensure_admin")
+
+    out = capsys.readouterr().out
+    assert "admin user root created" in out
+    assert "admin user root exists" in out
+    assert "first-admin-password" not in out
+
+
+def test_ensure_admin_command_generate_uses_var_dir(settings, tmp_path, capsys):
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    settings.VAR_DIR = tmp_path
+
+    call_command("ensure_admin", generate=True)
+
+    assert (tmp_path / "admin_password").exists()
+    assert "admin user admin created" in capsys.readouterr().out
+
+
+def test_ensured_admin_can_log_in_to_admin_site(admin_settings):
+    # Tests run without collectstatic, so pages link unhashed static files.
+    admin_settings.STORAGES = {
+        **admin_settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        },
+    }
+    admin_ensure()
+    client = Client()
+
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "root", "password": "first-admin-password", "next": "/admin/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_ensured_admin_can_log_in_to_the_api(admin_settings, post_json):
+    admin_ensure()
+
+    response = post_json(
+        "/api/v1/auth/login", {"id": "root", "password": "first-admin-password"}
+    )
+
+    assert response.status_code == 200
