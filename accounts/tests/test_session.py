@@ -223,3 +223,33 @@ def test_config_ignores_a_bad_bearer_header(api_client):
 
 def test_cookie_name_is_the_contract():
     assert settings.AUTH_COOKIE_NAME == COOKIE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_of_one_token_let_only_one_through():
+    import threading
+
+    from django.db import connection
+
+    user = UserFactory(username="racer")
+    refresh_token = services.token_issue(user=user).refresh_token
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def rotate() -> None:
+        barrier.wait()
+        try:
+            services.token_rotate(refresh_token=refresh_token)
+            outcomes.append("rotated")
+        except services.Unauthorized:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rotate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["refused", "refused", "refused", "rotated"]
