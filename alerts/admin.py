@@ -191,6 +191,7 @@ class AlertAdmin(admin.ModelAdmin):
     date_hierarchy = "fired_at"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
     actions = ["move_to_incident", "rerun_analysis"]
     inlines = [AnalysisInline]
@@ -422,6 +423,7 @@ class AlertAnalysisAdmin(admin.ModelAdmin):
     search_fields = ("alert__alert_id", "summary")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
     readonly_fields = tuple(
         f.name for f in AlertAnalysis._meta.fields if f.name != "id"
@@ -490,6 +492,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
     actions = ["replay"]
     fieldsets = (

@@ -362,6 +362,7 @@ class IncidentAdmin(admin.ModelAdmin):
     date_hierarchy = "fired_at"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
     actions = ["resolve", "hide", "unhide", "rerun_analysis", "merge"]
     inlines = [AlertInline]
@@ -544,7 +545,9 @@ class IncidentAdmin(admin.ModelAdmin):
         more_alerts = len(alerts) > ALERTS_SHOWN
         alerts = alerts[:ALERTS_SHOWN]
         slack_messages = slack_messages_of(incident.pk)
-        root = next((m for m in slack_messages if m.kind == "incident_root"), None)
+        root = next(
+            (m for m in slack_messages if m.kind == "incident_root" and m.ts), None
+        )
         timeline = incident_timeline(incident, alerts, slack_messages)
         return {
             "console_alerts": [a for a in alerts if a.analyses.all()],

@@ -224,6 +224,7 @@ class TaskResultAdmin(DBTaskResultAdmin):
     date_hierarchy = "enqueued_at"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: DBTaskResult) -> SafeString:
