@@ -69,7 +69,8 @@ def retry_delay(
     return ceiling / 2 + rand() * ceiling / 2
 
 
-# Recording (inside the caller's transaction; a constant number of statements).
+# Recording: inside the caller's transaction (no savepoint of its own, so it
+# costs only its statements: a constant number, whatever the alert count).
 
 
 def _ensure_roots(incident_ids: Iterable[str]) -> None:
@@ -94,7 +95,7 @@ def _bump_roots(incident_ids: Iterable[str]) -> None:
 
 def messages_record_root(*, incident_ids: list[str]) -> list[str]:
     """Make sure each incident has a root message (pending until posted)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _ensure_roots(incident_ids)
     return incident_ids
 
@@ -104,7 +105,7 @@ def messages_record_incident_change(*, incident_ids: list[str]) -> list[str]:
 
     Only roots that exist are touched: a change alone never opens a thread.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _bump_roots(incident_ids)
     return incident_ids
 
@@ -118,7 +119,7 @@ def messages_record_alerts(*, kind: str, alert_ids: list[str]) -> list[str]:
     Returns the incidents concerned.
     """
     by_incident: dict[str, list[str]] = {}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         pairs = Alert.objects.filter(
             pk__in=alert_ids, incident__isnull=False
         ).values_list("alert_id", "incident_id")
@@ -171,7 +172,7 @@ def messages_record_analysis(*, alert_id: str, analysis_id: int) -> str | None:
     Returns the incident id, or None when the alert has no incident. One reply
     per analysis, however often this is called.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         row = (
             AlertAnalysis.objects.filter(pk=analysis_id)
             .values("incident_id", "alert__incident_id")
@@ -203,7 +204,7 @@ def messages_record_summary(*, incident_id: str, generation: int) -> str:
 
     One reply per summary generation, however often this is called.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _ensure_roots([incident_id])
         SlackMessage.objects.bulk_create(
             [
@@ -235,10 +236,19 @@ class Delivery:
     failed: int = 0
     busy: bool = False
     wait_until: datetime | None = None
+    more: bool = False  # roots only: replies or edits are left for later
 
 
 class _Thread:
-    def __init__(self, incident_id: str, owner: str, client: SlackClient) -> None:
+    def __init__(
+        self,
+        incident_id: str,
+        owner: str,
+        client: SlackClient,
+        *,
+        roots_only: bool = False,
+    ) -> None:
+        self.roots_only = roots_only
         self.incident_id = incident_id
         self.owner = owner
         self.client = client
@@ -296,6 +306,8 @@ class _Thread:
             root.refresh_from_db()
         if root.state == MessageState.FAILED:
             self._fail_replies(root)
+            return None
+        if self.roots_only:
             return None
 
         replies = list(
@@ -499,14 +511,20 @@ def _schedule_wake(incident_id: str, at: datetime) -> bool:
     return bool(claimed)
 
 
-def thread_deliver(*, incident_id: str, client: SlackClient | None = None) -> Delivery:
+def thread_deliver(
+    *, incident_id: str, client: SlackClient | None = None, roots_only: bool = False
+) -> Delivery:
     """Post what is due in one incident's thread, in order, each message once.
 
-    Returns quietly (busy) when another worker holds the thread. When the
+    With `roots_only`, post the root if it is due and stop; `more` then says
+    whether replies or edits wait. Returns quietly (busy) when another worker
+    holds the thread. When the
     thread must wait (pacing, a backoff, Retry-After), a task is enqueued for
     then. Raises only on unexpected errors; Slack errors are recorded on rows.
     """
-    thread = _Thread(incident_id, uuid.uuid4().hex, client or slack_client())
+    thread = _Thread(
+        incident_id, uuid.uuid4().hex, client or slack_client(), roots_only=roots_only
+    )
     for _ in range(MAX_PASSES):
         if not thread.acquire():
             thread.result.busy = True
@@ -520,12 +538,14 @@ def thread_deliver(*, incident_id: str, client: SlackClient | None = None) -> De
             thread.release()
             raise
         thread.release()
+        if roots_only:
+            thread.result.more = wait_until is None and thread.has_work()
         if wait_until is not None:
             _schedule_wake(incident_id, wait_until)
             thread.result.wait_until = wait_until
             return thread.result
         # Rows recorded while we held the lease: their kick found us busy.
-        if not thread.has_work():
+        if roots_only or not thread.has_work():
             return thread.result
     return thread.result
 

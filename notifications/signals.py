@@ -8,10 +8,9 @@ Without SLACK_BOT_TOKEN and SLACK_CHANNEL_ID they do nothing.
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from notifications import services
 from notifications.models import MessageKind
@@ -22,19 +21,55 @@ logger = logging.getLogger(__name__)
 ROOT_FIELDS = {"status", "severity", "title", "alert_count"}
 
 
-def _kick(incident_ids: list[str]) -> None:
-    from notifications.tasks import deliver_slack
+class _Kick:
+    """The one on-commit enqueue of a transaction; later receivers add to it."""
 
-    if incident_ids:
-        transaction.on_commit(partial(deliver_slack.enqueue, sorted(incident_ids)))
+    def __init__(self) -> None:
+        self.incident_ids: set[str] = set()
+        self.done = False
+
+    def __call__(self) -> None:
+        from notifications.tasks import ROOT_PRIORITY, deliver_slack
+
+        self.done = True
+        deliver_slack.using(priority=ROOT_PRIORITY).enqueue(
+            sorted(self.incident_ids), stage="roots"
+        )
+
+
+def _kick(incident_ids: list[str]) -> None:
+    """Enqueue delivery for these incidents when the transaction commits.
+
+    Ingestion sends several signals per delivery; they share one task, so a
+    webhook costs one enqueue (an atomic block's pending on-commit callbacks
+    are looked at for ours: only one that would run at this commit is reused).
+    """
+    if not incident_ids:
+        return
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        for _sids, func, _robust in connection.run_on_commit:
+            if isinstance(func, _Kick) and not func.done:
+                func.incident_ids.update(incident_ids)
+                return
+    kick = _Kick()
+    kick.incident_ids.update(incident_ids)
+    transaction.on_commit(kick)
 
 
 def _guarded(name: str, record: Callable[[], list[str]]) -> None:
-    """Record and kick; a fault here must not fail the write that signalled."""
+    """Record and kick.
+
+    A database error fails the write that signalled (the webhook answers 503
+    and Alertmanager retries: nothing is lost); any other fault here is logged
+    and must not cost the write itself.
+    """
     if not services.slack_enabled():
         return
     try:
         incident_ids = record()
+    except DatabaseError:
+        raise
     except Exception:
         logger.exception("slack outbox record failed signal=%s", name)
         return

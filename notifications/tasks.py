@@ -16,15 +16,22 @@ from notifications.slack import slack_client
 logger = logging.getLogger(__name__)
 
 RECOVER_BATCH = 50
+# Kicks from receivers post roots first, ahead of replies and edits, so a new
+# incident shows in Slack quickly even while other threads are busy.
+ROOT_PRIORITY = 10
 
 
 @task()
-def deliver_slack(incident_ids: list[str]) -> dict[str, int]:
+def deliver_slack(incident_ids: list[str], stage: str = "all") -> dict[str, int]:
     """Post what is due in each incident's thread (see services.thread_deliver).
 
-    An unexpected error in one thread does not stop the others; the first one
-    is raised at the end, so the task shows as failed in the admin.
+    `stage="roots"` (the receivers' kick) posts only the roots that are due,
+    then enqueues the rest at normal priority. An unexpected error in one
+    thread does not stop the others; the first one is raised at the end, so
+    the task shows as failed in the admin.
     """
+    roots_only = stage == "roots"
+    more: list[str] = []
     totals = {"posted": 0, "edited": 0, "failed": 0, "busy": 0, "waiting": 0}
     if not services.slack_enabled():
         return totals
@@ -32,7 +39,9 @@ def deliver_slack(incident_ids: list[str]) -> dict[str, int]:
     first_error: Exception | None = None
     for incident_id in incident_ids:
         try:
-            result = services.thread_deliver(incident_id=incident_id, client=client)
+            result = services.thread_deliver(
+                incident_id=incident_id, client=client, roots_only=roots_only
+            )
         except Exception as exc:
             logger.exception("slack delivery failed incident_id=%s", incident_id)
             first_error = first_error or exc
@@ -42,8 +51,13 @@ def deliver_slack(incident_ids: list[str]) -> dict[str, int]:
         totals["failed"] += result.failed
         totals["busy"] += int(result.busy)
         totals["waiting"] += int(result.wait_until is not None)
+        if result.more:
+            more.append(incident_id)
+    if more:
+        deliver_slack.enqueue(more)
     logger.info(
-        "slack delivery done incidents=%s posted=%s edited=%s failed=%s",
+        "slack delivery done stage=%s incidents=%s posted=%s edited=%s failed=%s",
+        stage,
         len(incident_ids),
         totals["posted"],
         totals["edited"],

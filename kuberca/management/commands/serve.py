@@ -84,6 +84,10 @@ class Command(BaseCommand):
             "--no-reload",
             "--queue-name",
             "*",
+            # An idle worker polls this often: a new incident reaches Slack
+            # well within 2 s of its webhook (bench/notify.py).
+            "--interval",
+            "0.2",
         ]
         children = [
             subprocess.Popen(web, cwd=base),  # noqa: S603
