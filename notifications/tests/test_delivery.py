@@ -419,3 +419,34 @@ def test_retry_delay_grows_with_jitter_and_honours_retry_after():
     assert services.retry_delay(30, rand=lambda: 1.0) == services.BACKOFF_CAP_SECONDS
     assert services.retry_delay(5, retry_after=1.0, rand=lambda: 0.0) == 1.0
     assert services.retry_delay(5, retry_after=7.0, rand=lambda: 1.0) == 7.5
+
+
+def test_the_kick_posts_roots_first_and_leaves_replies_to_a_later_task(
+    fake_slack, signal
+):  # noqa: ANN001
+    first, _ = open_incident(signal)
+    second, _ = open_incident(signal)
+
+    totals = deliver_slack.call([first.pk, second.pk], stage="roots")
+
+    assert totals["posted"] == 2
+    assert all("thread_ts" not in p.body for p in fake_slack.posts())
+    (later,) = DBTaskResult.objects.filter(
+        task_path="notifications.tasks.deliver_slack", priority=0
+    )
+    assert later.task_result.args == [[first.pk, second.pk]]
+
+
+def test_one_transaction_of_many_signals_enqueues_one_task(
+    fake_slack, django_capture_on_commit_callbacks
+):  # noqa: ANN001
+    incident = IncidentFactory()
+    alert = AlertFactory(incident=incident)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_opened.send(sender=None, incident_id=incident.pk)
+        alerts_fired.send(sender=None, alert_ids=[alert.pk])
+        incident_changed.send(sender=None, incident_id=incident.pk, fields=["severity"])
+
+    (kick,) = DBTaskResult.objects.filter(task_path__startswith="notifications.")
+    assert kick.priority == 10
+    assert kick.task_result.args == [[incident.pk]]
