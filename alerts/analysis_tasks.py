@@ -241,6 +241,18 @@ def summarize_incident(
 
     with _summary_lock(incident_id) as locked:
         if not locked:
+            # Another run of this incident is calling the Agent: for an older
+            # generation, whose answer will be discarded, or a duplicate of
+            # this one. Look again shortly rather than leave it to recovery.
+            if waits < MAX_WAITS:
+                _enqueue_later(
+                    summarize_incident,
+                    timedelta(seconds=WAIT_STEP_SECONDS),
+                    incident_id,
+                    generation,
+                    attempt,
+                    waits + 1,
+                )
             return "busy"
         # Re-read under the lock: another worker may have stored it meanwhile.
         incident = _owed(incident_id, generation)

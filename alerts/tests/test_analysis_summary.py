@@ -230,7 +230,10 @@ def test_a_second_worker_holding_the_claim_makes_the_run_step_aside(
         other.close()
 
     assert agent.bodies(SUMMARIZE) == []
-    assert summarize_incident.call(incident.pk, 1) == "done"
+    assert [incident.pk, 1, 1, 1] in queued_summaries()
+    outcomes = [v for _, v in run_queued_tasks()]
+    assert outcomes == ["done", "skipped"]
+    assert len(agent.bodies(SUMMARIZE)) == 1
 
 
 def test_a_reopened_and_re_resolved_incident_is_summarised_again(
