@@ -40,6 +40,7 @@ from alerts.services import AlertNotFound
 from incidents import events as incident_events
 from incidents.models import Incident, SummaryStatus
 from incidents.services import IncidentNotFound
+from kuberca import tasking
 from kuberca.errors import Disabled
 
 logger = logging.getLogger(__name__)
@@ -73,14 +74,14 @@ def _second_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _enqueue_analyses(analysis_ids: list[int]) -> None:
+def _enqueue_analyses(analysis_ids: list[int], request_id: str) -> None:
     from alerts.analysis_tasks import analyze_alert
 
     for analysis_id in analysis_ids:
-        analyze_alert.enqueue(analysis_id)
+        analyze_alert.enqueue(analysis_id, request_id=request_id)
 
 
-def _enqueue_pending_auto(alert_ids: list[str], status: str) -> None:
+def _enqueue_pending_auto(alert_ids: list[str], status: str, request_id: str) -> None:
     # Runs after commit: rows made by this transaction (or left pending, never
     # tried, by an earlier one) get their task. Rows in a retry backoff have
     # attempts > 0 and a task already waiting.
@@ -91,7 +92,7 @@ def _enqueue_pending_auto(alert_ids: list[str], status: str) -> None:
         state=AnalysisState.PENDING,
         attempts=0,
     ).values_list("pk", flat=True)
-    _enqueue_analyses(list(pending))
+    _enqueue_analyses(list(pending), request_id)
 
 
 def analysis_create_pending(*, alert_ids: list[str], status: str) -> None:
@@ -112,7 +113,13 @@ def analysis_create_pending(*, alert_ids: list[str], status: str) -> None:
         ignore_conflicts=True,
     )
     transaction.on_commit(
-        partial(_enqueue_pending_auto, list(alert_ids), status), robust=True
+        partial(
+            _enqueue_pending_auto,
+            list(alert_ids),
+            status,
+            tasking.current_request_id(),
+        ),
+        robust=True,
     )
 
 
@@ -148,17 +155,20 @@ def analysis_request_alert(alert_id: str) -> AlertAnalysis:
             status=alert.status,
             trigger=AnalysisTrigger.MANUAL,
         )
-        transaction.on_commit(partial(_enqueue_analyses, [analysis.pk]), robust=True)
+        transaction.on_commit(
+            partial(_enqueue_analyses, [analysis.pk], tasking.current_request_id()),
+            robust=True,
+        )
     logger.info(
         "alert analysis requested alert_id=%s analysis_id=%s", alert_id, analysis.pk
     )
     return analysis
 
 
-def _enqueue_summary(incident_id: str, generation: int) -> None:
+def _enqueue_summary(incident_id: str, generation: int, request_id: str) -> None:
     from alerts.analysis_tasks import summarize_incident
 
-    summarize_incident.enqueue(incident_id, generation)
+    summarize_incident.enqueue(incident_id, generation, request_id=request_id)
 
 
 def summary_schedule(*, incident_id: str, generation: int) -> None:
@@ -175,7 +185,10 @@ def summary_schedule(*, incident_id: str, generation: int) -> None:
         ).update(summary_status=SummaryStatus.NONE)
         return
     transaction.on_commit(
-        partial(_enqueue_summary, incident_id, generation), robust=True
+        partial(
+            _enqueue_summary, incident_id, generation, tasking.current_request_id()
+        ),
+        robust=True,
     )
 
 

@@ -25,7 +25,7 @@ from alerts import analysis as services
 from alerts.agent import ANALYZE, SUMMARIZE, AgentRejected, AgentTransient, get_client
 from alerts.models import AlertAnalysis, AnalysisState, AnalysisStatus
 from incidents.models import Incident, SummaryStatus
-from kuberca import metrics
+from kuberca import metrics, tasking
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _enqueue_later(the_task: Task, delay: timedelta, *args: Any) -> bool:
     """Enqueue `the_task` to run after `delay`; False if the backend cannot."""
     if not the_task.get_backend().supports_defer:
         return False
-    the_task.using(run_after=timezone.now() + delay).enqueue(*args)
+    tasking.enqueue(the_task.using(run_after=timezone.now() + delay), *args)
     return True
 
 
@@ -75,6 +75,7 @@ def _firing_unfinished(analysis: AlertAnalysis) -> bool:
 
 
 @task()
+@tasking.with_request_id
 def analyze_alert(analysis_id: int, waits: int = 0) -> str:
     """Run one alert analysis with the Agent and store it; return the outcome.
 
@@ -203,6 +204,7 @@ def _touch_incident(incident_id: str) -> None:
 
 
 @task()
+@tasking.with_request_id
 def summarize_incident(
     incident_id: str, generation: int, attempt: int = 1, waits: int = 0
 ) -> str:
@@ -320,7 +322,7 @@ def _recover_running(now: datetime) -> int:
             )
             continue
         if same.update(state=AnalysisState.PENDING, updated_at=now):
-            analyze_alert.enqueue(pk)
+            tasking.enqueue(analyze_alert, pk)
             recovered += 1
     return recovered
 
@@ -335,7 +337,7 @@ def _recover_pending(now: datetime) -> int:
         if AlertAnalysis.objects.filter(
             pk=pk, state=AnalysisState.PENDING, updated_at=updated_at
         ).update(updated_at=now):
-            analyze_alert.enqueue(pk)
+            tasking.enqueue(analyze_alert, pk)
             recovered += 1
     return recovered
 
@@ -354,12 +356,13 @@ def _recover_summaries(now: datetime) -> int:
             summary_generation=generation,
             updated_at=updated_at,
         ).update(updated_at=now):
-            summarize_incident.enqueue(pk, generation)
+            tasking.enqueue(summarize_incident, pk, generation)
             recovered += 1
     return recovered
 
 
 @task()
+@tasking.with_request_id
 def recover_analyses() -> dict[str, int]:
     """Re-enqueue analyses and final analyses whose task was lost.
 

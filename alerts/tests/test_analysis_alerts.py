@@ -592,3 +592,20 @@ def test_create_pending_ignores_an_empty_list(agent: FakeAgent) -> None:
     with CaptureQueriesContext(connection) as queries:
         analysis_create_pending(alert_ids=[], status="firing")
     assert len(queries) == 0
+
+
+def test_the_request_id_of_the_change_follows_the_analysis_task(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    from kuberca.logging import request_id_var
+
+    alert = AlertFactory()
+    token = request_id_var.set("req-webhook-1")
+    try:
+        fire(django_capture_on_commit_callbacks, alert)
+    finally:
+        request_id_var.reset(token)
+
+    (task,) = queued()
+    assert task.args_kwargs["kwargs"] == {"request_id": "req-webhook-1"}
+    assert run_queued_tasks() == [("analyze_alert", "done")]
