@@ -253,7 +253,8 @@ def build_analyze_request(analysis: AlertAnalysis) -> AnalyzeRequest:
             fingerprint=alert.fingerprint,
         ),
         thread_ts=alert.thread_ts or "",
-        incident_id=analysis.incident_id or alert.incident_id or "",
+        # The alert's current incident: thread_ts is that incident's thread.
+        incident_id=alert.incident_id or analysis.incident_id or "",
         analysis_type=analysis.status,
         language=settings.LANGUAGE,
     )
