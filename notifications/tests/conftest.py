@@ -85,3 +85,11 @@ def run_tasks(django_capture_on_commit_callbacks) -> Callable[[], int]:  # noqa:
         raise AssertionError("tasks keep enqueueing each other")
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _receivers_connected() -> None:
+    """Reconnect the receivers, in case a test elsewhere cleared a signal's."""
+    from notifications import signals
+
+    signals.connect()
