@@ -263,6 +263,7 @@ def _login_rate(name: str, default: str) -> str:
 LOGIN_THROTTLE_PER_CLIENT = _login_rate("LOGIN_THROTTLE_PER_CLIENT", "20/min")
 LOGIN_THROTTLE_PER_LOGIN_ID = _login_rate("LOGIN_THROTTLE_PER_LOGIN_ID", "5/min")
 PERIODIC_TASKS["accounts.tasks.prune_expired_tokens"] = timedelta(hours=6)
+PERIODIC_TASKS["accounts.tasks.prune_expired_cache_entries"] = timedelta(hours=1)
 # The table is created by the accounts migrations (createcachetable).
 CACHES = {
     "default": {
