@@ -49,20 +49,24 @@ class Vectors:
     projected to `dims` with noise, like real text embeddings."""
 
     def __init__(self, *, dims: int, clusters: int, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+        space = np.random.default_rng(seed)
         self.dims = dims
-        self.projection = self.rng.standard_normal(
+        self.projection = space.standard_normal(
             (LATENT, dims), dtype=np.float32
         ) / np.sqrt(LATENT)
-        self.centers = self.rng.standard_normal((clusters, LATENT), dtype=np.float32)
+        self.centers = space.standard_normal((clusters, LATENT), dtype=np.float32)
+        # Rows and queries draw from their own streams, so --reuse of a kept
+        # database gets the same queries without generating the rows again.
+        self.rows = np.random.default_rng(seed + 1)
+        self.queries = np.random.default_rng(seed + 2)
 
-    def make(self, n: int) -> np.ndarray:
-        which = self.rng.integers(0, len(self.centers), n)
-        latent = self.centers[which] + 0.35 * self.rng.standard_normal(
+    def make(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        which = rng.integers(0, len(self.centers), n)
+        latent = self.centers[which] + 0.35 * rng.standard_normal(
             (n, LATENT), dtype=np.float32
         )
         vectors = latent @ self.projection
-        vectors += 0.05 * self.rng.standard_normal((n, self.dims), dtype=np.float32)
+        vectors += 0.05 * rng.standard_normal((n, self.dims), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors
 
@@ -76,6 +80,18 @@ def recreate_database(admin_uri: str) -> None:
 def drop_database(admin_uri: str) -> None:
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+
+
+def database_rows(info) -> int:  # noqa: ANN001
+    try:
+        with psycopg.connect(
+            dbname=DATABASE, user="postgres", host=str(info.socket_dir), port=info.port
+        ) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM embeddings_incidentembedding"
+            ).fetchone()[0]
+    except psycopg.Error:
+        return 0
 
 
 def free_port() -> int:
@@ -133,7 +149,7 @@ def load_embeddings(
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types(["text", "text", "vector", "text", "timestamptz"])
         for start in range(0, len(ids), chunk):
-            block = vectors.make(min(chunk, len(ids) - start))
+            block = vectors.make(min(chunk, len(ids) - start), vectors.rows)
             kept[start : start + len(block)] = block
             for offset, vector in enumerate(block):
                 n = start + offset
@@ -168,10 +184,15 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=3072)
     parser.add_argument("--clusters", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--exact-queries", type=int, default=50)
+    parser.add_argument("--exact-queries", type=int, default=40)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--maintenance-work-mem", default="1GB")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again on a database kept by --keep (no load, no build)",
+    )
     args = parser.parse_args()
 
     from kuberca import embedded_db
@@ -180,7 +201,9 @@ def main() -> None:
     server = embedded_db.start(BASE / "var" / "pgdata")
     info = server.get_postmaster_info()
     admin_uri = server.get_uri()
-    recreate_database(admin_uri)
+    reuse = args.reuse and database_rows(info) == args.rows
+    if not reuse:
+        recreate_database(admin_uri)
     host = quote(str(info.socket_dir), safe="")
     url = f"postgresql://postgres@{host}:{info.port or 5432}/{DATABASE}"
     secret = secrets.token_hex(32)
@@ -200,12 +223,13 @@ def main() -> None:
     }
     gunicorn = gemini = None
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"],
-            cwd=BASE,
-            env=env,
-            check=True,
-        )
+        if not reuse:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "-v0"],
+                cwd=BASE,
+                env=env,
+                check=True,
+            )
         os.environ.update(env)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kuberca.settings")
         import django
@@ -219,47 +243,53 @@ def main() -> None:
         conn = psycopg.connect(
             dbname=DATABASE, user="postgres", host=str(info.socket_dir), port=info.port
         )
-        conn.execute(schema.drop_index_sql())
-        conn.commit()
-
         say(
             f"search bench: rows={args.rows} dims={args.dims}"
             f" clusters={args.clusters} seed={args.seed}"
         )
-        started = time.monotonic()
-        ids = load_incidents(conn, args.rows)
-        incidents_seconds = time.monotonic() - started
         vectors = Vectors(dims=args.dims, clusters=args.clusters, seed=args.seed)
-        started = time.monotonic()
-        load_embeddings(conn, ids, vectors)
-        load_seconds = time.monotonic() - started
-        say(
-            f"load: incidents {incidents_seconds:.1f}s, embeddings generated and"
-            f" COPYed in {load_seconds:.1f}s ({args.rows / load_seconds:.0f} rows/s)"
-        )
+        if reuse:
+            say("reusing the kept database: no load, no index build")
+        else:
+            conn.execute(schema.drop_index_sql())
+            conn.commit()
 
-        # One index build after the bulk load: parallel_workers on the table
-        # lets the build use a second process; 1 GiB keeps the graph in memory.
-        conn.execute(f"ALTER TABLE {schema.TABLE} SET (parallel_workers = 2)")
-        conn.execute(
-            "SELECT set_config('maintenance_work_mem', %s, false),"
-            " set_config('max_parallel_maintenance_workers', '2', false)",
-            [args.maintenance_work_mem],
-        )
-        started = time.monotonic()
-        conn.execute(schema.create_index_sql(args.dims))
-        conn.commit()
-        build_seconds = time.monotonic() - started
-        conn.execute(f"ANALYZE {schema.TABLE}")
-        conn.execute("ANALYZE incidents_incident")
-        conn.commit()
-        say(
-            f"index build: {build_seconds:.1f}s"
-            f" (hnsw m={schema.HNSW_M} ef_construction={schema.HNSW_EF_CONSTRUCTION},"
-            f" maintenance_work_mem={args.maintenance_work_mem}, parallel_workers=2)"
-        )
+            started = time.monotonic()
+            ids = load_incidents(conn, args.rows)
+            incidents_seconds = time.monotonic() - started
+            started = time.monotonic()
+            load_embeddings(conn, ids, vectors)
+            load_seconds = time.monotonic() - started
+            say(
+                f"load: incidents {incidents_seconds:.1f}s, embeddings generated"
+                f" and COPYed in {load_seconds:.1f}s"
+                f" ({args.rows / load_seconds:.0f} rows/s)"
+            )
 
-        queries = vectors.make(args.queries)
+            # One index build after the bulk load: parallel_workers on the table
+            # lets the build use a second process; 1 GiB keeps the graph in memory.
+            conn.execute(f"ALTER TABLE {schema.TABLE} SET (parallel_workers = 2)")
+            conn.execute(
+                "SELECT set_config('maintenance_work_mem', %s, false),"
+                " set_config('max_parallel_maintenance_workers', '2', false)",
+                [args.maintenance_work_mem],
+            )
+            started = time.monotonic()
+            conn.execute(schema.create_index_sql(args.dims))
+            conn.commit()
+            build_seconds = time.monotonic() - started
+            conn.execute(f"ANALYZE {schema.TABLE}")
+            conn.execute("ANALYZE incidents_incident")
+            conn.commit()
+            say(
+                f"index build: {build_seconds:.1f}s"
+                f" (hnsw m={schema.HNSW_M}"
+                f" ef_construction={schema.HNSW_EF_CONSTRUCTION},"
+                f" maintenance_work_mem={args.maintenance_work_mem},"
+                " parallel_workers=2)"
+            )
+
+        queries = vectors.make(args.queries, vectors.queries)
         # Exact scan (full-precision vectors, no index) and the HNSW statement,
         # both straight in SQL, on the first --exact-queries queries.
         exact_ms, hnsw_ms, truth = [], [], []
@@ -307,9 +337,7 @@ def main() -> None:
         from django.contrib.auth import get_user_model
         from rest_framework_simplejwt.tokens import RefreshToken
 
-        user = get_user_model().objects.create_user(
-            username="bench", password=secrets.token_hex(16)
-        )
+        user, _ = get_user_model().objects.get_or_create(username="bench")
         token = str(RefreshToken.for_user(user).access_token)
         connection.close()
         conn.close()
@@ -397,7 +425,7 @@ def main() -> None:
                 gunicorn.wait()
         if gemini is not None:
             gemini.stop()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             try:
                 from django.db import connection as django_connection
 
