@@ -28,6 +28,7 @@ from incidents.admin import (
     SeverityFilter,
     alert_search_q,
     label_value_match,
+    normalised_id,
     search_terms,
 )
 from incidents.models import Incident, IncidentStatus
@@ -262,9 +263,6 @@ class AlertAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("incident")
-
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
@@ -273,7 +271,9 @@ class AlertAdmin(admin.ModelAdmin):
             if "=" not in term:
                 queryset = queryset.alias(label_value_hit=label_value_match(term))
             queryset = queryset.filter(
-                alert_search_q(term) | Q(fingerprint=term) | Q(incident_id=term)
+                alert_search_q(term)
+                | Q(fingerprint=term)
+                | Q(incident_id=normalised_id(term, "INC-"))
             )
         return queryset, False
 

@@ -94,7 +94,7 @@ def alert_search_q(term: str) -> Q:
         key, value = term.split("=", 1)
         return Q(labels__contains={key: value})
     return (
-        Q(alert_id=_normalised_id(term, "ALR-"))
+        Q(alert_id=normalised_id(term, "ALR-"))
         | Q(alarm_title__icontains=term)
         | Q(namespace=term)
         | Q(label_value_hit=True)
@@ -111,7 +111,7 @@ def search_terms(search_term: str) -> list[str]:
     return terms
 
 
-def _normalised_id(term: str, prefix: str) -> str:
+def normalised_id(term: str, prefix: str) -> str:
     """`inc-ABC` → `INC-abc`: ids are an upper prefix and lowercase hex."""
     if term[: len(prefix)].upper() == prefix:
         return prefix + term[len(prefix) :].lower()
@@ -472,13 +472,11 @@ class IncidentAdmin(admin.ModelAdmin):
             if "=" not in term:
                 alerts = alerts.alias(label_value_hit=label_value_match(term))
             alert_q = alert_search_q(term)
-            incident_id = _normalised_id(term, "INC-")
-            queryset = queryset.filter(
-                Q(incident_id=incident_id)
-                | Q(incident_id__startswith=incident_id, incident_id__gt="INC-")
-                | Q(title__icontains=term)
-                | Exists(alerts.filter(alert_q))
-            )
+            incident_id = normalised_id(term, "INC-")
+            incident_q = Q(title__icontains=term) | Q(incident_id=incident_id)
+            if incident_id.startswith("INC-"):
+                incident_q |= Q(incident_id__startswith=incident_id)
+            queryset = queryset.filter(incident_q | Exists(alerts.filter(alert_q)))
         return queryset, False
 
     # --- list columns ---------------------------------------------------

@@ -116,8 +116,9 @@ def test_alert_list_filters_by_incident_and_searches_label_values(staff_client):
     by_incident = staff_client.get(ALERTS, {"incident": alert.incident_id})
     by_label = staff_client.get(ALERTS, {"q": "api-7"})
     by_pair = staff_client.get(ALERTS, {"q": "pod=api-7"})
+    by_incident_id = staff_client.get(ALERTS, {"q": alert.incident_id.lower()})
 
-    for response in (by_incident, by_label, by_pair):
+    for response in (by_incident, by_label, by_pair, by_incident_id):
         assert [a.pk for a in response.context["cl"].result_list] == [alert.pk]
 
 

@@ -308,7 +308,12 @@ def test_incident_admin_refuses_non_staff_users(client, user):
     incident = IncidentFactory()
     client.force_login(user)
 
-    for url in (CHANGELIST, change_url(incident.pk), "/admin/"):
+    for url in (
+        CHANGELIST,
+        change_url(incident.pk),
+        "/admin/",
+        "/admin/django_tasks_database/dbtaskresult/",
+    ):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
