@@ -29,6 +29,9 @@ max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 forwarded_allow_ips = ",".join(env_list("TRUSTED_PROXIES")) or "127.0.0.1"
 # The heartbeat file on tmpfs: a container's overlay disk can stall it.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# The runtime control socket sits at one path per user ($HOME/.gunicorn), which
+# two servers on one machine would share; nothing here uses it.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'

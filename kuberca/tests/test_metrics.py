@@ -321,3 +321,22 @@ def test_gunicorn_with_two_workers_serves_summed_metrics_and_stops_on_sigterm(
     lines = [line for line in output.decode().splitlines() if line.startswith("{")]
     assert lines, output
     assert any(re.search(r'"logger": "gunicorn\.(error|access)"', x) for x in lines)
+
+
+def test_worker_exporter_serves_the_worker_process_metrics(tmp_path):
+    port = _free_port()
+    code = (
+        "import urllib.request; from kuberca import metrics; "
+        f"assert metrics.start_worker_exporter({port}, addr='127.0.0.1'); "
+        f"assert not metrics.start_worker_exporter({port}, addr='127.0.0.1'); "
+        "assert not metrics.start_worker_exporter(0); "
+        "metrics.agent_calls.labels(endpoint='analyze', outcome='ok').inc(5); "
+        f"print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+    )
+
+    text = _run(code, {"PROMETHEUS_MULTIPROC_DIR": ""})
+
+    assert (
+        sample(text, "kuberca_agent_calls_total", endpoint="analyze", outcome="ok") == 5
+    )
+    assert sample(text, "kuberca_task_queue_depth") is None  # the web's to report
