@@ -10,6 +10,13 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from kuberca.testing.http import LocalHTTPServer, Reply, Responder
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # noqa: ANN001, ANN202
+    # Argon2 takes most of a second per hash here; tests that check the
+    # production hasher set PASSWORD_HASHERS themselves.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def user(db):  # noqa: ANN001, ANN201
     return get_user_model().objects.create_user(
