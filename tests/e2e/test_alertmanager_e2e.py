@@ -5,6 +5,7 @@ through its API and posts webhooks with a bearer token, as in production.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def kuberca_url(transactional_db, tmp_path: Path) -> Iterator[str]:  # noqa: ANN
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

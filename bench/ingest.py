@@ -1,0 +1,353 @@
+"""Webhook ingestion benchmark: a live kuberca (gunicorn, 2 workers) on loopback.
+
+Starts its own embedded PostgreSQL in a temporary folder (or uses
+DATABASE_URL), migrates it, starts gunicorn on a free 127.0.0.1 port, then
+posts distinct deliveries of 1, 10 and 50 alerts at concurrency 1, 4 and 16,
+and re-deliveries of the same bodies (the update path). Prints deliveries/s,
+alerts/s, latency percentiles, worker CPU per alert and peak worker RSS, and,
+on the same database, the rate of a raw psycopg upsert of the same rows.
+
+    .venv/bin/python bench/ingest.py [--scale 1.0]
+
+Slack and the Agent are off so the figures are ingestion's own.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import quantiles
+from typing import Any
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = (1, 10, 50)
+CONCURRENCY = (1, 4, 16)
+TARGET_RATIO = {1: 0.10, 10: 0.25, 50: 0.35}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL") and not env.get("KUBERCA_PGDATA"):
+        folder = Path(tempfile.mkdtemp(prefix="kuberca-bench-"))
+        env["KUBERCA_PGDATA"] = str(folder / "pgdata")
+        env["KUBERCA_PGDATA_THROWAWAY"] = "1"
+    env.update(
+        DEBUG="false",
+        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-" + uuid.uuid4().hex,
+        ALLOWED_HOSTS="*",
+        AGENT_ENABLED="false",
+        SLACK_BOT_TOKEN="",
+        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
+        ALERT_STALE_AFTER="0",
+    )
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alert(fp: str, starts: datetime, run: str) -> dict[str, Any]:
+    return {
+        "status": "firing",
+        "labels": {
+            "alertname": "BenchAlert",
+            "namespace": f"bench-{run}",
+            "pod": fp,
+            "severity": "warning",
+        },
+        "annotations": {"summary": "benchmark alert", "description": "x" * 200},
+        "startsAt": starts.isoformat().replace("+00:00", "Z"),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fp,
+    }
+
+
+def payloads(run: str, size: int, count: int) -> list[bytes]:
+    starts = datetime.now(UTC) - timedelta(minutes=1)
+    bodies = []
+    for d in range(count):
+        alerts = [alert(f"{run}-{d}-{i}", starts, run) for i in range(size)]
+        bodies.append(
+            json.dumps(
+                {
+                    "version": "4",
+                    "groupKey": f"{{}}:{{run={run}}}",
+                    "status": "firing",
+                    "receiver": "bench",
+                    "truncatedAlerts": 0,
+                    "alerts": alerts,
+                }
+            ).encode()
+        )
+    return bodies
+
+
+class Workers:
+    """CPU time and peak RSS of the gunicorn workers."""
+
+    def __init__(self, master: psutil.Process) -> None:
+        self.master = master
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return self.master.children()
+        except psutil.Error:
+            return []
+
+    def cpu(self) -> float:
+        total = 0.0
+        for child in self.children():
+            try:
+                times = child.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for child in self.children():
+                try:
+                    self.peak_rss = max(self.peak_rss, child.memory_info().rss)
+                except psutil.NoSuchProcess:
+                    pass
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def drive(url: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
+    local = threading.local()
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def send(body: bytes) -> None:
+        nonlocal errors
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            session.trust_env = False
+        began = time.perf_counter()
+        try:
+            response = session.post(
+                url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+            )
+            ok = response.status_code == 200
+        except requests.RequestException:
+            ok = False
+        elapsed = time.perf_counter() - began
+        with lock:
+            latencies.append(elapsed)
+            if not ok:
+                errors += 1
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, bodies))
+    wall = time.perf_counter() - began
+    cuts = quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "wall": wall,
+        "p50": cuts[49] * 1000,
+        "p95": cuts[94] * 1000,
+        "p99": cuts[98] * 1000,
+        "errors": errors,
+    }
+
+
+RAW_UPSERT = """
+INSERT INTO bench_raw_alert (alert_id, fingerprint, alarm_title, severity, status,
+    fired_at, labels, annotations, generator_url, namespace, group_key,
+    analysis_summary, analysis_detail, thread_ts, grouping_reason, is_enabled,
+    resolved_as_stale, last_seen_at, created_at, updated_at)
+VALUES (%s, %s, %s, %s, 'firing', %s, %s::jsonb, %s::jsonb, %s, %s, %s,
+    '', '', '', 'joined', true, false, now(), now(), now())
+ON CONFLICT (fingerprint, fired_at) DO UPDATE SET labels = EXCLUDED.labels,
+    annotations = EXCLUDED.annotations, last_seen_at = EXCLUDED.last_seen_at,
+    updated_at = EXCLUDED.updated_at
+"""
+
+
+def raw_rate(dsn: dict[str, Any], bodies: list[bytes], concurrency: int) -> float:
+    """Alerts/s of a plain psycopg upsert of the same rows, one commit a body."""
+    import psycopg
+
+    rows_per_body = []
+    for body in bodies:
+        rows = []
+        for a in json.loads(body)["alerts"]:
+            rows.append(
+                (
+                    uuid.uuid4().hex[:20],
+                    a["fingerprint"],
+                    a["labels"]["alertname"],
+                    a["labels"]["severity"],
+                    a["startsAt"],
+                    json.dumps(a["labels"]),
+                    json.dumps(a["annotations"]),
+                    a["generatorURL"],
+                    a["labels"]["namespace"],
+                    "namespace=" + a["labels"]["namespace"],
+                )
+            )
+        rows_per_body.append(rows)
+    local = threading.local()
+    connections = []
+
+    def send(rows: list[tuple]) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = psycopg.connect(**dsn)
+            connections.append(conn)
+        with conn.cursor() as cursor:
+            cursor.executemany(RAW_UPSERT, rows)
+        conn.commit()
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, rows_per_body))
+    wall = time.perf_counter() - began
+    for conn in connections:
+        conn.close()
+    return sum(len(r) for r in rows_per_body) / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="more or fewer requests"
+    )
+    args = parser.parse_args()
+    env = _env()
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kuberca.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    settings = connection.settings_dict
+    dsn = {
+        "dbname": settings["NAME"],
+        "user": settings.get("USER") or "postgres",
+        "host": settings.get("HOST") or None,
+        "port": settings.get("PORT") or None,
+        "password": settings.get("PASSWORD") or None,
+    }
+    dsn = {k: v for k, v in dsn.items() if v}
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_alert")
+        cursor.execute(
+            "CREATE TABLE bench_raw_alert (LIKE alerts_alert INCLUDING DEFAULTS "
+            "INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+        )
+    connection.close()
+
+    port = _free_port()
+    log = open(Path(tempfile.gettempdir()) / "kuberca-bench-gunicorn.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "kuberca.wsgi",
+            "-c",
+            "kuberca/gunicorn_conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("kuberca did not start; see the gunicorn log")
+            time.sleep(0.2)
+        workers = Workers(psutil.Process(process.pid))
+        url = f"{base}/webhook/alertmanager"
+        # Warm both workers (imports, connections) before measuring.
+        drive(url, payloads("warm", 1, 20), 4)
+        expected = 0
+        print(
+            f"{'alerts':>6} {'conc':>4} {'mode':>8} {'deliv/s':>8} {'alerts/s':>9} "
+            f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu/alert':>10} "
+            f"{'raw/s':>8} {'ratio':>6} {'target':>6} {'errors':>6}"
+        )
+        for size in SIZES:
+            count = max(20, int({1: 400, 10: 150, 50: 40}[size] * args.scale))
+            for conc in CONCURRENCY:
+                run = uuid.uuid4().hex[:8]
+                bodies = payloads(run, size, count)
+                for mode in ("new", "repeat"):
+                    cpu_before = workers.cpu()
+                    result = drive(url, bodies, conc)
+                    cpu = workers.cpu() - cpu_before
+                    alerts = size * count
+                    raw = raw_rate(dsn, bodies, conc)
+                    rate = alerts / result["wall"]
+                    print(
+                        f"{size:>6} {conc:>4} {mode:>8} {count / result['wall']:>8.1f} "
+                        f"{rate:>9.1f} {result['p50']:>7.1f} {result['p95']:>7.1f} "
+                        f"{result['p99']:>7.1f} {cpu / alerts * 1000:>8.2f}ms "
+                        f"{raw:>8.0f} {rate / raw:>6.2f} {TARGET_RATIO[size]:>6.2f} "
+                        f"{result['errors']:>6}",
+                        flush=True,
+                    )
+                expected += size * count
+        workers.stop()
+        import psycopg
+
+        with psycopg.connect(**dsn) as conn:
+            (stored,) = conn.execute(
+                "SELECT count(*) FROM alerts_alert WHERE alarm_title = 'BenchAlert' "
+                "AND fingerprint NOT LIKE 'warm-%'"
+            ).fetchone()
+        print(f"peak worker RSS: {workers.peak_rss / 2**20:.1f} MiB")
+        print(f"alerts expected {expected}, stored {stored}, lost {expected - stored}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
