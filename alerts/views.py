@@ -20,7 +20,7 @@ from alerts.serializers import (
     AlertReassignSerializer,
 )
 from incidents import selectors
-from incidents.serializers import EnvelopeErrorSerializer
+from incidents.serializers import EnvelopeErrorSerializer, plain_rows
 from incidents.views import (
     FILTER_PARAMETERS,
     LIST_ERRORS,
@@ -33,17 +33,7 @@ from kuberca.pagination import Page, paged_response
 
 logger = logging.getLogger(__name__)
 
-ITEM_FIELDS = (
-    "alert_id",
-    "incident_id",
-    "alarm_title",
-    "namespace",
-    "severity",
-    "status",
-    "fired_at",
-    "resolved_at",
-    "labels",
-)
+ITEM_FIELDS = selectors.ALERT_ITEM_FIELDS
 DETAIL_FIELDS = (
     *ITEM_FIELDS,
     "analysis_summary",
@@ -102,8 +92,8 @@ class AlertViewSet(viewsets.ViewSet):
         page = Page.from_params(request.query_params)
         filters = selectors.ListFilters.from_params(request.query_params)
         queryset = alert_list(filters)
-        rows = queryset.only(*ITEM_FIELDS)[page.offset : page.offset + page.limit]
-        data = AlertItemSerializer(rows, many=True).data
+        rows = queryset.values(*ITEM_FIELDS)[page.offset : page.offset + page.limit]
+        data = plain_rows(AlertItemSerializer, rows)
         return paged_response(request, queryset, page, data)
 
     @extend_schema(

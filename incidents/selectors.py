@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.module_loading import import_string
@@ -25,6 +25,9 @@ from kuberca.pagination import choice_param, text_param, time_param
 logger = logging.getLogger(__name__)
 
 ANALYZING_STATES = ("pending", "running")
+# The similar-incidents search is an extra on the detail page: past this it is
+# cancelled and the detail answers with `similar_incidents: []`.
+SIMILAR_TIMEOUT_MS = 300
 STATUSES = tuple(IncidentStatus.values)
 SEVERITIES = tuple(Severity.values)
 
@@ -118,9 +121,24 @@ def incident_list(*, hidden: bool, filters: ListFilters) -> IncidentQuerySet:
     return queryset.order_by("-fired_at", "-incident_id")
 
 
-def incident_list_page(queryset: IncidentQuerySet) -> IncidentQuerySet:
-    return queryset.annotate(alert_count=alert_count_subquery()).only(
-        "incident_id", "title", "severity", "status", "fired_at", "resolved_at"
+LIST_FIELDS = ("incident_id", "title", "severity", "status", "fired_at", "resolved_at")
+ALERT_ITEM_FIELDS = (
+    "alert_id",
+    "incident_id",
+    "alarm_title",
+    "namespace",
+    "severity",
+    "status",
+    "fired_at",
+    "resolved_at",
+    "labels",
+)
+
+
+def incident_list_page(queryset: IncidentQuerySet) -> Any:
+    """The list rows as dicts, with alert_count."""
+    return queryset.annotate(alert_count=alert_count_subquery()).values(
+        *LIST_FIELDS, "alert_count"
     )
 
 
@@ -165,9 +183,20 @@ def similar_incidents(incident: Incident, *, limit: int = 5) -> list[SimilarInci
     if finder is None:
         return []
     try:
-        # A savepoint, so a failed search never breaks the caller's transaction.
-        with transaction.atomic():
-            found = finder(incident, limit=limit)
+        # A savepoint, so a failed search never breaks the caller's
+        # transaction; the local timeout keeps a slow search from holding the
+        # detail page (rolled back with the savepoint, restored otherwise).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('statement_timeout'),"
+                " set_config('statement_timeout', %s, true)",
+                [f"{SIMILAR_TIMEOUT_MS}ms"],
+            )
+            previous = cursor.fetchone()[0]
+            found = list(finder(incident, limit=limit))
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [previous]
+            )
     except DatabaseError:
         logger.warning(
             "similar incidents search failed incident_id=%s", incident.pk, exc_info=True
@@ -179,5 +208,5 @@ def similar_incidents(incident: Incident, *, limit: int = 5) -> list[SimilarInci
             "title": str(item.get("title", "")),
             "score": float(item.get("score", 0.0)),
         }
-        for item in list(found)[:limit]
+        for item in found[:limit]
     ]

@@ -29,6 +29,7 @@ from incidents.serializers import (
     ListErrorSerializer,
     SuccessMessageSerializer,
     UnauthorizedSerializer,
+    plain_rows,
 )
 from kuberca.errors import InvalidInput
 from kuberca.pagination import MAX_LIMIT, Page, paged_response
@@ -115,7 +116,7 @@ class IncidentViewSet(viewsets.ViewSet):
         rows = selectors.incident_list_page(queryset)[
             page.offset : page.offset + page.limit
         ]
-        data = IncidentListItemSerializer(rows, many=True).data
+        data = plain_rows(IncidentListItemSerializer, rows)
         return paged_response(request, queryset, page, data)
 
     @extend_schema(
@@ -143,7 +144,9 @@ class IncidentViewSet(viewsets.ViewSet):
     )
     def retrieve(self, request: Request, incident_id: str) -> Response:
         incident = _get_incident(incident_id)
-        alerts = list(selectors.incident_alerts(incident.pk))
+        alerts = selectors.incident_alerts(incident.pk).values(
+            *selectors.ALERT_ITEM_FIELDS
+        )
         detail = {
             field: getattr(incident, field)
             for field in (
@@ -161,8 +164,10 @@ class IncidentViewSet(viewsets.ViewSet):
         }
         detail["is_analyzing"] = selectors.incident_is_analyzing(incident)
         detail["similar_incidents"] = selectors.similar_incidents(incident, limit=5)
-        detail["alerts"] = alerts
         data = IncidentDetailSerializer(detail).data
+        data["alerts"] = plain_rows(AlertItemSerializer, alerts)
+        if not data["alerts"]:
+            del data["alerts"]
         return Response({"status": "success", "data": data})
 
     @extend_schema(
@@ -253,8 +258,10 @@ class IncidentViewSet(viewsets.ViewSet):
         queryset = selectors.incident_alerts(incident.pk).filter(
             selectors.alert_filter_q(filters)
         )
-        rows = queryset[page.offset : page.offset + page.limit]
-        data = AlertItemSerializer(rows, many=True).data
+        rows = queryset.values(*selectors.ALERT_ITEM_FIELDS)[
+            page.offset : page.offset + page.limit
+        ]
+        data = plain_rows(AlertItemSerializer, rows)
         return paged_response(request, queryset, page, data)
 
     @extend_schema(

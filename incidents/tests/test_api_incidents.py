@@ -1,15 +1,22 @@
 """The incident API: bodies, envelopes, status codes and services behind them."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from alerts.models import Alert
 from alerts.tests.factories import AlertAnalysisFactory, AlertFactory
 from incidents import events, selectors
 from incidents.models import Incident
+from incidents.serializers import (
+    AlertItemSerializer,
+    IncidentListItemSerializer,
+    plain_rows,
+)
 from incidents.tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +67,12 @@ def similar_two(incident, *, limit):  # noqa: ANN001, ANN201
 
 def similar_broken(incident, *, limit):  # noqa: ANN001, ANN201
     raise DatabaseError("relation does not exist")
+
+
+def similar_slow(incident, *, limit):  # noqa: ANN001, ANN201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(5)")
+    return similar_two(incident, limit=limit)
 
 
 def put(client, url, body):  # noqa: ANN001, ANN201
@@ -228,6 +241,48 @@ def test_detail_survives_a_failing_similar_search(auth_client, settings):
     assert Incident.objects.filter(pk=incident.pk).exists()  # transaction usable
 
 
+def test_detail_gives_up_on_a_slow_similar_search(auth_client, settings):
+    settings.SIMILAR_INCIDENTS_FINDER = f"{__name__}.similar_slow"
+    incident = IncidentFactory()
+
+    started = time.monotonic()
+    response = auth_client.get(f"/api/v1/incidents/{incident.pk}")
+
+    assert time.monotonic() - started < 3
+    assert response.json()["data"]["similar_incidents"] == []
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+def test_detail_restores_the_statement_timeout_after_the_search(auth_client, settings):
+    settings.SIMILAR_INCIDENTS_FINDER = f"{__name__}.similar_two"
+    incident = IncidentFactory()
+
+    auth_client.get(f"/api/v1/incidents/{incident.pk}")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+def test_plain_rows_shape_rows_like_the_serializers():
+    alert = AlertFactory(resolved=True, namespace=None)
+    rows = list(Alert.objects.filter(pk=alert.pk).values(*selectors.ALERT_ITEM_FIELDS))
+    incidents = selectors.incident_list_page(Incident.objects.all())
+    annotated = Incident.objects.annotate(
+        alert_count=selectors.alert_count_subquery()
+    ).get()
+
+    assert plain_rows(AlertItemSerializer, rows) == [
+        dict(AlertItemSerializer(alert).data)
+    ]
+    assert plain_rows(IncidentListItemSerializer, incidents) == [
+        dict(IncidentListItemSerializer(annotated).data)
+    ]
+    assert annotated.alert_count == 1
+
+
 def test_detail_survives_a_missing_similar_finder(auth_client, settings):
     settings.SIMILAR_INCIDENTS_FINDER = "embeddings.nowhere.similar_incidents"
     incident = IncidentFactory()
@@ -267,9 +322,10 @@ def test_detail_query_count_does_not_grow_with_alerts(
     selectors._finder.cache_clear()
     auth_client.get(f"/api/v1/incidents/{few.pk}")  # warm the finder lookup
 
-    with django_assert_num_queries(6):  # user, incident, alerts, analyzing, 2 sp
+    # user, incident, alerts, analyzing; savepoint, timeout, restore, release
+    with django_assert_num_queries(8):
         auth_client.get(f"/api/v1/incidents/{few.pk}")
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(8):
         auth_client.get(f"/api/v1/incidents/{many.pk}")
 
 
