@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 ANALYZING_STATES = ("pending", "running")
 # The similar-incidents search is an extra on the detail page: past this it is
 # cancelled and the detail answers with `similar_incidents: []`.
-SIMILAR_TIMEOUT_MS = 300
+SIMILAR_TIMEOUT_MS = 200
 STATUSES = tuple(IncidentStatus.values)
 SEVERITIES = tuple(Severity.values)
 
@@ -197,9 +197,11 @@ def similar_incidents(incident: Incident, *, limit: int = 5) -> list[SimilarInci
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)", [previous]
             )
-    except DatabaseError:
+    except DatabaseError as error:
         logger.warning(
-            "similar incidents search failed incident_id=%s", incident.pk, exc_info=True
+            "similar incidents search failed incident_id=%s error=%s",
+            incident.pk,
+            type(error.__cause__ or error).__name__,
         )
         return []
     return [
