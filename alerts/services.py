@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from alerts import events
@@ -404,21 +403,26 @@ def _load_known(alerts: list[ParsedAlert], at: datetime) -> list[_Row]:
     return [_Row(*record) for record in unique.values()]
 
 
-def _candidate_incidents(keys: set[str], ids: set[str], now: datetime) -> list:
+_CANDIDATES = """
+SELECT * FROM incidents_incident
+WHERE incident_id = ANY(%s::text[])
+   OR (group_key = ANY(%s::text[]) AND is_enabled
+       AND (status = 'firing'
+            OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s)))
+ORDER BY incident_id
+FOR UPDATE
+"""
+
+
+def _candidate_incidents(
+    keys: set[str], ids: set[str], now: datetime
+) -> list[Incident]:
+    """Lock the incidents these alerts may join or reopen, in id order."""
     if not keys and not ids:
         return []
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
-    query = Q(pk__in=ids)
-    if keys:
-        query |= Q(group_key__in=keys, status=IncidentStatus.FIRING, is_enabled=True)
-        query |= Q(
-            group_key__in=keys,
-            status=IncidentStatus.RESOLVED,
-            resolved_by=AUTO_RESOLVER,
-            resolved_at__gte=reopen_since,
-            is_enabled=True,
-        )
-    return list(Incident.objects.select_for_update().filter(query).order_by("pk"))
+    params = [sorted(ids), sorted(keys), AUTO_RESOLVER, reopen_since]
+    return list(Incident.objects.raw(_CANDIDATES, params))
 
 
 @dataclass
@@ -653,6 +657,37 @@ def _retryable(error: DatabaseError) -> bool:
     return getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
+_UPDATE_PROCESSED = """
+UPDATE alerts_webhookdelivery SET outcome = 'processed', http_status = 200,
+    group_key = %s, receiver = %s, truncated_alerts = %s, alert_count = %s,
+    stored = %s, duplicates = %s, ignored = %s, rejected = %s,
+    rejections = %s::jsonb, error = '', processed_at = %s
+WHERE id = %s
+"""
+
+
+def _record_processed(
+    delivery_id: int, payload: ParsedPayload, result: IngestResult
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _UPDATE_PROCESSED,
+            [
+                payload.group_key,
+                payload.receiver[:1000],
+                payload.truncated_alerts,
+                payload.alert_count,
+                result.stored,
+                result.duplicates,
+                result.ignored,
+                len(payload.rejected),
+                _json(payload.rejected),
+                timezone.now(),
+                delivery_id,
+            ],
+        )
+
+
 def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     """Process a stored delivery's body and record the outcome on it."""
     result = IngestResult(http_status=200, delivery_id=delivery.pk)
@@ -681,21 +716,7 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
         try:
             with transaction.atomic():
                 _process(payload, delivery.received_at, result)
-                WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                    outcome=DeliveryOutcome.PROCESSED,
-                    http_status=200,
-                    group_key=payload.group_key,
-                    receiver=payload.receiver[:1000],
-                    truncated_alerts=payload.truncated_alerts,
-                    alert_count=payload.alert_count,
-                    stored=result.stored,
-                    duplicates=result.duplicates,
-                    ignored=result.ignored,
-                    rejected=len(payload.rejected),
-                    rejections=payload.rejected,
-                    error="",
-                    processed_at=timezone.now(),
-                )
+                _record_processed(delivery.pk, payload, result)
             break
         except DatabaseError as error:
             if attempt < 2 and _retryable(error):
@@ -763,6 +784,45 @@ def _declared_size(headers: dict[str, str]) -> int:
     return 0
 
 
+_INSERT_DELIVERY = """
+INSERT INTO alerts_webhookdelivery (
+    received_at, body, body_size, body_truncated, headers, source_address,
+    group_key, receiver, truncated_alerts, outcome, http_status, alert_count,
+    stored, duplicates, ignored, rejected, rejections, error)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', '', 0, %s, %s, 0, 0, 0, 0, 0, '[]', %s)
+RETURNING id
+"""
+
+
+def _store_delivery(
+    *,
+    body: bytes,
+    size: int,
+    truncated: bool,
+    headers: dict[str, str],
+    source_address: str | None,
+) -> WebhookDelivery:
+    """Insert the ledger row in autocommit, before any processing."""
+    received_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_DELIVERY,
+            [
+                received_at,
+                body,
+                size,
+                truncated,
+                _json(headers),
+                source_address,
+                DeliveryOutcome.REJECTED if truncated else DeliveryOutcome.RECEIVED,
+                413 if truncated else None,
+                "body over WEBHOOK_MAX_BYTES" if truncated else "",
+            ],
+        )
+        (delivery_id,) = cursor.fetchone()
+    return WebhookDelivery(pk=delivery_id, received_at=received_at)
+
+
 def delivery_ingest(
     *, body: bytes, headers: dict[str, str], source_address: str | None
 ) -> IngestResult:
@@ -778,15 +838,12 @@ def delivery_ingest(
     oversize = size > settings.WEBHOOK_MAX_BYTES
     kept = body[:OVERSIZE_KEEP_BYTES] if oversize else body
     try:
-        delivery = WebhookDelivery.objects.create(
+        delivery = _store_delivery(
             body=kept,
-            body_size=size,
-            body_truncated=oversize,
+            size=size,
+            truncated=oversize,
             headers=_safe_headers(headers),
             source_address=source_address or None,
-            outcome=DeliveryOutcome.REJECTED if oversize else DeliveryOutcome.RECEIVED,
-            http_status=413 if oversize else None,
-            error="body over WEBHOOK_MAX_BYTES" if oversize else "",
         )
     except DatabaseError:
         logger.exception("webhook delivery not stored source=%s", source_address)
