@@ -26,8 +26,7 @@ from incidents.admin import (
 )
 from incidents.admin import (
     SeverityFilter,
-    alert_search_q,
-    label_value_match,
+    alerts_matching,
     normalised_id,
     search_terms,
 )
@@ -266,14 +265,12 @@ class AlertAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
-        """Each word must match the alert (see incidents.admin.alert_search_q)."""
+        """Each word must match the alert (see incidents.admin.alerts_matching)."""
         for term in search_terms(search_term):
-            if "=" not in term:
-                queryset = queryset.alias(label_value_hit=label_value_match(term))
-            queryset = queryset.filter(
-                alert_search_q(term)
-                | Q(fingerprint=term)
-                | Q(incident_id=normalised_id(term, "INC-"))
+            queryset = alerts_matching(
+                queryset,
+                term,
+                also=Q(fingerprint=term) | Q(incident_id=normalised_id(term, "INC-")),
             )
         return queryset, False
 

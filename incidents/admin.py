@@ -84,21 +84,25 @@ def label_value_match(term: str) -> Func:
     )
 
 
-def alert_search_q(term: str) -> Q:
-    """What one search word matches on an alert: id, name, namespace, label.
+def alerts_matching(queryset: QuerySet, term: str, also: Q | None = None) -> QuerySet:
+    """The alerts one search word matches: id, name, namespace, label value.
 
     `key=value` matches that label exactly (jsonb containment); a bare word
     matches an alert name by substring, or a namespace or label value exactly.
+    `also` adds conditions of the caller's own, OR-ed with these.
     """
     if "=" in term:
         key, value = term.split("=", 1)
-        return Q(labels__contains={key: value})
-    return (
-        Q(alert_id=normalised_id(term, "ALR-"))
-        | Q(alarm_title__icontains=term)
-        | Q(namespace=term)
-        | Q(label_value_hit=True)
-    )
+        match = Q(labels__contains={key: value})
+    else:
+        queryset = queryset.alias(label_value_hit=label_value_match(term))
+        match = (
+            Q(alert_id=normalised_id(term, "ALR-"))
+            | Q(alarm_title__icontains=term)
+            | Q(namespace=term)
+            | Q(label_value_hit=True)
+        )
+    return queryset.filter(match | also if also is not None else match)
 
 
 def search_terms(search_term: str) -> list[str]:
@@ -468,15 +472,14 @@ class IncidentAdmin(admin.ModelAdmin):
     ) -> tuple[QuerySet, bool]:
         """Each word must match the incident or one of its alerts."""
         for term in search_terms(search_term):
-            alerts = Alert.objects.filter(incident=OuterRef("pk"))
-            if "=" not in term:
-                alerts = alerts.alias(label_value_hit=label_value_match(term))
-            alert_q = alert_search_q(term)
+            alerts = alerts_matching(
+                Alert.objects.filter(incident=OuterRef("pk")), term
+            )
             incident_id = normalised_id(term, "INC-")
             incident_q = Q(title__icontains=term) | Q(incident_id=incident_id)
             if incident_id.startswith("INC-"):
                 incident_q |= Q(incident_id__startswith=incident_id)
-            queryset = queryset.filter(incident_q | Exists(alerts.filter(alert_q)))
+            queryset = queryset.filter(incident_q | Exists(alerts))
         return queryset, False
 
     # --- list columns ---------------------------------------------------
