@@ -22,11 +22,15 @@ def test_moved_alert_stays_where_a_person_put_it(clock) -> None:  # noqa: ANN001
     a = fire("a", namespace="shop")
     b = fire("b", namespace="payments", severity="critical")
     moved: list = []
-    events.alerts_moved.connect(lambda **kw: moved.append(kw), weak=False)
+
+    def record(**kwargs):
+        moved.append(kwargs)
+
+    events.alerts_moved.connect(record, weak=False)
     try:
         alert = alert_move(alert_id=b.pk, incident_id=a.incident_id, moved_by="oncall")
     finally:
-        events.alerts_moved.receivers.clear()
+        events.alerts_moved.disconnect(record)
     assert alert.incident_id == a.incident_id and alert.grouping_reason == "moved"
     assert moved[0]["alert_ids"] == [b.pk] and moved[0]["reason"] == "moved"
     assert Incident.objects.get(pk=a.incident_id).severity == "critical"
