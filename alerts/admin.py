@@ -33,6 +33,7 @@ from incidents.admin import (
 from incidents.models import Incident, IncidentStatus
 from kuberca.admin import (
     EstimatedCountPaginator,
+    MachineWrittenAdmin,
     badge,
     confirmation_page,
     confirmed,
@@ -165,7 +166,7 @@ class MoveForm(forms.Form):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(MachineWrittenAdmin):
     list_display = (
         "alert_id",
         "alarm_title",
@@ -255,12 +256,6 @@ class AlertAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -405,7 +400,7 @@ class ArtifactInline(admin.TabularInline):
 
 
 @admin.register(AlertAnalysis)
-class AlertAnalysisAdmin(admin.ModelAdmin):
+class AlertAnalysisAdmin(MachineWrittenAdmin):
     list_display = (
         "id",
         "alert_link",
@@ -426,12 +421,6 @@ class AlertAnalysisAdmin(admin.ModelAdmin):
         f.name for f in AlertAnalysis._meta.fields if f.name != "id"
     ) + ("summary_html", "detail_html", "artifact_list")
     inlines = [ArtifactInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).prefetch_related("artifacts")
@@ -469,7 +458,7 @@ def delivery_body_text(delivery: WebhookDelivery) -> tuple[str, bool]:
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(MachineWrittenAdmin):
     list_display = (
         "id",
         "received_at",
@@ -547,12 +536,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "body_truncated",
         "body_pretty",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The list never needs the (possibly huge) body; the change page

@@ -207,6 +207,45 @@ def confirmed(request: HttpRequest) -> bool:
     return request.POST.get("post") == "yes"
 
 
+class MachineWrittenAdmin(admin.ModelAdmin):
+    """For rows only machines write: no add, delete or save, actions still run.
+
+    Actions need the change permission, so it stays; the change page shows
+    no save buttons and a stray POST saves nothing.
+    """
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def save_model(
+        self, request: HttpRequest, obj: Model, form: Any, change: bool
+    ) -> None:
+        return None
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        return None
+
+
 class TaskResultAdmin(DBTaskResultAdmin):
     """The worker's task results: failed ones first to find, searchable by task."""
 

@@ -373,3 +373,19 @@ def test_replay_action_reports_a_body_that_was_cut(staff_client):
     assert messages_of(response)[0].startswith(
         f"Replay of delivery {delivery.pk} answered 413"
     )
+
+
+def test_machine_written_pages_offer_no_save_and_ignore_a_post(staff_client):
+    alert = AlertFactory(alarm_title="OOMKilled")
+    url = reverse("admin:alerts_alert_change", args=[alert.pk])
+    updated_at = alert.updated_at
+
+    page = staff_client.get(url)
+    posted = staff_client.post(
+        url, {"alarm_title": "changed", "analyses-TOTAL_FORMS": "0"}
+    )
+
+    assert 'name="_save"' not in page.content.decode()
+    assert posted.status_code in {200, 302}
+    alert.refresh_from_db()
+    assert (alert.alarm_title, alert.updated_at) == ("OOMKilled", updated_at)
