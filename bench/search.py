@@ -315,6 +315,8 @@ def main() -> None:
                     truth.append([row[0] for row in exact.fetchall()])
                     exact_ms.append((time.perf_counter() - tick) * 1000)
                     exact.execute("COMMIT")
+            # After the exact scans, which push the index out of the cache.
+            for vector in queries:
                 sql, params = nearest_sql(model=MODEL, limit=10, vector=vector)
                 cursor.execute("BEGIN")
                 tick = time.perf_counter()
@@ -397,19 +399,23 @@ def main() -> None:
         _, wide = search(0, limit=100)
         recall = statistics.mean(recalls)
         p95 = percentile(api_ms, 0.95)
-        ratio = statistics.median(exact_ms) / statistics.median(api_ms)
+        ratio = statistics.median(exact_ms) / statistics.median(hnsw_ms)
+        api_ratio = statistics.median(exact_ms) / statistics.median(api_ms)
         say(
             f"API search (limit 10, n={len(api_ms)}): p50"
             f" {statistics.median(api_ms):.1f} ms, p95 {p95:.1f} ms,"
             f" p99 {percentile(api_ms, 0.99):.1f} ms"
         )
         say(f"recall@10 vs exact scan: {recall:.3f} (n={len(recalls)})")
-        say(f"exact scan / API median: {ratio:.0f}x slower")
+        say(
+            f"exact scan is {ratio:.0f}x slower than the HNSW statement"
+            f" ({api_ratio:.0f}x slower than the whole API call), by median"
+        )
         say(f"API search with limit 100 returns {len(wide['results'])} results")
         checks = [
             ("API p95 under 25 ms", p95 < 25),
             ("recall@10 >= 0.98", recall >= 0.98),
-            ("exact scan >= 100x slower", ratio >= 100),
+            ("exact scan >= 100x slower than HNSW", ratio >= 100),
             ("limit 100 filled", len(wide["results"]) == 100),
             ("planner uses the index", uses_index),
         ]
