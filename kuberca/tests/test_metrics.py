@@ -199,9 +199,13 @@ def test_metrics_are_open_without_token(client, settings):
 
 
 def _run(code: str, env: dict[str, str]) -> str:
+    # An empty value means "unset": prometheus_client would take "" as the
+    # current folder and leave its files in the repository.
+    merged = {**os.environ, **env}
+    merged = {key: value for key, value in merged.items() if value != ""}
     done = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, **env},
+        env=merged,
         cwd=BASE,
         capture_output=True,
         text=True,
