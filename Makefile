@@ -15,6 +15,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff check and format check"
 	@echo "make fuzz   schemathesis against a live server"
+	@echo "make bench  webhook ingestion benchmark (bench/ has the others)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

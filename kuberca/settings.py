@@ -341,7 +341,11 @@ SLACK_ENABLED = bool(SLACK_BOT_TOKEN and SLACK_CHANNEL_ID)
 SLACK_TIMEOUT_SECONDS = env_int("SLACK_TIMEOUT_SECONDS", 10, minimum=1)
 SLACK_THREAD_INTERVAL = env_duration("SLACK_THREAD_INTERVAL", "30s")
 
-AGENT_URL = env_str("AGENT_URL", "http://kube-rca-agent.kube-rca.svc:8000").rstrip("/")
+# The in-cluster Agent is the default with a real database; on the embedded
+# database (development, tests) there is none unless AGENT_URL names one.
+AGENT_URL = env_str(
+    "AGENT_URL", "" if EMBEDDED_DATABASE else "http://kube-rca-agent.kube-rca.svc:8000"
+).rstrip("/")
 AGENT_ENABLED = bool(AGENT_URL) and env_bool("AGENT_ENABLED", True)
 AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 240, minimum=1)
 AGENT_RETRY_MAX_ATTEMPTS = env_int("AGENT_RETRY_MAX_ATTEMPTS", 3, minimum=1)

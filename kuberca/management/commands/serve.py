@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from kuberca import embedded_db
 from kuberca.metrics import prepare_multiprocess_dir
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,20 @@ class Command(BaseCommand):
         migrate: bool = False,
         **options: Any,
     ) -> None:
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        # Installed first, so Ctrl-C during start-up still stops cleanly.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         if migrate:
             call_command("migrate", interactive=False, verbosity=1)
             call_command("ensure_admin", generate=True)
+        if stopping:
+            return
         python = sys.executable
         base = Path(settings.BASE_DIR)
         # Web workers and the task worker write metrics to one folder, so a
@@ -94,15 +106,6 @@ class Command(BaseCommand):
             subprocess.Popen(worker, cwd=base),  # noqa: S603
         ]
         self._announce(host, port)
-
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
         try:
             while not stopping and all(child.poll() is None for child in children):
                 time.sleep(0.3)
@@ -117,6 +120,9 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+            # Children that died without saying goodbye must not keep the
+            # embedded server alive after this process, its last user, exits.
+            embedded_db.forget_dead_handles()
         failed = [
             c.args[2] if len(c.args) > 2 else c.args
             for c in children
@@ -145,7 +151,9 @@ class Command(BaseCommand):
         lines = [
             "",
             "kuberca is starting",
-            f"  API       {url}/api/v1/  (health: {url}/healthz)",
+            f"  API       {url}/api/v1/incidents  (token: POST {url}/api/v1/auth/login"
+            ' with {"id": ..., "password": ...})',
+            f"  Health    {url}/healthz  {url}/readyz",
             f"  Webhook   {url}/webhook/alertmanager",
             f"  Admin     {url}/admin/",
             f"  API docs  {url}/api/docs/  (OpenAPI: {url}/openapi.json)",
