@@ -9,23 +9,19 @@ says so with the model name "fulltext".
 
 import json
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, TypedDict
 
-from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.contrib.postgres.search import SearchRank
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Exists,
-    F,
     FloatField,
     OuterRef,
-    Q,
     QuerySet,
-    Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -47,9 +43,8 @@ FULLTEXT_MODEL = "fulltext"
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 SIMILAR_LIMIT = 5
-# A query of more words than this is cut: ranking by the first ones is enough.
+# A query of more words than this is cut to its rarest: they tell the most.
 _MAX_QUERY_WORDS = 48
-_WORD = re.compile(r"[^\W_]+")
 
 
 class SearchHit(TypedDict):
@@ -256,69 +251,120 @@ def _nearest(**query: Any) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _fulltext_query(text: str) -> SearchQuery | None:
-    # Any word may match (OR), so a whole summary used as the query still
-    # finds incidents that share some of its words; ts_rank favours more.
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
-    if not words:
-        return None
-    return SearchQuery(
-        " | ".join(words[:_MAX_QUERY_WORDS]),
-        search_type="raw",
-        config=fulltext.CONFIG,
-    )
+# Each GIN index gives at most this many candidates, found through the rarest
+# lexemes of the query (as "more like this" searches pick their terms); only
+# candidates are ranked, so a word that every incident holds cannot make one
+# search rank the whole table.
+CANDIDATES = 200
 
 
-def fulltext_queryset(
-    text: str, *, exclude_incident_id: str | None = None
-) -> QuerySet[Incident] | None:
-    """Visible incidents ranked by full text over title, summary, alert names.
+def _rarest(
+    terms: Sequence[fulltext.Term], rows: Callable[[fulltext.Term], float]
+) -> list[str]:
+    """The rarest lexemes whose estimated matches stay within CANDIDATES.
 
-    Candidates come from the two GIN indexes (incident text, alert names);
-    only they are ranked. None when the text has no words.
+    At least one: the rarest, even when it is common (its scan is then cut
+    at CANDIDATES rows by the statement's LIMIT).
     """
-    query = _fulltext_query(text)
-    if query is None:
-        return None
-    by_incident = (
-        Incident.objects.annotate(document=fulltext.incident_vector())
-        .filter(document=query)
-        .values("pk")
-    )
-    by_alert = (
-        Alert.objects.annotate(document=fulltext.alert_vector())
-        .filter(document=query, incident__isnull=False)
-        .values("incident_id")
-    )
-    alert_rank = (
-        Alert.objects.filter(incident=OuterRef("pk"))
-        .annotate(rank=SearchRank(fulltext.alert_vector(), query))
-        .order_by("-rank")
-        .values("rank")[:1]
-    )
-    raw_rank = SearchRank(fulltext.incident_vector(), query) + Coalesce(
-        Subquery(alert_rank, output_field=FloatField()), Value(0.0)
-    )
-    hits = (
+    picked: list[str] = []
+    expected = 0.0
+    for term in sorted(terms, key=lambda term: (rows(term), term.lexeme)):
+        expected += rows(term)
+        if picked and expected > CANDIDATES:
+            break
+        picked.append(term.lexeme)
+    return picked
+
+
+def fulltext_terms(text: str) -> list[fulltext.Term]:
+    """The lexemes of `text` that rank a search: its rarest _MAX_QUERY_WORDS."""
+    with connection.cursor() as cursor:
+        found = fulltext.terms(cursor, text)
+    found.sort(key=lambda term: (term.incident_rows, term.lexeme))
+    return found[:_MAX_QUERY_WORDS]
+
+
+def fulltext_candidates(
+    terms: Sequence[fulltext.Term], *, exclude_incident_id: str | None = None
+) -> QuerySet:
+    """One statement: visible incidents sharing rare lexemes, with their ranks.
+
+    Rows (incident_id, title, analysis_summary, fired_at, incident_rank,
+    alert_rank): up to CANDIDATES from the incident text's GIN index (alert
+    rank 0) and up to CANDIDATES from the alert names' (one row per alert).
+    Both ranks count every lexeme of `terms` (any may match).
+    """
+    ranked = fulltext.AnyLexeme(term.lexeme for term in terms)
+    fields = ("title", "analysis_summary", "fired_at")
+    # No ORDER BY: it would tempt the planner into walking an index in order.
+    incidents = (
         Incident.objects.visible()
-        .filter(Q(pk__in=by_incident) | Q(pk__in=by_alert))
-        .annotate(raw_rank=raw_rank)
-        .annotate(similarity=F("raw_rank") / (F("raw_rank") + Value(1.0)))
-        .order_by("-raw_rank", "-fired_at")
+        .annotate(document=fulltext.incident_vector())
+        .filter(
+            document=fulltext.AnyLexeme(_rarest(terms, attrgetter("incident_rows")))
+        )
+        .order_by()
+    )
+    alerts = (
+        Alert.objects.annotate(document=fulltext.alert_vector())
+        .filter(
+            document=fulltext.AnyLexeme(_rarest(terms, attrgetter("alert_rows"))),
+            incident__is_enabled=True,
+        )
+        .order_by()
     )
     if exclude_incident_id:
-        hits = hits.exclude(pk=exclude_incident_id)
-    return hits
+        incidents = incidents.exclude(pk=exclude_incident_id)
+        alerts = alerts.exclude(incident_id=exclude_incident_id)
+    by_incident = incidents.values_list(
+        "pk",
+        *fields,
+        SearchRank(fulltext.incident_vector(), ranked),
+        Value(0.0, output_field=FloatField()),
+    )[:CANDIDATES]
+    by_alert = alerts.values_list(
+        "incident_id",
+        *(f"incident__{field}" for field in fields),
+        SearchRank(fulltext.incident_vector("incident__"), ranked),
+        SearchRank(fulltext.alert_vector(), ranked),
+    )[:CANDIDATES]
+    return by_incident.union(by_alert, all=True)
 
 
 def _fulltext(
     text: str, *, limit: int, exclude_incident_id: str | None = None
 ) -> list[dict[str, Any]]:
-    hits = fulltext_queryset(text, exclude_incident_id=exclude_incident_id)
-    if hits is None:
+    """Visible incidents ranked by full text over title, summary, alert names.
+
+    An incident's rank is that of its own text plus the best of its alerts
+    found among the candidates; similarity is rank / (rank + 1). Ties go to
+    the newer incident. Two statements, whatever the table sizes.
+    """
+    terms = fulltext_terms(text)
+    if not terms:
         return []
-    fields = ("incident_id", "title", "analysis_summary", "similarity")
-    return list(hits.values(*fields)[:limit])
+    hits: dict[str, dict[str, Any]] = {}
+    for row in fulltext_candidates(terms, exclude_incident_id=exclude_incident_id):
+        incident_id, title, summary, fired_at, incident_rank, alert_rank = row
+        hit = hits.setdefault(
+            incident_id,
+            {
+                "incident_id": incident_id,
+                "title": title,
+                "analysis_summary": summary,
+                "fired_at": fired_at,
+                "incident_rank": incident_rank or 0.0,
+                "alert_rank": 0.0,
+            },
+        )
+        hit["alert_rank"] = max(hit["alert_rank"], alert_rank or 0.0)
+    for hit in hits.values():
+        raw = hit["incident_rank"] + hit["alert_rank"]
+        hit["raw_rank"], hit["similarity"] = raw, raw / (raw + 1.0)
+    ordered = sorted(
+        hits.values(), key=lambda hit: (hit["raw_rank"], hit["fired_at"]), reverse=True
+    )
+    return ordered[:limit]
 
 
 def _score(value: float | None) -> float:

@@ -1,9 +1,15 @@
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from embeddings import services
 from embeddings.services import similar_incidents
 from embeddings.tests.factories import (
+    AlertFactory,
     IncidentEmbeddingFactory,
     SummarizedIncidentFactory,
 )
@@ -76,3 +82,76 @@ def test_similar_incidents_is_empty_when_nothing_is_alike(no_provider):
     SummarizedIncidentFactory(title="Certificate expired", analysis_summary="")
 
     assert similar_incidents(incident) == []
+
+
+def _analyze():
+    # ANALYZE sees this transaction's rows: the statistics the search reads.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE incidents_incident")
+        cursor.execute("ANALYZE alerts_alert")
+
+
+def test_full_text_similar_incidents_come_from_the_rarest_shared_words(
+    no_provider, monkeypatch
+):
+    monkeypatch.setattr(services, "CANDIDATES", 5)
+    incident = SummarizedIncidentFactory(
+        title="KubeDiskFull in payments", analysis_summary=""
+    )
+    for _ in range(30):
+        SummarizedIncidentFactory(title="Latency high in payments", analysis_summary="")
+    SummarizedIncidentFactory(
+        title="KubeDiskFull in billing", analysis_summary="", is_enabled=False
+    )
+    # Stored last and older: a plain first-five of every match would miss it.
+    related = SummarizedIncidentFactory(
+        title="KubeDiskFull in checkout",
+        analysis_summary="",
+        fired_at=timezone.now() - timedelta(days=30),
+    )
+    _analyze()
+
+    similar = similar_incidents(incident)
+
+    assert [item["incident_id"] for item in similar] == [related.pk]
+
+
+def test_full_text_similar_incidents_still_come_when_every_word_is_common(
+    no_provider, monkeypatch
+):
+    monkeypatch.setattr(services, "CANDIDATES", 5)
+    incident = SummarizedIncidentFactory(title="payments", analysis_summary="")
+    others = {
+        SummarizedIncidentFactory(title="payments slow", analysis_summary="").pk
+        for _ in range(30)
+    }
+    _analyze()
+
+    similar = similar_incidents(incident)
+
+    assert len(similar) == 5
+    assert {item["incident_id"] for item in similar} <= others
+
+
+def test_full_text_similar_incidents_rank_by_the_incidents_alert_names_too(
+    no_provider,
+):
+    incident = SummarizedIncidentFactory(
+        title="NodeDiskFull on worker-3", analysis_summary=""
+    )
+    by_title = SummarizedIncidentFactory(
+        title="NodeDiskFull again", analysis_summary=""
+    )
+    by_title_and_alert = SummarizedIncidentFactory(
+        title="NodeDiskFull on db", analysis_summary=""
+    )
+    AlertFactory(incident=by_title_and_alert, alarm_title="NodeDiskFull")
+    by_alert = SummarizedIncidentFactory(title="Storage", analysis_summary="")
+    AlertFactory(incident=by_alert, alarm_title="NodeDiskFull")
+    AlertFactory(incident=incident, alarm_title="NodeDiskFull")
+
+    similar = similar_incidents(incident)
+
+    ids = [item["incident_id"] for item in similar]
+    assert ids[0] == by_title_and_alert.pk
+    assert set(ids) == {by_title.pk, by_title_and_alert.pk, by_alert.pk}
