@@ -33,6 +33,7 @@ BIG_INCIDENT_ALERTS = 200
 BIG_INCIDENT = "INC-" + format(INCIDENTS, "012x")
 SEED = 0.42
 TARGETS_MS = {"incidents": 150, "alerts": 150, "detail": 50}
+TARGETS_MS.update({"inc q": 150, "alr q": 150})
 
 
 def out(line: str = "") -> None:
@@ -192,33 +193,6 @@ def load(reload: bool) -> None:
     out(f"load and vacuum took {time.monotonic() - started:.0f} s")
 
 
-# Indexes this bench proposes for alerts_alert (alerts/models.py is owned by
-# the ingestion work): the lists read visible alerts only, so partial indexes
-# on is_enabled give the page its order without a sort and the COUNT an
-# index-only scan instead of a heap scan of every matching alert.
-PROPOSED_INDEXES = {
-    "alert_visible_fired": "(fired_at DESC, alert_id DESC) WHERE is_enabled",
-    "alert_visible_severity_fired": (
-        "(severity, fired_at DESC, alert_id DESC) WHERE is_enabled"
-    ),
-}
-
-
-def set_proposed_indexes(enabled: bool) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for name, definition in PROPOSED_INDEXES.items():
-            if enabled:
-                cursor.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON alerts_alert {definition}"
-                )
-            else:
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
-        cursor.execute("VACUUM (ANALYZE) alerts_alert")
-    out(f"proposed alert indexes: {'on' if enabled else 'off'}")
-
-
 def access_token() -> str:
     from django.contrib.auth import get_user_model
     from rest_framework_simplejwt.tokens import RefreshToken
@@ -297,6 +271,12 @@ def measure(session: requests.Session, url: str, count: int) -> dict[str, Any]:
         "max": timings[-1],
         "bytes": len(response.content),
         "rows": response.headers.get("X-Total-Count", "-"),
+        "similar": [
+            item["incident_id"]
+            for item in response.json().get("data", {}).get("similar_incidents", [])
+        ]
+        if url.rsplit("/", 1)[-1].startswith("INC-")
+        else [],
     }
 
 
@@ -310,11 +290,12 @@ def explain(run: Any) -> list[str]:
     plans = []
     with connection.cursor() as cursor:
         for query in captured.captured_queries:
-            if not query["sql"].startswith("SELECT") or "set_config" in query["sql"]:
+            sql = query["sql"].lstrip("( \n")
+            if not sql.startswith("SELECT") or "set_config" in sql:
                 continue  # transaction control and settings: nothing to plan
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
             plan = "\n".join(row[0] for row in cursor.fetchall())
-            plans.append(query["sql"][:160] + " ...\n" + plan)
+            plans.append(" ".join(sql.split())[:160] + " ...\n" + plan)
     return plans
 
 
@@ -327,12 +308,22 @@ def explain_all() -> None:
     critical = selectors.ListFilters.from_params({"severity": "critical"})
     incidents = selectors.incident_list(hidden=False, filters=no_filters)
     alerts = alert_list(critical)
+    by_text = selectors.ListFilters.from_params({"q": "latency"})
+    incidents_q = selectors.incident_list(hidden=False, filters=by_text)
+    alerts_q = alert_list(by_text)
     big = Incident.objects.get(pk=BIG_INCIDENT)
     steps = [
         ("incident page", lambda: list(selectors.incident_list_page(incidents)[:500])),
         ("incident count", incidents.count),
         ("critical alert page", lambda: list(alerts[:500])),
         ("critical alert count", alerts.count),
+        (
+            "incident page q",
+            lambda: list(selectors.incident_list_page(incidents_q)[:500]),
+        ),
+        ("incident count q", incidents_q.count),
+        ("alert page q", lambda: list(alerts_q[:500])),
+        ("alert count q", alerts_q.count),
         ("detail: incident", lambda: Incident.objects.filter(pk=BIG_INCIDENT).first()),
         ("detail: alerts", lambda: list(selectors.incident_alerts(BIG_INCIDENT))),
         ("detail: is_analyzing", lambda: selectors.incident_is_analyzing(big)),
@@ -361,12 +352,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reload", action="store_true", help="refill the data")
     parser.add_argument("--requests", type=int, default=100, help="per endpoint")
-    parser.add_argument(
-        "--proposed-indexes",
-        action="store_true",
-        help="measure with the alert indexes this bench proposes (created in "
-        "kuberca_bench only; without the flag they are dropped)",
-    )
     args = parser.parse_args()
 
     env = configure_environment(bench_database_url())
@@ -376,7 +361,6 @@ def main() -> None:
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     load(args.reload)
-    set_proposed_indexes(args.proposed_indexes)
     token = access_token()
 
     pages = {
@@ -384,6 +368,9 @@ def main() -> None:
         "alerts": ("kuberca.settings", "/alerts?limit=500&severity=critical"),
         "detail": ("kuberca.settings", f"/incidents/{BIG_INCIDENT}"),
         "detail*": ("bench.settings_no_similar", f"/incidents/{BIG_INCIDENT}"),
+        # `q` is a substring match (icontains) without an index: shown, not tuned.
+        "inc q": ("kuberca.settings", "/incidents?limit=500&q=latency"),
+        "alr q": ("kuberca.settings", "/alerts?limit=500&q=latency"),
     }
     results = {}
     for settings_module in ("kuberca.settings", "bench.settings_no_similar"):
@@ -414,6 +401,10 @@ def main() -> None:
             f"({r['bytes']} bytes, X-Total-Count {r['rows']})  GET {path}"
         )
     out("detail*: the same detail with the similar-incidents search off")
+    similar = results["detail"]["similar"]
+    out(f"detail: similar_incidents in the answer: {similar}")
+    if not similar:
+        out("SIMILAR INCIDENTS EMPTY: the search found nothing or was cut off")
     out()
     explain_all()
 
