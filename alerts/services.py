@@ -9,12 +9,12 @@ deliveries that touch the same alerts, so any number of processes agree.
 """
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -49,7 +49,6 @@ from incidents.models import (
 from incidents.services import (
     IncidentAlreadyResolved,
     IncidentNotFound,
-    incident_note_alerts_joined,
     incident_open,
     incident_reopen,
     incident_resolve,
@@ -145,9 +144,12 @@ def incident_title(labels: dict[str, str], annotations: dict[str, Any]) -> str:
     return f"{name} in {namespace}" if namespace else name
 
 
-def _lock_keys(keys: set[str]) -> None:
-    """Take transaction-scoped advisory locks, in one order everywhere."""
-    hashes = sorted(
+_LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
+
+
+def _lock_hashes(keys: set[str]) -> list[int]:
+    """The advisory lock ids of these keys, in the one order used everywhere."""
+    return sorted(
         {
             int.from_bytes(
                 hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True
@@ -155,13 +157,15 @@ def _lock_keys(keys: set[str]) -> None:
             for k in keys
         }
     )
+
+
+def _lock_keys(keys: set[str]) -> None:
+    """Take transaction-scoped advisory locks, in one order everywhere."""
+    hashes = _lock_hashes(keys)
     if not hashes:
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
-            [hashes],
-        )
+        cursor.execute(_LOCK, [hashes])
 
 
 # Ingestion ------------------------------------------------------------------
@@ -200,6 +204,72 @@ JOIN unnest(%s::text[], %s::timestamptz[]) AS u(fp, ts)
 FOR UPDATE OF a
 """
 
+# The incidents a delivery's alerts may join or reopen; `Incident.from_db`
+# builds (deferred) instances from these columns.
+_INCIDENT_COLUMNS = (
+    "incident_id",
+    "group_key",
+    "status",
+    "is_enabled",
+    "severity",
+    "resolved_by",
+    "resolved_at",
+    "last_alert_at",
+    "created_at",
+    "truncated_alerts",
+)
+# Model.from_db takes the values in the model's field order.
+_INCIDENT_ORDER = [
+    _INCIDENT_COLUMNS.index(f.attname)
+    for f in Incident._meta.concrete_fields
+    if f.attname in _INCIDENT_COLUMNS
+]
+
+
+def _incident(record: tuple[Any, ...]) -> Incident:
+    return Incident.from_db(
+        connection.alias, _INCIDENT_COLUMNS, [record[i] for i in _INCIDENT_ORDER]
+    )
+
+
+# Locked only when some alert of the delivery matches no stored row (so it may
+# need grouping): a delivery of repeats leaves its incidents alone. Python
+# decides the same thing from the rows _SELECT_KNOWN returned (_unmatched).
+_CANDIDATES_IF_NEW = """
+SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
+       resolved_at, last_alert_at, created_at, truncated_alerts
+FROM incidents_incident
+WHERE group_key = ANY(%s::text[]) AND is_enabled
+  AND (status = 'firing'
+       OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s))
+  AND EXISTS (
+    SELECT 1 FROM unnest(%s::text[], %s::timestamptz[]) AS u(fp, ts)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM alerts_alert a
+        WHERE a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')))
+ORDER BY incident_id
+FOR UPDATE
+"""
+_CANDIDATES = """
+SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
+       resolved_at, last_alert_at, created_at, truncated_alerts
+FROM incidents_incident
+WHERE incident_id = ANY(%s::text[])
+   OR (group_key = ANY(%s::text[]) AND is_enabled
+  AND (status = 'firing'
+       OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s)))
+ORDER BY incident_id
+FOR UPDATE
+"""
+# Locks, known rows and candidate incidents in one round trip. Each statement
+# of a multi-statement query takes its own snapshot, so the selects see every
+# row committed by a delivery that held the locks before us.
+_LOCK_AND_LOAD = ";\n".join((_LOCK, _SELECT_KNOWN.strip(), _CANDIDATES_IF_NEW.strip()))
+
+# A firing alert seen again writes last_seen_at at most once a minute (the
+# stale sweep works in hours): a repeat that changes nothing else leaves the
+# row, and all its indexes, alone.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)  # the interval in _UPSERT
 _UPSERT = """
 INSERT INTO alerts_alert (
     alert_id, incident_id, fingerprint, alarm_title, severity, status, fired_at,
@@ -207,17 +277,15 @@ INSERT INTO alerts_alert (
     analysis_summary, analysis_detail, thread_ts, grouping_reason, is_enabled,
     resolved_as_stale, last_seen_at, created_at, updated_at)
 SELECT u.alert_id, u.incident_id, u.fingerprint, u.alarm_title, u.severity,
-       u.status, u.fired_at, u.resolved_at, u.labels::jsonb, u.annotations::jsonb,
+       u.status, u.fired_at, u.resolved_at, u.labels, u.annotations,
        u.generator_url, u.namespace, u.group_key, '', '', '', u.grouping_reason,
        true, u.resolved_as_stale, u.last_seen_at, %s, %s
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[],
-            %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::boolean[], %s::timestamptz[])
-     WITH ORDINALITY AS u(alert_id, incident_id, fingerprint, alarm_title,
-                          severity, status, fired_at, resolved_at, labels,
-                          annotations, generator_url, namespace, group_key,
-                          grouping_reason, resolved_as_stale, last_seen_at, n)
+FROM jsonb_to_recordset(%s::jsonb) AS u(
+    n int, alert_id text, incident_id text, fingerprint text, alarm_title text,
+    severity text, status text, fired_at timestamptz, resolved_at timestamptz,
+    labels jsonb, annotations jsonb, generator_url text, namespace text,
+    group_key text, grouping_reason text, resolved_as_stale boolean,
+    last_seen_at timestamptz)
 ORDER BY u.n
 ON CONFLICT (alert_id) DO UPDATE SET
     incident_id = EXCLUDED.incident_id,
@@ -234,6 +302,34 @@ ON CONFLICT (alert_id) DO UPDATE SET
     resolved_as_stale = EXCLUDED.resolved_as_stale,
     last_seen_at = EXCLUDED.last_seen_at,
     updated_at = EXCLUDED.updated_at
+WHERE (alerts_alert.incident_id, alerts_alert.status, alerts_alert.resolved_at,
+       alerts_alert.grouping_reason, alerts_alert.resolved_as_stale,
+       alerts_alert.group_key, alerts_alert.generator_url)
+      IS DISTINCT FROM
+      (EXCLUDED.incident_id, EXCLUDED.status, EXCLUDED.resolved_at,
+       EXCLUDED.grouping_reason, EXCLUDED.resolved_as_stale,
+       EXCLUDED.group_key, EXCLUDED.generator_url)
+   OR alerts_alert.labels IS DISTINCT FROM EXCLUDED.labels
+   OR alerts_alert.annotations IS DISTINCT FROM EXCLUDED.annotations
+   OR alerts_alert.last_seen_at
+      < EXCLUDED.last_seen_at - interval '60 seconds'
+"""
+
+# The same change as incidents.services.incident_note_alerts_joined (the
+# window moves, severity and truncated_alerts only rise, decided in Python),
+# for every joined incident in one statement of the delivery's write.
+_INCIDENTS_JOINED = """
+UPDATE incidents_incident AS i
+SET last_alert_at = %s, updated_at = %s, severity = u.severity,
+    truncated_alerts = u.truncated_alerts
+FROM jsonb_to_recordset(%s::jsonb)
+     AS u(incident_id text, severity text, truncated_alerts int)
+WHERE i.incident_id = u.incident_id
+"""
+
+_INCIDENTS_TRUNCATED = """
+UPDATE incidents_incident SET truncated_alerts = %s
+WHERE incident_id = ANY(%s::text[]) AND truncated_alerts < %s
 """
 
 _INCIDENT_STATE = """
@@ -243,42 +339,73 @@ WHERE a.incident_id = ANY(%s::text[])
 GROUP BY a.incident_id, i.status
 """
 
+_UPDATE_PROCESSED = """
+UPDATE alerts_webhookdelivery SET outcome = 'processed', http_status = 200,
+    group_key = %s, receiver = %s, truncated_alerts = %s, alert_count = %s,
+    stored = %s, duplicates = %s, ignored = %s, rejected = %s,
+    rejections = %s::jsonb, error = '', processed_at = %s
+WHERE id = %s
+"""
+
+_json_encoder = msgspec.json.Encoder()
+
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _json_encoder.encode(value).decode()
 
 
-def _upsert(rows: list[_Row], now: datetime) -> None:
+def _upsert_rows(rows: list[_Row]) -> str:
+    """The rows as the JSON array _UPSERT reads."""
     # Rows leaving `firing` go first, so a new firing occurrence of the same
     # fingerprint in this batch never meets the old one in the partial index.
     rows = sorted(rows, key=lambda r: r.status != RESOLVED)
-    columns: list[list[Any]] = [[] for _ in range(16)]
-    for row in rows:
+    records = []
+    for n, row in enumerate(rows):
         labels = row.labels or {}
-        values = (
-            row.alert_id,
-            row.incident_id,
-            row.fingerprint,
-            labels.get("alertname", ""),
-            row.severity[:32],
-            row.status,
-            row.fired_at,
-            row.resolved_at,
-            _json(labels),
-            _json(row.annotations or {}),
-            row.generator_url,
-            labels.get("namespace", None),
-            row.group_key,
-            row.grouping_reason,
-            row.resolved_as_stale,
-            row.last_seen_at,
+        namespace = labels.get("namespace")
+        records.append(
+            {
+                "n": n,
+                "alert_id": row.alert_id,
+                "incident_id": row.incident_id,
+                "fingerprint": row.fingerprint,
+                "alarm_title": labels.get("alertname", ""),
+                "severity": row.severity[:32],
+                "status": row.status,
+                "fired_at": row.fired_at,
+                "resolved_at": row.resolved_at,
+                "labels": labels,
+                "annotations": row.annotations or {},
+                "generator_url": row.generator_url,
+                "namespace": namespace[:253] if namespace is not None else None,
+                "group_key": row.group_key,
+                "grouping_reason": row.grouping_reason,
+                "resolved_as_stale": row.resolved_as_stale,
+                "last_seen_at": row.last_seen_at,
+            }
         )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    if isinstance(columns[11], list):
-        columns[11] = [ns[:253] if ns is not None else None for ns in columns[11]]
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, [now, now, *columns])
+    return _json(records)
+
+
+class _Batch:
+    """Statements sent together in one round trip; only the last may return rows."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, sql: str, params: list[Any]) -> None:
+        self.statements.append(sql.strip())
+        self.params.extend(params)
+
+    def run(self) -> list[tuple[Any, ...]]:
+        if not self.statements:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(";\n".join(self.statements), self.params)
+            while cursor.nextset():
+                pass
+            return cursor.fetchall() if cursor.description else []
 
 
 @dataclass
@@ -295,6 +422,12 @@ class _Plan:
     resolved: list[_Row] = field(default_factory=list)
     to_group: list[_Row] = field(default_factory=list)
     refired: list[_Row] = field(default_factory=list)
+    # Incidents locked with the known rows; None when none were looked up.
+    candidates: list[Incident] | None = None
+    # Incident id -> (severity, truncated_alerts) to write for joined alerts,
+    # and the incident_changed fields to send for each.
+    joined: dict[str, tuple[str, int]] = field(default_factory=dict)
+    changed: dict[str, list[str]] = field(default_factory=dict)
     stored: int = 0
     duplicates: int = 0
 
@@ -394,24 +527,38 @@ def _new_row(alert: ParsedAlert, fired_at: datetime, plan: _Plan) -> _Row:
     return row
 
 
-def _load_known(alerts: list[ParsedAlert], at: datetime) -> list[_Row]:
+def _lock_and_load(
+    alerts: list[ParsedAlert], at: datetime, now: datetime
+) -> tuple[list[_Row], list[Incident]]:
+    """Lock the delivery's keys, then read its known alerts and candidates."""
+    keys = {group_key_for(a.labels) for a in alerts}
+    hashes = _lock_hashes(
+        {"g:" + k for k in keys} | {"f:" + a.fingerprint for a in alerts}
+    )
     fps = [a.fingerprint for a in alerts]
     times = [_fired_at(a, at) for a in alerts]
+    reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
-        cursor.execute(_SELECT_KNOWN, [fps, times])
+        cursor.execute(
+            _LOCK_AND_LOAD,
+            [hashes, fps, times, sorted(keys), AUTO_RESOLVER, reopen_since, fps, times],
+        )
+        cursor.nextset()
         unique = {record[0]: record for record in cursor.fetchall()}
-    return [_Row(*record) for record in unique.values()]
+        cursor.nextset()
+        incidents = [_incident(record) for record in cursor.fetchall()]
+    return [_Row(*record) for record in unique.values()], incidents
 
 
-_CANDIDATES = """
-SELECT * FROM incidents_incident
-WHERE incident_id = ANY(%s::text[])
-   OR (group_key = ANY(%s::text[]) AND is_enabled
-       AND (status = 'firing'
-            OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s)))
-ORDER BY incident_id
-FOR UPDATE
-"""
+def _unmatched(alerts: list[ParsedAlert], known: list[_Row], at: datetime) -> bool:
+    """Whether some alert matches no known row, as _CANDIDATES_IF_NEW decides."""
+    occurrences = {(r.fingerprint, r.fired_at) for r in known}
+    firing = {r.fingerprint for r in known if r.status == FIRING}
+    return any(
+        (a.fingerprint, _fired_at(a, at)) not in occurrences
+        and a.fingerprint not in firing
+        for a in alerts
+    )
 
 
 def _candidate_incidents(
@@ -421,8 +568,11 @@ def _candidate_incidents(
     if not keys and not ids:
         return []
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
-    params = [sorted(ids), sorted(keys), AUTO_RESOLVER, reopen_since]
-    return list(Incident.objects.raw(_CANDIDATES, params))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CANDIDATES, [sorted(ids), sorted(keys), AUTO_RESOLVER, reopen_since]
+        )
+        return [_incident(record) for record in cursor.fetchall()]
 
 
 @dataclass
@@ -481,9 +631,12 @@ def _group(plan: _Plan) -> list[str]:
     pending_refires = [r for r in plan.refired if r.incident_id]
     regroup.extend(r for r in plan.refired if not r.incident_id)
     keys |= {r.group_key for r in regroup}
-    incidents = _candidate_incidents(
-        keys | {r.group_key for r in pending_refires}, refire_ids, now
-    )
+    if plan.candidates is not None and not plan.refired:
+        incidents = plan.candidates
+    else:
+        incidents = _candidate_incidents(
+            keys | {r.group_key for r in pending_refires}, refire_ids, now
+        )
     by_id = {i.pk: i for i in incidents}
 
     joined: dict[str, list[str]] = {}
@@ -573,12 +726,23 @@ def _group(plan: _Plan) -> list[str]:
     for incident_id, severities in joined.items():
         if incident_id in opened:
             continue
-        incident_note_alerts_joined(
-            incident=all_incidents[incident_id],
-            severities=severities,
-            truncated_alerts=plan.truncated,
-        )
+        _note_joined(plan, all_incidents[incident_id], severities)
     return opened
+
+
+def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None:
+    """Queue incident_note_alerts_joined's change for the delivery's write."""
+    severity = incident.severity
+    changed = ["alert_count"]
+    top = max(severities, key=severity_rank, default="")
+    if top and severity_rank(top) > severity_rank(severity):
+        severity = top
+        changed.append("severity")
+    plan.joined[incident.pk] = (
+        severity,
+        max(incident.truncated_alerts, plan.truncated),
+    )
+    plan.changed[incident.pk] = changed
 
 
 def _auto_resolve(incident_ids: set[str]) -> list[str]:
@@ -587,7 +751,11 @@ def _auto_resolve(incident_ids: set[str]) -> list[str]:
         return []
     with connection.cursor() as cursor:
         cursor.execute(_INCIDENT_STATE, [sorted(incident_ids)])
-        states = cursor.fetchall()
+        return _resolve_finished(cursor.fetchall())
+
+
+def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
+    """Auto-resolve the firing incidents of _INCIDENT_STATE with none firing."""
     resolved = []
     for incident_id, any_firing, last_resolved, status in sorted(states):
         if any_firing or status != IncidentStatus.FIRING:
@@ -603,39 +771,98 @@ def _auto_resolve(incident_ids: set[str]) -> list[str]:
     return resolved
 
 
-def _process(payload: ParsedPayload, at: datetime, result: IngestResult) -> None:
-    """Apply a parsed payload; runs inside the caller's transaction."""
-    gate = set(settings.INGEST_SEVERITIES)
+def _process(
+    payload: ParsedPayload, delivery: WebhookDelivery, result: IngestResult
+) -> None:
+    """Apply a parsed payload; runs inside the caller's transaction.
+
+    Three round trips whatever the number of alerts: locks with the reads,
+    then every write (incidents joined, alerts, the ledger row) in one batch.
+    Opening or reopening an incident, a re-fired stale alert and an
+    auto-resolve add their own statements.
+    """
+    at = delivery.received_at
+    gate = settings.INGEST_SEVERITIES
     kept = [a for a in payload.alerts if a.severity in gate]
     result.ignored = len(payload.alerts) - len(kept)
-    if not kept:
+    batch = _Batch()
+    plan: _Plan | None = None
+    state_ids: list[str] = []
+    if kept:
+        now = timezone.now()
+        known, candidates = _lock_and_load(kept, at, now)
+        plan = _Plan(
+            at=at,
+            now=now,
+            truncated=payload.truncated_alerts,
+            by_occurrence={(r.fingerprint, r.fired_at): r for r in known},
+            firing_by_fp={r.fingerprint: r for r in known if r.status == FIRING},
+            candidates=candidates if _unmatched(kept, known, at) else None,
+        )
+        for alert in kept:
+            _decide(alert, plan)
+        result.incidents_opened = (
+            _group(plan) if (plan.to_group or plan.refired) else []
+        )
+        result.stored = plan.stored
+        result.duplicates = plan.duplicates
+
+        if plan.joined:
+            batch.add(
+                _INCIDENTS_JOINED,
+                [
+                    plan.now,
+                    plan.now,
+                    _json(
+                        [
+                            {
+                                "incident_id": k,
+                                "severity": v[0],
+                                "truncated_alerts": v[1],
+                            }
+                            for k, v in sorted(plan.joined.items())
+                        ]
+                    ),
+                ],
+            )
+        if plan.written:
+            batch.add(
+                _UPSERT,
+                [plan.now, plan.now, _upsert_rows(list(plan.written.values()))],
+            )
+        if plan.truncated:
+            ids = {r.incident_id for r in plan.written.values() if r.incident_id}
+            batch.add(
+                _INCIDENTS_TRUNCATED, [plan.truncated, sorted(ids), plan.truncated]
+            )
+        if settings.INCIDENT_AUTO_RESOLVE:
+            state_ids = sorted({r.incident_id for r in plan.resolved if r.incident_id})
+    batch.add(
+        _UPDATE_PROCESSED,
+        [
+            payload.group_key,
+            payload.receiver[:1000],
+            payload.truncated_alerts,
+            payload.alert_count,
+            result.stored,
+            result.duplicates,
+            result.ignored,
+            len(payload.rejected),
+            _json(payload.rejected),
+            timezone.now(),
+            delivery.pk,
+        ],
+    )
+    if state_ids:
+        batch.add(_INCIDENT_STATE, [state_ids])
+    states = batch.run()
+    if plan is None:
         return
 
-    _lock_keys(
-        {"g:" + group_key_for(a.labels) for a in kept}
-        | {"f:" + a.fingerprint for a in kept}
-    )
-    known = _load_known(kept, at)
-    plan = _Plan(
-        at=at,
-        now=timezone.now(),
-        truncated=payload.truncated_alerts,
-        by_occurrence={(r.fingerprint, r.fired_at): r for r in known},
-        firing_by_fp={r.fingerprint: r for r in known if r.status == FIRING},
-    )
-    for alert in kept:
-        _decide(alert, plan)
-
-    opened = _group(plan) if (plan.to_group or plan.refired) else []
-    if plan.written:
-        _upsert(list(plan.written.values()), plan.now)
-    if plan.truncated:
-        ids = {r.incident_id for r in plan.written.values() if r.incident_id}
-        Incident.objects.filter(pk__in=ids, truncated_alerts__lt=plan.truncated).update(
-            truncated_alerts=plan.truncated
-        )
-    _auto_resolve({r.incident_id for r in plan.resolved if r.incident_id})
-
+    for incident_id, fields in sorted(plan.changed.items()):
+        _send_changed(incident_id, fields)
+    if state_ids:
+        _resolve_finished(states)
     fired_ids = [r.alert_id for r in plan.fired]
     resolved_ids = [r.alert_id for r in plan.resolved]
     if fired_ids:
@@ -643,49 +870,17 @@ def _process(payload: ParsedPayload, at: datetime, result: IngestResult) -> None
     if resolved_ids:
         events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=False)
 
-    result.stored = plan.stored
-    result.duplicates = plan.duplicates
     result.fired_ids = fired_ids
     result.resolved_ids = resolved_ids
-    result.incidents_opened = opened
     if settings.SLACK_ENABLED:
-        result.slack_sent = len(fired_ids) + len(resolved_ids) + len(opened)
+        result.slack_sent = (
+            len(fired_ids) + len(resolved_ids) + len(result.incidents_opened)
+        )
 
 
 def _retryable(error: DatabaseError) -> bool:
     cause = error.__cause__
     return getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES
-
-
-_UPDATE_PROCESSED = """
-UPDATE alerts_webhookdelivery SET outcome = 'processed', http_status = 200,
-    group_key = %s, receiver = %s, truncated_alerts = %s, alert_count = %s,
-    stored = %s, duplicates = %s, ignored = %s, rejected = %s,
-    rejections = %s::jsonb, error = '', processed_at = %s
-WHERE id = %s
-"""
-
-
-def _record_processed(
-    delivery_id: int, payload: ParsedPayload, result: IngestResult
-) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _UPDATE_PROCESSED,
-            [
-                payload.group_key,
-                payload.receiver[:1000],
-                payload.truncated_alerts,
-                payload.alert_count,
-                result.stored,
-                result.duplicates,
-                result.ignored,
-                len(payload.rejected),
-                _json(payload.rejected),
-                timezone.now(),
-                delivery_id,
-            ],
-        )
 
 
 def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
@@ -715,8 +910,7 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                _process(payload, delivery.received_at, result)
-                _record_processed(delivery.pk, payload, result)
+                _process(payload, delivery, result)
             break
         except DatabaseError as error:
             if attempt < 2 and _retryable(error):
