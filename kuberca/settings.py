@@ -213,6 +213,10 @@ SPECTACULAR_SETTINGS = {
 SPECTACULAR_SETTINGS.setdefault("PREPROCESSING_HOOKS", []).append(
     "kuberca.openapi.strip_optional_slash"
 )
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "kuberca.openapi.allow_empty_query_values",
+]
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "SuccessStatusEnum": ["success"],
