@@ -14,7 +14,7 @@ help:
 	@echo "make run    start kuberca (web + worker) on PORT=$(PORT)"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff check and format check"
-	@echo "make fuzz   schemathesis against a live server"
+	@echo "make fuzz   schemathesis on every API operation (FUZZ_MAX_EXAMPLES=100)"
 	@echo "make bench  webhook ingestion benchmark (bench/ has the others)"
 
 $(PY):
@@ -42,7 +42,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 fuzz: install
-	$(PY) -m pytest tests/reliability/test_schema_fuzz.py -m reliability $(PYTEST_ARGS)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} $(PY) -m pytest tests/reliability/test_schema_fuzz.py -m reliability $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/ingest.py

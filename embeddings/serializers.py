@@ -16,7 +16,13 @@ class EmbeddingCreatedSerializer(serializers.Serializer):
 
 class SearchRequestSerializer(serializers.Serializer):
     query = serializers.CharField(max_length=100_000)
-    limit = serializers.IntegerField(required=False, min_value=1, default=10)
+    limit = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        default=10,
+        help_text="Default 10 (also for null); above 100 counts as 100.",
+    )
 
 
 class SearchHitSerializer(serializers.Serializer):

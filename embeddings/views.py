@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 
 from embeddings import serializers, services
 
+MAX_QUERY_CHARS = 100_000
+
 
 def _error(message: str, detail: str = "") -> Response:
     body = {"error": message}
@@ -33,6 +35,7 @@ class EmbeddingCreateView(APIView):
         responses={
             200: serializers.EmbeddingCreatedSerializer,
             400: serializers.ErrorSerializer,
+            401: serializers.ErrorSerializer,
             404: serializers.ErrorSerializer,
             502: OpenApiResponse(serializers.ErrorSerializer, "provider refused"),
             503: OpenApiResponse(
@@ -41,8 +44,13 @@ class EmbeddingCreateView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        body = serializers.EmbeddingCreateSerializer(data=_body(request))
-        if not body.is_valid():
+        data = _body(request)
+        body = serializers.EmbeddingCreateSerializer(data=data)
+        strings = all(
+            isinstance(data.get(key), str)
+            for key in ("incident_id", "incident_summary")
+        )
+        if not strings or not body.is_valid():
             return _error("incident_id and incident_summary are required")
         embedding_id, model = services.embedding_store(
             incident_id=body.validated_data["incident_id"],
@@ -60,6 +68,7 @@ class EmbeddingSearchView(APIView):
         responses={
             200: serializers.SearchResponseSerializer,
             400: serializers.ErrorSerializer,
+            401: serializers.ErrorSerializer,
         },
     )
     def post(self, request: Request) -> Response:
@@ -67,6 +76,10 @@ class EmbeddingSearchView(APIView):
         query = data.get("query")
         if not isinstance(query, str) or not query.strip():
             return _error("query is required")
+        if len(query) > MAX_QUERY_CHARS:
+            return _error(
+                "invalid input", f"query must be at most {MAX_QUERY_CHARS} characters"
+            )
         limit = data.get("limit", services.DEFAULT_LIMIT)
         if limit is None:
             limit = services.DEFAULT_LIMIT

@@ -73,6 +73,13 @@ FILTER_PARAMETERS = [
         "until", OpenApiTypes.DATETIME, description="fired_at at or before (RFC 3339)."
     ),
 ]
+INCIDENT_ID = OpenApiParameter(
+    "incident_id",
+    str,
+    OpenApiParameter.PATH,
+    pattern=r"^INC-[0-9a-f]{8,}$",
+    description="`INC-` and lowercase hex (`hidden` and `mock` are other routes).",
+)
 UNAUTHORIZED = OpenApiResponse(UnauthorizedSerializer, "Missing or bad access token.")
 LIST_ERRORS = {
     400: OpenApiResponse(
@@ -139,6 +146,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_retrieve",
+        parameters=[INCIDENT_ID],
         summary="One incident (hidden ones too) with its alerts",
         responses={200: IncidentDetailEnvelopeSerializer, **DETAIL_ERRORS},
     )
@@ -172,6 +180,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_update",
+        parameters=[INCIDENT_ID],
         summary="Edit title, severity or analysis text",
         description=(
             "Keys left out keep their value; other keys (the rest of the detail "
@@ -194,6 +203,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_hide",
+        parameters=[INCIDENT_ID],
         summary="Hide an incident",
         description="It leaves the lists; new alerts of its key open a new one.",
         request=None,
@@ -205,6 +215,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_unhide",
+        parameters=[INCIDENT_ID],
         summary="Show a hidden incident again",
         request=None,
         responses={200: SuccessMessageSerializer, **DETAIL_ERRORS},
@@ -215,6 +226,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_resolve",
+        parameters=[INCIDENT_ID],
         summary="Resolve a firing incident; the final analysis follows",
         request=IncidentResolveSerializer,
         responses={
@@ -244,7 +256,7 @@ class IncidentViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="incidents_alerts_list",
         summary="The alerts of an incident, newest fired_at first",
-        parameters=PAGE_PARAMETERS + FILTER_PARAMETERS,
+        parameters=[INCIDENT_ID, *PAGE_PARAMETERS, *FILTER_PARAMETERS],
         responses={
             200: AlertItemSerializer(many=True),
             400: OpenApiResponse(EnvelopeErrorSerializer, "A bad query parameter."),
@@ -266,6 +278,7 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         operation_id="incidents_analyze",
+        parameters=[INCIDENT_ID],
         summary="Ask for the final analysis of an incident again",
         request=None,
         responses={202: IncidentMessageSerializer, **DETAIL_ERRORS},

@@ -15,3 +15,17 @@ def strip_optional_slash(endpoints: list[tuple], **kwargs: Any) -> list[tuple]:
             path = path[:-1]
         result.append((path, path_regex, method, callback))
     return result
+
+
+def allow_empty_query_values(result: dict, **kwargs: Any) -> dict:
+    """Postprocessing hook: document that an empty query value means "absent".
+
+    Every query parameter of the API is read by kuberca.pagination, which takes
+    `?until=` or `?limit=` as if the parameter were left out.
+    """
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+    return result
