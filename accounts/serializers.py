@@ -3,11 +3,20 @@
 from rest_framework import serializers
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into text."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class CredentialsSerializer(serializers.Serializer):
     """`{"id", "password"}`; both are trimmed before their lengths are checked."""
 
-    id = serializers.CharField(min_length=3, max_length=64, help_text="Login id.")
-    password = serializers.CharField(
+    id = StrictCharField(min_length=3, max_length=64, help_text="Login id.")
+    password = StrictCharField(
         min_length=8, max_length=128, style={"input_type": "password"}
     )
 

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -105,6 +105,21 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers.update(
                 {k: v for k, v in response.items() if k in ("Allow", "Retry-After")}
             )
+    elif isinstance(exc, DataError):
+        # SQLSTATE class 22: a value in the request the database cannot store
+        # or compare (a NUL character, a number out of range). Retrying the
+        # same request cannot help, so it is the caller's 400, not a 503.
+        logger.warning(
+            "database refused a value view=%s error=%s",
+            type(view).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
+        code, message, http_status = (
+            "invalid input",
+            "a value is out of range or holds a character that cannot be stored "
+            "(such as NUL)",
+            400,
+        )
     elif isinstance(exc, DatabaseError):
         logger.error(
             "database error in api view view=%s", type(view).__name__, exc_info=exc

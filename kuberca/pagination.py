@@ -20,6 +20,8 @@ from kuberca.timefmt import parse_rfc3339
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
+# PostgreSQL's OFFSET is a bigint; past this the database would refuse it.
+MAX_OFFSET = 2**63 - 1 - MAX_LIMIT
 
 
 class InvalidParameter(InvalidInput):
@@ -49,7 +51,10 @@ class Page:
     def from_params(cls, params: Mapping[str, str]) -> "Page":
         """Read limit (default 500, values above 5000 clamped) and offset."""
         limit = min(_non_negative_int(params, "limit", DEFAULT_LIMIT), MAX_LIMIT)
-        return cls(limit=limit, offset=_non_negative_int(params, "offset", 0))
+        offset = _non_negative_int(params, "offset", 0)
+        if offset > MAX_OFFSET:
+            raise InvalidParameter(f"offset: must be at most {MAX_OFFSET}")
+        return cls(limit=limit, offset=offset)
 
 
 def choice_param(

@@ -1,0 +1,341 @@
+"""Hostile webhook bodies: a clear 4xx or a partial accept (SPEC §3.1), never a 500.
+
+SPEC §3.1 allows three answers to a body Alertmanager sent: 400 for one that is
+not a payload, 200 with the bad alerts listed under `rejected`, 413 above
+WEBHOOK_MAX_BYTES. A 503 is for transient failures only: Alertmanager retries
+it for ever, so a 503 for a body that can never succeed is a fault too. Tests
+marked xfail describe faults in alerts.payload / alerts.services.
+"""
+
+import gzip
+import json
+import random
+import resource
+import string
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from alerts.models import Alert, WebhookDelivery
+from alerts.tests.webhook_helpers import make_alert, make_payload
+from incidents.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+URL = "/webhook/alertmanager"
+NO_500 = "a hostile body must never be a 500"
+
+
+def post(body: Any, content_type: str | None = "application/json", **headers: str):  # noqa: ANN201
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    extra = {} if content_type is None else {"content_type": content_type}
+    return Client().generic("POST", URL, data=data, headers=headers, **extra)
+
+
+def random_text(length: int, seed: int = 7) -> str:
+    # Random, so PostgreSQL cannot compress it below its index row limit.
+    rng = random.Random(seed)
+    return "".join(rng.choices(string.ascii_letters + string.digits, k=length))
+
+
+def assert_partial_accept(response, *, stored: int, rejected: int) -> dict:  # noqa: ANN001
+    assert response.status_code == 200, response.content[:300]
+    answer = response.json()
+    assert answer["status"] == "received"
+    assert answer["stored"] == stored
+    assert len(answer["rejected"]) == rejected
+    return answer
+
+
+def test_deeply_nested_body_that_is_not_an_object_is_400() -> None:
+    response = post(b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid payload"
+    assert WebhookDelivery.objects.get().outcome == "rejected"
+
+
+def test_annotations_nested_900_deep_are_stored() -> None:
+    body = json.dumps(make_payload(make_alert(summary="X"))).encode()
+    body = body.replace(b'"summary": "X"', b'"deep": ' + b"[" * 900 + b"]" * 900)
+    assert_partial_accept(post(body), stored=1, rejected=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/payload.py _alert catches ValidationError and ValueError only; "
+    "msgspec raises RecursionError for nesting past its depth limit, so the "
+    "view answers 500 instead of rejecting that alert",
+)
+@pytest.mark.parametrize("where", ["annotations", "labels"])
+def test_alert_nested_5000_deep_is_rejected_not_a_500(where: str) -> None:
+    good = make_alert("Good")
+    bad = make_alert("Bad", summary="X")
+    body = json.dumps(make_payload(bad, good)).encode()
+    nested = b"[" * 5000 + b"]" * 5000
+    if where == "annotations":
+        body = body.replace(b'"summary": "X"', b'"deep": ' + nested)
+    else:
+        body = body.replace(b'"alertname": "Bad"', b'"alertname": ' + nested)
+    response = post(body)
+    assert response.status_code != 500, NO_500
+    assert_partial_accept(response, stored=1, rejected=1)
+
+
+def test_one_hundred_thousand_copies_of_one_alert_make_one_row() -> None:
+    alerts = [{"labels": {"alertname": "Flood"}}] * 100_000
+    body = json.dumps({"status": "firing", "alerts": alerts}).encode()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    response = post(body)
+    growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) * 1024
+    answer = assert_partial_accept(response, stored=1, rejected=0)
+    assert answer["alertCount"] == 100_000 and answer["duplicates"] == 99_999
+    assert Alert.objects.count() == 1 and Incident.objects.count() == 1
+    # Bounded memory: the peak grows by a small multiple of the 2.6 MB body
+    # (about 110 MB measured), not by a copy of the world per alert.
+    assert growth < 400 * 1024 * 1024, f"peak grew {growth / 1e6:.0f} MB"
+
+
+def test_ten_thousand_tiny_alerts_are_all_stored_in_one_incident() -> None:
+    alerts = [{"labels": {"alertname": "Tiny", "i": str(i)}} for i in range(10_000)]
+    response = post({"status": "firing", "alerts": alerts})
+    assert_partial_accept(response, stored=10_000, rejected=0)
+    assert Alert.objects.count() == 10_000
+    assert Incident.objects.count() == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/services.py _lock_keys takes one advisory lock per "
+    "fingerprint in one transaction; 100,000 distinct alerts exceed "
+    "max_locks_per_transaction ('out of shared memory'), answered 503, so "
+    "Alertmanager retries a delivery that can never succeed",
+)
+def test_one_hundred_thousand_distinct_alerts_in_one_body_are_accepted() -> None:
+    alerts = [{"labels": {"i": str(i)}} for i in range(100_000)]
+    body = json.dumps({"status": "firing", "alerts": alerts}, separators=(",", ":"))
+    response = post(body.encode())
+    assert response.status_code == 200, response.content[:300]
+
+
+def test_ten_megabytes_of_labels_under_the_limit_are_stored() -> None:
+    labels = {f"label{i}": random_text(100_000, seed=i) for i in range(95)}
+    payload = make_payload(make_alert(**labels))
+    assert 9 * 1024 * 1024 < len(json.dumps(payload)) < 10 * 1024 * 1024
+    assert_partial_accept(post(payload), stored=1, rejected=0)
+    assert len(Alert.objects.get().labels) == 95 + 3
+
+
+def test_labels_over_the_limit_are_413_and_recorded() -> None:
+    labels = {f"label{i}": random_text(100_000, seed=i) for i in range(110)}
+    response = post(make_payload(make_alert(**labels)))
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload too large"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.http_status == 413 and delivery.body_truncated
+    assert not Alert.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"alerts": [{"labels": {"a": "x\x00y"}}]}', b'{"alerts": [\xff\xfe]}'],
+    ids=["nul-byte-outside-escape", "invalid-utf8-outside-string"],
+)
+def test_raw_bytes_that_break_the_json_are_400(raw: bytes) -> None:
+    response = post(raw)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid payload"
+    assert bytes(WebhookDelivery.objects.get().body) == raw
+
+
+def test_invalid_utf8_inside_one_alert_rejects_only_that_alert() -> None:
+    body = json.dumps(make_payload(make_alert("Bad", team="T"), make_alert("Good")))
+    body = body.encode().replace(b'"T"', b'"\xff\xfe"')
+    answer = assert_partial_accept(post(body), stored=1, rejected=1)
+    assert answer["rejected"][0]["index"] == 0
+    assert "UTF-8" in answer["rejected"][0]["reason"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/services.py writes label, annotation, alertname, "
+    "fingerprint and generatorURL strings as sent; PostgreSQL refuses NUL "
+    "(\\u0000) in text and jsonb, the DataError is answered 503 by "
+    "_ingest_or_fail, and Alertmanager retries it for ever",
+)
+@pytest.mark.parametrize(
+    "alert",
+    [
+        make_alert("Nul", team="a\u0000b"),
+        make_alert("Nul", **{"te\u0000am": "x"}),
+        make_alert("Nu\u0000l"),
+        make_alert("Nul", summary="s\u0000s"),
+        make_alert("Nul", fingerprint="ab\u0000cd"),
+        {**make_alert("Nul"), "generatorURL": "http://x/\u0000"},
+    ],
+    ids=["label-value", "label-name", "alertname", "annotation", "fingerprint", "url"],
+)
+def test_nul_escape_in_an_alert_never_answers_503(alert: dict) -> None:
+    response = post(make_payload(alert, make_alert("Good")))
+    assert response.status_code == 200, response.content[:300]
+    answer = response.json()
+    assert answer["stored"] + len(answer["rejected"]) == 2
+    assert Alert.objects.filter(alarm_title="Good").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/services.py _record_processed writes the payload's groupKey "
+    "and receiver as sent; a NUL in either is a DataError answered 503",
+)
+@pytest.mark.parametrize("field", ["groupKey", "receiver"])
+def test_nul_escape_in_the_envelope_never_answers_503(field: str) -> None:
+    response = post(make_payload(make_alert(), **{field: "x\u0000y"}))
+    assert response.status_code == 200, response.content[:300]
+
+
+def test_numbers_where_strings_belong_reject_only_those_alerts() -> None:
+    alerts = [
+        {**make_alert("A"), "status": 1},
+        {**make_alert("B"), "fingerprint": 123},
+        {**make_alert("C"), "startsAt": 1_700_000_000},
+        {**make_alert("D"), "generatorURL": 5},
+        {**make_alert("E"), "labels": [1, 2]},
+        {**make_alert("F"), "annotations": ["x"]},
+        5,
+        make_alert("Good"),
+    ]
+    payload = {"status": "firing", "alerts": alerts}
+    answer = assert_partial_accept(post(payload), stored=1, rejected=7)
+    assert [r["index"] for r in answer["rejected"]] == list(range(7))
+    assert "status" in answer["rejected"][0]["reason"]
+    assert "fingerprint" in answer["rejected"][1]["reason"]
+    assert "startsAt" in answer["rejected"][2]["reason"]
+
+
+def test_label_values_that_are_not_strings_are_stored_as_text() -> None:
+    alert = {
+        **make_alert(),
+        "labels": {
+            "alertname": 5,
+            "namespace": "shop",
+            "severity": None,
+            "replicas": 1.5,
+            "paused": True,
+            "owner": {"team": "a"},
+        },
+    }
+    assert_partial_accept(post(make_payload(alert)), stored=1, rejected=0)
+    labels = Alert.objects.get().labels
+    assert labels["alertname"] == "5" and labels["replicas"] == "1.5"
+    assert labels["paused"] == "true" and labels["owner"] == '{"team":"a"}'
+    assert labels["severity"] == ""
+
+
+def test_unknown_status_is_rejected_with_a_reason() -> None:
+    payload = make_payload(make_alert("P", status="pending"), make_alert("Good"))
+    answer = assert_partial_accept(post(payload), stored=1, rejected=1)
+    assert "status" in answer["rejected"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    "starts_at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:01Z", "2999-01-01T00:00Z"]
+)
+def test_timestamps_far_in_the_future_or_past_are_stored(starts_at: str) -> None:
+    payload = make_payload({**make_alert(), "startsAt": starts_at})
+    assert_partial_accept(post(payload), stored=1, rejected=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/payload.py parse_time catches ValueError only; converting "
+    "0001-01-01T00:30:00+01:00 or 9999-12-31T23:00:00-05:00 to UTC raises "
+    "OverflowError, which escapes parse_payload as a 500",
+)
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("startsAt", "0001-01-01T00:30:00+01:00"),
+        ("endsAt", "9999-12-31T23:00:00-05:00"),
+    ],
+)
+def test_timestamps_out_of_range_in_utc_reject_the_alert(
+    field: str, value: str
+) -> None:
+    payload = make_payload({**make_alert("Bad"), field: value}, make_alert("Good"))
+    response = post(payload)
+    assert response.status_code != 500, NO_500
+    assert_partial_accept(response, stored=1, rejected=1)
+
+
+def test_a_ten_thousand_character_fingerprint_is_cut_to_255() -> None:
+    payload = make_payload(make_alert(fingerprint=random_text(10_000)))
+    assert_partial_accept(post(payload), stored=1, rejected=0)
+    assert len(Alert.objects.get().fingerprint) == 255
+
+
+@pytest.mark.parametrize(
+    ("group_key", "stored_as"),
+    [({"a": [1, 2]}, '{"a": [1, 2]}'), (42, "42"), (None, "")],
+    ids=["object", "number", "null"],
+)
+def test_group_key_of_any_json_type_is_kept_as_text(group_key, stored_as) -> None:  # noqa: ANN001
+    response = post(make_payload(make_alert(), groupKey=group_key))
+    assert_partial_accept(response, stored=1, rejected=0)
+    assert WebhookDelivery.objects.get().group_key == stored_as
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/services.py _record_processed writes truncatedAlerts into an "
+    "integer column unclamped; above 2**31-1 PostgreSQL refuses it "
+    "('integer out of range') and the delivery is answered 503 for ever",
+)
+def test_huge_truncated_alerts_is_clamped_not_a_503() -> None:
+    response = post(make_payload(make_alert(), truncatedAlerts=2**40))
+    assert response.status_code == 200, response.content[:300]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/services.py puts the whole cluster/namespace label values in "
+    "the incident group_key, a btree-indexed text column; 20 KB of random "
+    "text exceeds PostgreSQL's index row size and the delivery is 503 for ever",
+)
+@pytest.mark.parametrize("label", ["namespace", "cluster"])
+def test_huge_grouping_label_is_stored_not_a_503(label: str) -> None:
+    payload = make_payload(make_alert(**{label: random_text(20_000)}))
+    response = post(payload)
+    assert response.status_code == 200, response.content[:300]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"],
+)
+def test_content_type_missing_or_wrong_still_reads_the_body(content_type) -> None:  # noqa: ANN001
+    payload = make_payload(make_alert())
+    response = post(payload, content_type=content_type)
+    assert_partial_accept(response, stored=1, rejected=0)
+
+
+def test_gzip_body_is_400_and_kept() -> None:
+    raw = gzip.compress(json.dumps(make_payload(make_alert())).encode())
+    response = post(raw, HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 400
+    assert "malformed JSON" in response.json()["detail"]
+    assert bytes(WebhookDelivery.objects.get().body) == raw
+
+
+@pytest.mark.parametrize("body", [b"", b"   ", b"null", b"{}", b'{"alerts": null}'])
+def test_empty_or_alertless_body_is_400(body: bytes) -> None:
+    response = post(body)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["error"] == "invalid payload" and answer["detail"]
+
+
+def test_a_big_integer_label_rejects_only_that_alert() -> None:
+    good = json.dumps(make_alert("Good")).encode()
+    body = b'{"alerts": [{"labels": {"a": 1' + b"0" * 5000 + b"}}, " + good + b"]}"
+    assert_partial_accept(post(body), stored=1, rejected=1)
