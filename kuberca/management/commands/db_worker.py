@@ -1,14 +1,24 @@
 """`manage.py db_worker`: django-tasks-db's worker plus kuberca's periodic jobs."""
 
+import contextlib
+import logging
 import os
+import time
 from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 
 from kuberca import metrics, scheduler
+
+logger = logging.getLogger(__name__)
+
+# A worker that lost the database (a restart, a failover) tries again this
+# often instead of exiting; its tasks are rows, so nothing is lost meanwhile.
+DATABASE_RETRY_SECONDS = 1.0
 
 
 class Command(WorkerCommand):
@@ -32,4 +42,18 @@ class Command(WorkerCommand):
             scheduler.start_thread()
         if not options.get("batch") and not in_reloader_parent:
             metrics.start_worker_exporter(settings.WORKER_METRICS_PORT)
-        super().handle(*args, **options)
+        while True:
+            try:
+                super().handle(*args, **options)
+                return
+            except DatabaseError as exc:
+                # A task cut off here stays RUNNING; the recover_* jobs pick
+                # up its rows. SIGTERM while waiting still stops the worker.
+                logger.warning(
+                    "task worker lost the database, retrying error=%s delay=%s",
+                    type(exc).__name__,
+                    DATABASE_RETRY_SECONDS,
+                )
+                with contextlib.suppress(DatabaseError):
+                    connections.close_all()
+                time.sleep(DATABASE_RETRY_SECONDS)
