@@ -9,8 +9,9 @@ second worker or a recovered task never stores an answer twice.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -74,6 +75,22 @@ def _second_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _on_commit_robust(func: Callable[..., None], *args: Any) -> None:
+    """Call `func(*args)` after commit; a failure is logged, never raised.
+
+    Not a functools.partial: Django logs a failed robust callback by its
+    __qualname__, which a partial lacks, so the log call itself raised (a 500
+    for a webhook whose alerts were stored, when the database went away just
+    after the commit). recover_analyses enqueues what was missed.
+    """
+
+    def callback() -> None:
+        func(*args)
+
+    callback.__qualname__ = func.__qualname__
+    transaction.on_commit(callback, robust=True)
+
+
 def _enqueue_analyses(analysis_ids: list[int], request_id: str) -> None:
     from alerts.analysis_tasks import analyze_alert
 
@@ -112,14 +129,8 @@ def analysis_create_pending(*, alert_ids: list[str], status: str) -> None:
         ],
         ignore_conflicts=True,
     )
-    transaction.on_commit(
-        partial(
-            _enqueue_pending_auto,
-            list(alert_ids),
-            status,
-            tasking.current_request_id(),
-        ),
-        robust=True,
+    _on_commit_robust(
+        _enqueue_pending_auto, list(alert_ids), status, tasking.current_request_id()
     )
 
 
@@ -155,9 +166,8 @@ def analysis_request_alert(alert_id: str) -> AlertAnalysis:
             status=alert.status,
             trigger=AnalysisTrigger.MANUAL,
         )
-        transaction.on_commit(
-            partial(_enqueue_analyses, [analysis.pk], tasking.current_request_id()),
-            robust=True,
+        _on_commit_robust(
+            _enqueue_analyses, [analysis.pk], tasking.current_request_id()
         )
     logger.info(
         "alert analysis requested alert_id=%s analysis_id=%s", alert_id, analysis.pk
@@ -184,11 +194,8 @@ def summary_schedule(*, incident_id: str, generation: int) -> None:
             summary_status=SummaryStatus.PENDING,
         ).update(summary_status=SummaryStatus.NONE)
         return
-    transaction.on_commit(
-        partial(
-            _enqueue_summary, incident_id, generation, tasking.current_request_id()
-        ),
-        robust=True,
+    _on_commit_robust(
+        _enqueue_summary, incident_id, generation, tasking.current_request_id()
     )
 
 
