@@ -29,16 +29,16 @@ from kuberca import metrics, tasking
 
 logger = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 15.0
-RETRY_CAP_SECONDS = 240.0
+RETRY_BASE_SECONDS = settings.AGENT_RETRY_BACKOFF.total_seconds()
+RETRY_CAP_SECONDS = settings.AGENT_RETRY_BACKOFF_CAP.total_seconds()
 # A resolved analysis waits for the firing one, so it can send it along; a
 # final analysis waits for its alerts' analyses. Both wait this long at most.
 WAIT_STEP_SECONDS = 15.0
 MAX_WAITS = 20
 # Recovery: a pending row untouched this long has lost its task; a running one
 # older than the Agent timeout plus this margin has lost its worker.
-PENDING_LEASE = timedelta(minutes=5)
-RUNNING_MARGIN = timedelta(minutes=2)
+PENDING_LEASE: timedelta = settings.AGENT_RECOVER_AFTER
+RUNNING_MARGIN: timedelta = settings.AGENT_RUNNING_MARGIN
 RECOVER_BATCH = 100
 # pg advisory lock namespace of final analyses (two int4 keys).
 SUMMARY_LOCK_CLASS = 0x6B72

@@ -196,7 +196,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["kuberca.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "kuberca.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -366,6 +366,23 @@ EMBEDDING_RETRY_ATTEMPTS = env_int("EMBEDDING_RETRY_ATTEMPTS", 4, minimum=1)
 EMBEDDING_RETRY_INITIAL_DELAY = 1.0  # seconds; doubled per attempt, with jitter
 EMBEDDING_TASK_MAX_ATTEMPTS = env_int("EMBEDDING_TASK_MAX_ATTEMPTS", 6, minimum=1)
 PERIODIC_TASKS["embeddings.tasks.recover_embeddings"] = timedelta(minutes=10)
+
+# Retry and recovery timing (README "Reliability"): the Agent's backoff, how
+# long a Slack thread's lease lasts, how old unfinished rows must be before a
+# recover_* job re-enqueues them, and how often those jobs run. Production
+# keeps the defaults; the reliability tests shorten them to watch recovery.
+AGENT_RETRY_BACKOFF = env_duration("AGENT_RETRY_BACKOFF", "15s")
+AGENT_RETRY_BACKOFF_CAP = env_duration("AGENT_RETRY_BACKOFF_CAP", "240s")
+AGENT_RECOVER_AFTER = env_duration("AGENT_RECOVER_AFTER", "5m")
+AGENT_RUNNING_MARGIN = env_duration("AGENT_RUNNING_MARGIN", "2m")
+SLACK_LEASE = env_duration("SLACK_LEASE", "60s")
+SLACK_RECOVER_AFTER = env_duration("SLACK_RECOVER_AFTER", "2m")
+PERIODIC_TASKS["notifications.tasks.recover_slack"] = env_duration(
+    "RECOVER_SLACK_EVERY", "1m"
+)
+PERIODIC_TASKS["alerts.analysis_tasks.recover_analyses"] = env_duration(
+    "RECOVER_ANALYSES_EVERY", "2m"
+)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 PROMETHEUS_EXPORT_MIGRATIONS = False

@@ -38,13 +38,13 @@ logger = logging.getLogger(__name__)
 # A thread's lease outlives any one Slack call (SLACK_TIMEOUT_SECONDS) and is
 # renewed before each; a worker killed while holding it blocks its thread for
 # at most this long.
-LEASE = timedelta(seconds=60)
+LEASE: timedelta = settings.SLACK_LEASE
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 # Transient failures are retried for this long; then the row fails for good.
 GIVE_UP_AFTER = timedelta(hours=24)
 # Unsent rows older than this with no task in sight are re-enqueued.
-RECOVER_AFTER = timedelta(minutes=2)
+RECOVER_AFTER: timedelta = settings.SLACK_RECOVER_AFTER
 MAX_PASSES = 20
 
 
@@ -554,7 +554,8 @@ def threads_to_recover(*, now: datetime | None = None, limit: int = 500) -> list
     """Incidents with unsent Slack work that no task is coming for."""
     now = now or timezone.now()
     cutoff = now - RECOVER_AFTER
-    overdue = now - timedelta(seconds=60)
+    # A wake or a retry later than a lease has lost its task.
+    overdue = now - LEASE
     stuck_rows = SlackMessage.objects.unsent().filter(
         Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
         | Q(next_attempt_at__lt=overdue)
