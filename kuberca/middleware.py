@@ -5,7 +5,8 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from kuberca import errors
 from kuberca.logging import request_id_var
@@ -55,6 +56,19 @@ class JsonErrorMiddleware:
             return None
         if isinstance(exception, Http404):
             return errors.json_404(request, exception)
+        if isinstance(exception, RequestDataTooBig):
+            logger.warning("request body too large path=%s", request.path)
+            return JsonResponse(
+                {"error": "payload too large", "detail": str(exception)}, status=413
+            )
+        if isinstance(exception, SuspiciousOperation):
+            # What Django itself answers 400 (a bad Host, too many fields).
+            logger.warning(
+                "suspicious request path=%s error=%s",
+                request.path,
+                type(exception).__name__,
+            )
+            return errors.json_400(request, exception)
         logger.error(
             "unhandled error method=%s path=%s",
             request.method,

@@ -347,3 +347,56 @@ def test_register_when_disabled_is_403_whatever_the_body(api_client):  # noqa: A
         "POST", "/api/v1/auth/register", data="{", content_type="application/json"
     )
     assert assert_json_4xx(response, status=403)["error"] == "signup disabled"
+
+
+BIG = 11 * 1024 * 1024  # over DATA_UPLOAD_MAX_MEMORY_SIZE (WEBHOOK_MAX_BYTES + 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("put", "/api/v1/incidents/{id}", "analysis_summary"),
+        ("post", "/api/v1/auth/login", "password"),
+        ("post", "/api/v1/embeddings/search", "query"),
+    ],
+)
+def test_body_over_the_upload_limit_is_413_not_500(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    method: str,
+    path: str,
+    field: str,
+) -> None:
+    body = json.dumps({"id": "abc", field: "y" * BIG})
+    response = getattr(auth_client, method)(
+        path.format(id=incident.pk), data=body, content_type="application/json"
+    )
+    assert assert_json_4xx(response, status=413)["error"] == "payload too large"
+    assert Incident.objects.get(pk=incident.pk).analysis_summary == ""
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/v1/incidents/{id}"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/embeddings/search"),
+        ("put", "/api/v1/alerts/ALR-00000000/incident"),
+    ],
+)
+def test_json_nested_too_deeply_is_400_invalid_request(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    method: str,
+    path: str,
+) -> None:
+    body = '{"id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = getattr(auth_client, method)(
+        path.format(id=incident.pk), data=body, content_type="application/json"
+    )
+    assert assert_json_4xx(response)["error"] == "invalid request"
+
+
+def test_a_bad_host_header_is_a_json_400(api_client):  # noqa: ANN001
+    response = api_client.get("/api/v1/auth/config", HTTP_HOST="bad host!")
+    assert_json_4xx(response)
