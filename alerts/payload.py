@@ -20,6 +20,22 @@ _MASK = 0xFFFFFFFFFFFFFFFF
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
+_MAX_TRUNCATED = 2**31 - 1
+# PostgreSQL stores no NUL character in text or jsonb; JSON can carry one as
+# \u0000. It becomes U+FFFD, so the alert is kept and the spot stays visible.
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 class PayloadError(ValueError):
     """The body is not an Alertmanager payload; `detail` says what and where."""
 
@@ -106,7 +122,11 @@ def parse_time(text: str | None) -> datetime | None:
         raise ValueError("time has no offset")
     if value == _GO_ZERO_TIME:
         return None
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:30+01:00 is a valid text but no UTC time exists for it.
+        raise ValueError("time is out of range in UTC") from None
 
 
 def compute_fingerprint(labels: dict[str, str]) -> str:
@@ -146,15 +166,21 @@ def _group_key(raw: msgspec.Raw) -> str:
 def _truncated(value: Any) -> int:
     if isinstance(value, bool):
         return 0
-    if isinstance(value, int):
-        return max(value, 0)
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        value = int(value.strip())
+    if isinstance(value, int):
+        # Kept in an integer column: a larger count says no more than this.
+        return min(max(value, 0), _MAX_TRUNCATED)
     return 0
 
 
-def _alert(index: int, raw: msgspec.Raw, group_status: str | None) -> ParsedAlert:
+def _alert(
+    index: int, raw: msgspec.Raw, group_status: str | None, *, has_nul: bool = False
+) -> ParsedAlert:
     item = _alert_decoder.decode(raw)
+    if has_nul:
+        item = _without_nul(msgspec.structs.asdict(item))
+        item = _Alert(**item)
     status = (item.status or group_status or "").strip().lower()
     if status not in _STATUSES:
         raise ValueError(f"unknown status {item.status!r}")
@@ -199,18 +225,26 @@ def parse_payload(body: bytes) -> ParsedPayload:
         raise PayloadError(_envelope_detail(body, error)) from None
     except msgspec.DecodeError as error:
         raise PayloadError(f"malformed JSON: {error}") from None
+    except RecursionError:
+        # Even skipping a value walks its nesting; Alertmanager's labels and
+        # annotations are flat string maps, so such a body is not its payload.
+        raise PayloadError("JSON nested too deeply") from None
 
     group_status = envelope.status if isinstance(envelope.status, str) else None
     alerts: list[ParsedAlert] = []
     rejected: list[Rejection] = []
+    has_nul = _NUL_ESCAPE in body
     for index, raw in enumerate(envelope.alerts):
         try:
-            alerts.append(_alert(index, raw, group_status))
+            alerts.append(_alert(index, raw, group_status, has_nul=has_nul))
         except (msgspec.ValidationError, ValueError) as error:
             rejected.append({"index": index, "reason": _reason(error)[:500]})
+        except RecursionError:
+            rejected.append({"index": index, "reason": "nested too deeply"})
+    receiver = envelope.receiver if isinstance(envelope.receiver, str) else ""
     return ParsedPayload(
-        group_key=_group_key(envelope.groupKey),
-        receiver=envelope.receiver if isinstance(envelope.receiver, str) else "",
+        group_key=_without_nul(_group_key(envelope.groupKey)),
+        receiver=_without_nul(receiver),
         status=group_status or "",
         truncated_alerts=_truncated(envelope.truncatedAlerts),
         alert_count=len(envelope.alerts),

@@ -123,12 +123,22 @@ class IngestResult:
 # Grouping -------------------------------------------------------------------
 
 
+_GROUP_KEY_MAX = 512
+
+
 def group_key_for(labels: dict[str, str]) -> str:
     """The correlation key of INCIDENT_GROUP_BY; a missing label is empty."""
     names = settings.INCIDENT_GROUP_BY
     if [n.lower() for n in names] == [GLOBAL_KEY] or not names:
         return GLOBAL_KEY
-    return ",".join(f"{name}={labels.get(name, '')}" for name in names)
+    key = ",".join(f"{name}={labels.get(name, '')}" for name in names)
+    if len(key) > _GROUP_KEY_MAX:
+        # Indexed columns hold the key: past btree's row limit a huge label
+        # value would fail every delivery of that alert. Keep a readable
+        # start and a digest of the whole, which stays unique.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        key = f"{key[: _GROUP_KEY_MAX - 72]}…sha256:{digest}"
+    return key
 
 
 def _is_global() -> bool:
@@ -153,13 +163,22 @@ FROM jsonb_array_elements_text(%s::jsonb) AS t(k)
 """
 
 
+# Keys are spread over a fixed number of advisory locks, so one delivery
+# takes at most this many, however many alerts it holds: PostgreSQL's lock
+# table is shared and small (max_locks_per_transaction), and a body of 100,000
+# distinct alerts must not exhaust it. Two keys in one bucket only wait for
+# each other; exclusion is kept.
+_LOCK_BUCKETS = 256
+_LOCK_BASE = 0x6B75626572636100  # "kuberca\0": apart from other users' locks
+
+
 def _lock_hashes(keys: set[str]) -> list[int]:
     """The advisory lock ids of these keys, in the one order used everywhere."""
     return sorted(
         {
-            int.from_bytes(
-                hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True
-            )
+            _LOCK_BASE
+            + int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest())
+            % _LOCK_BUCKETS
             for k in keys
         }
     )

@@ -110,10 +110,17 @@ def _unauthorized(reason: str, address: str | None) -> JsonResponse:
 
 def _read_body(request: HttpRequest, limit: int) -> bytes:
     """Read at most `limit` + 1 bytes, around Django's own upload limit."""
+    stream = request
+    if not request.META.get("CONTENT_LENGTH") and request.META.get(
+        "wsgi.input_terminated"
+    ):
+        # A chunked body has no Content-Length, and Django then reads nothing;
+        # the server (gunicorn) has de-chunked it and marks the stream ended.
+        stream = request.META["wsgi.input"]
     chunks = []
     remaining = limit + 1
     while remaining > 0:
-        chunk = request.read(min(_READ_CHUNK, remaining))
+        chunk = stream.read(min(_READ_CHUNK, remaining))
         if not chunk:
             break
         chunks.append(chunk)
