@@ -52,19 +52,18 @@ class Term(NamedTuple):
 # lexemes with the share of rows holding each; a lexeme missing there is rarer
 # than all of them (or absent), and counts as 0. No statistics yet: all 0.
 _SHARE_SQL = """
+WITH stats AS (
+    SELECT tablename, most_common_elems::text::text[] AS lexemes,
+           most_common_elem_freqs AS shares
+    FROM pg_stats WHERE schemaname = current_schema() AND tablename IN (%s, %s)
+)
 SELECT l.lexeme,
-       COALESCE((SELECT u.share FROM pg_stats s,
-                   unnest(s.most_common_elems::text::text[],
-                          s.most_common_elem_freqs) AS u(lexeme, share)
-                 WHERE s.schemaname = current_schema() AND s.tablename = %s
-                   AND u.lexeme = l.lexeme), 0)
-         * GREATEST((SELECT reltuples FROM pg_class WHERE oid = %s::regclass), 0),
-       COALESCE((SELECT u.share FROM pg_stats s,
-                   unnest(s.most_common_elems::text::text[],
-                          s.most_common_elem_freqs) AS u(lexeme, share)
-                 WHERE s.schemaname = current_schema() AND s.tablename = %s
-                   AND u.lexeme = l.lexeme), 0)
-         * GREATEST((SELECT reltuples FROM pg_class WHERE oid = %s::regclass), 0)
+       COALESCE((SELECT shares[array_position(lexemes, l.lexeme)] FROM stats
+                 WHERE tablename = %s), 0)
+         * (SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = %s::regclass),
+       COALESCE((SELECT shares[array_position(lexemes, l.lexeme)] FROM stats
+                 WHERE tablename = %s), 0)
+         * (SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = %s::regclass)
 FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS l(lexeme)
 """
 
@@ -78,6 +77,8 @@ def terms(cursor: Any, text: str) -> list[Term]:
     cursor.execute(
         _SHARE_SQL,
         [
+            INCIDENT_INDEX,
+            ALERT_INDEX,
             INCIDENT_INDEX,
             "incidents_incident",
             ALERT_INDEX,

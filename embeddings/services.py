@@ -287,12 +287,12 @@ def fulltext_terms(text: str) -> list[fulltext.Term]:
 def fulltext_candidates(
     terms: Sequence[fulltext.Term], *, exclude_incident_id: str | None = None
 ) -> QuerySet:
-    """One statement: visible incidents sharing rare lexemes, with their ranks.
+    """Visible incidents sharing the rarest lexemes of `terms`, with ranks.
 
-    Rows (incident_id, title, analysis_summary, fired_at, incident_rank,
-    alert_rank): up to CANDIDATES from the incident text's GIN index (alert
-    rank 0) and up to CANDIDATES from the alert names' (one row per alert).
-    Both ranks count every lexeme of `terms` (any may match).
+    Rows (pk, title, analysis_summary, fired_at, incident_rank, alert_rank):
+    up to CANDIDATES from the incident text's GIN index (alert rank 0) and up
+    to CANDIDATES from the alert names' (one row per alert). Both ranks count
+    every lexeme of `terms` (any may match).
     """
     ranked = fulltext.AnyLexeme(term.lexeme for term in terms)
     fields = ("title", "analysis_summary", "fired_at")
@@ -316,19 +316,44 @@ def fulltext_candidates(
     if exclude_incident_id:
         incidents = incidents.exclude(pk=exclude_incident_id)
         alerts = alerts.exclude(incident_id=exclude_incident_id)
-    by_incident = incidents.values_list(
-        "pk",
-        *fields,
-        SearchRank(fulltext.incident_vector(), ranked),
-        Value(0.0, output_field=FloatField()),
-    )[:CANDIDATES]
-    by_alert = alerts.values_list(
+    by_incident = incidents.annotate(
+        incident_rank=SearchRank(fulltext.incident_vector(), ranked),
+        alert_rank=Value(0.0, output_field=FloatField()),
+    ).values_list("pk", *fields, "incident_rank", "alert_rank")[:CANDIDATES]
+    by_alert = alerts.annotate(
+        incident_rank=SearchRank(fulltext.incident_vector("incident__"), ranked),
+        alert_rank=SearchRank(fulltext.alert_vector(), ranked),
+    ).values_list(
         "incident_id",
         *(f"incident__{field}" for field in fields),
-        SearchRank(fulltext.incident_vector("incident__"), ranked),
-        SearchRank(fulltext.alert_vector(), ranked),
+        "incident_rank",
+        "alert_rank",
     )[:CANDIDATES]
     return by_incident.union(by_alert, all=True)
+
+
+def fulltext_sql(
+    text: str, *, limit: int, exclude_incident_id: str | None = None
+) -> tuple[str, list[Any]] | None:
+    """The ranking statement over the candidates; None when `text` has no words.
+
+    An incident's rank is that of its own text plus the best of its alerts
+    among the candidates; ties go to the newer incident.
+    """
+    terms = fulltext_terms(text)
+    if not terms:
+        return None
+    candidates = fulltext_candidates(terms, exclude_incident_id=exclude_incident_id)
+    candidates_sql, params = candidates.query.sql_with_params()
+    # The candidates' SQL is the ORM's own, with its values as params.
+    sql = (
+        "SELECT c.pk AS incident_id, c.title, c.analysis_summary,"  # noqa: S608
+        " MAX(c.incident_rank) + MAX(c.alert_rank) AS raw_rank"
+        f" FROM ({candidates_sql}) AS c"
+        " GROUP BY c.pk, c.title, c.analysis_summary, c.fired_at"
+        " ORDER BY raw_rank DESC, c.fired_at DESC, c.pk DESC LIMIT %s"
+    )
+    return sql, [*params, limit]
 
 
 def _fulltext(
@@ -336,35 +361,19 @@ def _fulltext(
 ) -> list[dict[str, Any]]:
     """Visible incidents ranked by full text over title, summary, alert names.
 
-    An incident's rank is that of its own text plus the best of its alerts
-    found among the candidates; similarity is rank / (rank + 1). Ties go to
-    the newer incident. Two statements, whatever the table sizes.
+    Similarity is rank / (rank + 1), in 0..1. Two statements, whatever the
+    table sizes.
     """
-    terms = fulltext_terms(text)
-    if not terms:
+    statement = fulltext_sql(text, limit=limit, exclude_incident_id=exclude_incident_id)
+    if statement is None:
         return []
-    hits: dict[str, dict[str, Any]] = {}
-    for row in fulltext_candidates(terms, exclude_incident_id=exclude_incident_id):
-        incident_id, title, summary, fired_at, incident_rank, alert_rank = row
-        hit = hits.setdefault(
-            incident_id,
-            {
-                "incident_id": incident_id,
-                "title": title,
-                "analysis_summary": summary,
-                "fired_at": fired_at,
-                "incident_rank": incident_rank or 0.0,
-                "alert_rank": 0.0,
-            },
-        )
-        hit["alert_rank"] = max(hit["alert_rank"], alert_rank or 0.0)
-    for hit in hits.values():
-        raw = hit["incident_rank"] + hit["alert_rank"]
-        hit["raw_rank"], hit["similarity"] = raw, raw / (raw + 1.0)
-    ordered = sorted(
-        hits.values(), key=lambda hit: (hit["raw_rank"], hit["fired_at"]), reverse=True
-    )
-    return ordered[:limit]
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        columns = [column.name for column in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["similarity"] = row["raw_rank"] / (row["raw_rank"] + 1.0)
+    return rows
 
 
 def _score(value: float | None) -> float:

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import connection
 
 from embeddings import fulltext, schema
-from embeddings.services import fulltext_candidates, fulltext_terms, nearest_sql
+from embeddings.services import fulltext_sql, nearest_sql
 from embeddings.tests.factories import AlertFactory, IncidentEmbeddingFactory
 from embeddings.tests.fake_gemini import fake_vector
 
@@ -64,8 +64,7 @@ def test_search_like_an_incident_uses_the_hnsw_index():
 
 def test_full_text_search_uses_both_gin_indexes():
     AlertFactory(alarm_title="NodeDiskFull")
-    hits = fulltext_candidates(fulltext_terms("disk full nodediskfull"))
-    sql, params = hits.query.sql_with_params()
+    sql, params = fulltext_sql("disk full nodediskfull", limit=5)
 
     # Only bitmap scans can take a full-text condition to an index.
     plan = _plan(sql, params, "enable_indexscan")

@@ -155,3 +155,16 @@ def test_full_text_similar_incidents_rank_by_the_incidents_alert_names_too(
     ids = [item["incident_id"] for item in similar]
     assert ids[0] == by_title_and_alert.pk
     assert set(ids) == {by_title.pk, by_title_and_alert.pk, by_alert.pk}
+
+
+def test_full_text_similar_incidents_parse_words_as_the_titles_are(no_provider):
+    incident = SummarizedIncidentFactory(title="Disk full in ns-7", analysis_summary="")
+    same_namespace = SummarizedIncidentFactory(
+        title="Pods pending in ns-7", analysis_summary=""
+    )
+    SummarizedIncidentFactory(title="Pods pending in ns-8", analysis_summary="")
+
+    similar = similar_incidents(incident)
+
+    assert similar[0]["incident_id"] == same_namespace.pk
+    assert similar[0]["score"] > similar[1]["score"]
