@@ -33,13 +33,18 @@ def _quoted(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-class AnyLexeme(SearchQuery):
-    """A tsquery matching any of the lexemes, taken as they are (not re-stemmed)."""
+def any_lexeme(lexemes: Iterable[str]) -> str:
+    """The text of a tsquery matching any of the lexemes, taken as they are."""
+    return " | ".join(map(_quoted, lexemes))
+
+
+class TsQuery(SearchQuery):
+    """A tsquery given as its text (cast, not parsed and stemmed again)."""
 
     template = "%(expressions)s::tsquery"
 
-    def __init__(self, lexemes: Iterable[str]) -> None:
-        super().__init__(" | ".join(map(_quoted, lexemes)), search_type="raw")
+    def __init__(self, text: str) -> None:
+        super().__init__(text, search_type="raw")
 
 
 class Term(NamedTuple):

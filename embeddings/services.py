@@ -10,6 +10,7 @@ says so with the model name "fulltext".
 import json
 import logging
 from collections.abc import Callable, Sequence
+from functools import cache
 from operator import attrgetter
 from typing import Any, TypedDict
 
@@ -285,66 +286,66 @@ def fulltext_terms(text: str) -> list[fulltext.Term]:
 
 
 def fulltext_candidates(
-    terms: Sequence[fulltext.Term], *, exclude_incident_id: str | None = None
+    *,
+    ranked: str,
+    by_incident: str,
+    by_alert: str,
+    exclude_incident_id: str | None = None,
 ) -> QuerySet:
-    """Visible incidents sharing the rarest lexemes of `terms`, with ranks.
+    """Visible incidents matching tsquery texts, with their ranks by `ranked`.
 
     Rows (pk, title, analysis_summary, fired_at, incident_rank, alert_rank):
-    up to CANDIDATES from the incident text's GIN index (alert rank 0) and up
-    to CANDIDATES from the alert names' (one row per alert). Both ranks count
-    every lexeme of `terms` (any may match).
+    up to CANDIDATES whose text matches `by_incident` (alert rank 0) and up
+    to CANDIDATES alerts whose name matches `by_alert`, with their incident.
     """
-    ranked = fulltext.AnyLexeme(term.lexeme for term in terms)
     fields = ("title", "analysis_summary", "fired_at")
     # No ORDER BY: it would tempt the planner into walking an index in order.
     incidents = (
         Incident.objects.visible()
         .annotate(document=fulltext.incident_vector())
-        .filter(
-            document=fulltext.AnyLexeme(_rarest(terms, attrgetter("incident_rows")))
-        )
+        .filter(document=fulltext.TsQuery(by_incident))
         .order_by()
     )
     alerts = (
         Alert.objects.annotate(document=fulltext.alert_vector())
-        .filter(
-            document=fulltext.AnyLexeme(_rarest(terms, attrgetter("alert_rows"))),
-            incident__is_enabled=True,
-        )
+        .filter(document=fulltext.TsQuery(by_alert), incident__is_enabled=True)
         .order_by()
     )
     if exclude_incident_id:
         incidents = incidents.exclude(pk=exclude_incident_id)
         alerts = alerts.exclude(incident_id=exclude_incident_id)
-    by_incident = incidents.annotate(
-        incident_rank=SearchRank(fulltext.incident_vector(), ranked),
+    by_incident_rows = incidents.annotate(
+        incident_rank=SearchRank(fulltext.incident_vector(), fulltext.TsQuery(ranked)),
         alert_rank=Value(0.0, output_field=FloatField()),
     ).values_list("pk", *fields, "incident_rank", "alert_rank")[:CANDIDATES]
-    by_alert = alerts.annotate(
-        incident_rank=SearchRank(fulltext.incident_vector("incident__"), ranked),
-        alert_rank=SearchRank(fulltext.alert_vector(), ranked),
+    by_alert_rows = alerts.annotate(
+        incident_rank=SearchRank(
+            fulltext.incident_vector("incident__"), fulltext.TsQuery(ranked)
+        ),
+        alert_rank=SearchRank(fulltext.alert_vector(), fulltext.TsQuery(ranked)),
     ).values_list(
         "incident_id",
         *(f"incident__{field}" for field in fields),
         "incident_rank",
         "alert_rank",
     )[:CANDIDATES]
-    return by_incident.union(by_alert, all=True)
+    return by_incident_rows.union(by_alert_rows, all=True)
 
 
-def fulltext_sql(
-    text: str, *, limit: int, exclude_incident_id: str | None = None
-) -> tuple[str, list[Any]] | None:
-    """The ranking statement over the candidates; None when `text` has no words.
+# Stand-ins for the values of the ranking statement, compiled once by the ORM
+# (compiling its text-search expressions costs more than running it).
+_RANKED, _BY_INCIDENT, _BY_ALERT, _ITSELF = (f"\x00{n}" for n in "RIAS")
 
-    An incident's rank is that of its own text plus the best of its alerts
-    among the candidates; ties go to the newer incident.
-    """
-    terms = fulltext_terms(text)
-    if not terms:
-        return None
-    candidates = fulltext_candidates(terms, exclude_incident_id=exclude_incident_id)
-    candidates_sql, params = candidates.query.sql_with_params()
+
+@cache
+def _ranking_template(exclude: bool, candidates: int) -> tuple[str, tuple]:
+    queryset = fulltext_candidates(
+        ranked=_RANKED,
+        by_incident=_BY_INCIDENT,
+        by_alert=_BY_ALERT,
+        exclude_incident_id=_ITSELF if exclude else None,
+    )
+    candidates_sql, params = queryset.query.sql_with_params()
     # The candidates' SQL is the ORM's own, with its values as params.
     sql = (
         "SELECT c.pk AS incident_id, c.title, c.analysis_summary,"  # noqa: S608
@@ -353,6 +354,29 @@ def fulltext_sql(
         " GROUP BY c.pk, c.title, c.analysis_summary, c.fired_at"
         " ORDER BY raw_rank DESC, c.fired_at DESC, c.pk DESC LIMIT %s"
     )
+    return sql, tuple(params)
+
+
+def fulltext_sql(
+    text: str, *, limit: int, exclude_incident_id: str | None = None
+) -> tuple[str, list[Any]] | None:
+    """The ranking statement over the candidates; None when `text` has no words.
+
+    The rank counts every lexeme of the text (any may match); candidates come
+    through its rarest ones. An incident's rank is that of its own text plus
+    the best of its alerts among the candidates; ties go to the newer one.
+    """
+    terms = fulltext_terms(text)
+    if not terms:
+        return None
+    values = {
+        _RANKED: fulltext.any_lexeme(term.lexeme for term in terms),
+        _BY_INCIDENT: fulltext.any_lexeme(_rarest(terms, attrgetter("incident_rows"))),
+        _BY_ALERT: fulltext.any_lexeme(_rarest(terms, attrgetter("alert_rows"))),
+        _ITSELF: exclude_incident_id,
+    }
+    sql, params = _ranking_template(bool(exclude_incident_id), CANDIDATES)
+    params = [values.get(p, p) if isinstance(p, str) else p for p in params]
     return sql, [*params, limit]
 
 
