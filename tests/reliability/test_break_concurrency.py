@@ -185,7 +185,9 @@ def test_concurrent_firing_and_resolved_deliveries_never_leave_two_rows() -> Non
 
     assert statuses(responses) == Counter({200: 10})
     assert Alert.objects.filter(fingerprint="beef").count() == 1
-    assert Incident.objects.count() == 1
+    # A resolved delivery that lands first stores a resolved alert and opens
+    # no incident (SPEC §3.3); the firing copies are then late duplicates.
+    assert Incident.objects.count() <= 1
 
 
 def test_concurrent_refreshes_over_http_with_one_cookie_let_one_through() -> None:
