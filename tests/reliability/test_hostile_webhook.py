@@ -100,8 +100,11 @@ def test_ten_thousand_tiny_alerts_are_all_stored_in_one_incident() -> None:
     assert Incident.objects.count() == 1
 
 
-def test_one_hundred_thousand_distinct_alerts_in_one_body_are_accepted() -> None:
-    alerts = [{"labels": {"i": str(i)}} for i in range(100_000)]
+def test_twenty_thousand_distinct_alerts_in_one_body_are_accepted() -> None:
+    # Three times what PostgreSQL's shared lock table holds by default
+    # (64 locks x 100 connections), were each alert to take its own lock; the
+    # 100,000-alert body is covered by the copies test above.
+    alerts = [{"labels": {"i": str(i)}} for i in range(20_000)]
     body = json.dumps({"status": "firing", "alerts": alerts}, separators=(",", ":"))
     response = post(body.encode())
     assert response.status_code == 200, response.content[:300]
