@@ -252,29 +252,45 @@ def _nearest(**query: Any) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-# Each GIN index gives at most this many candidates, found through the rarest
-# lexemes of the query (as "more like this" searches pick their terms); only
-# candidates are ranked, so a word that every incident holds cannot make one
-# search rank the whole table.
-CANDIDATES = 200
+# Candidates come from each GIN index through the rarest lexemes of the query
+# (as "more like this" searches pick their terms), at most this many per
+# tier; only candidates are ranked, so a word that every incident holds
+# cannot make one search rank the whole table.
+CANDIDATES = 100
 
 
-def _rarest(
-    terms: Sequence[fulltext.Term], rows: Callable[[fulltext.Term], float]
+# A tier whose lexemes the statistics give more rows than this is left out
+# (the incidents' first tier excepted): building the bitmap of every alert
+# named KubePodCrashLooping costs more than the search is worth.
+MAX_TIER_ROWS = 25_000
+
+
+def _tiers(
+    terms: Sequence[fulltext.Term],
+    rows: Callable[[fulltext.Term], float],
+    *,
+    keep_first: bool,
 ) -> list[str]:
-    """The rarest lexemes whose estimated matches stay within CANDIDATES.
+    """The tsquery texts that find candidates in one index, rarest first.
 
-    At least one: the rarest, even when it is common (its scan is then cut
-    at CANDIDATES rows by the statement's LIMIT).
+    First the rarest lexemes together, while their estimated matches stay
+    within CANDIDATES (at least one); then the next lexeme alone, so that a
+    rare word held only by hidden incidents, or by the incident itself,
+    still leaves some. Tiers over MAX_TIER_ROWS are left out, but for the
+    first when `keep_first`.
     """
-    picked: list[str] = []
-    expected = 0.0
-    for term in sorted(terms, key=lambda term: (rows(term), term.lexeme)):
-        expected += rows(term)
-        if picked and expected > CANDIDATES:
-            break
-        picked.append(term.lexeme)
-    return picked
+    ordered = sorted(terms, key=lambda term: (rows(term), term.lexeme))
+    rare, expected = 1, rows(ordered[0])
+    while rare < len(ordered) and expected + rows(ordered[rare]) <= CANDIDATES:
+        expected += rows(ordered[rare])
+        rare += 1
+    lexemes = [term.lexeme for term in ordered]
+    tiers = []
+    if keep_first or expected <= MAX_TIER_ROWS:
+        tiers.append(fulltext.any_lexeme(lexemes[:rare]))
+    if rare < len(lexemes) and rows(ordered[rare]) <= MAX_TIER_ROWS:
+        tiers.append(fulltext.any_lexeme(lexemes[rare : rare + 1]))
+    return tiers
 
 
 def fulltext_terms(text: str) -> list[fulltext.Term]:
@@ -288,61 +304,80 @@ def fulltext_terms(text: str) -> list[fulltext.Term]:
 def fulltext_candidates(
     *,
     ranked: str,
-    by_incident: str,
-    by_alert: str,
+    by_incident: Sequence[str],
+    by_alert: Sequence[str],
     exclude_incident_id: str | None = None,
 ) -> QuerySet:
     """Visible incidents matching tsquery texts, with their ranks by `ranked`.
 
     Rows (pk, title, analysis_summary, fired_at, incident_rank, alert_rank):
-    up to CANDIDATES whose text matches `by_incident` (alert rank 0) and up
-    to CANDIDATES alerts whose name matches `by_alert`, with their incident.
+    for each text of `by_incident`, up to CANDIDATES incidents whose text
+    matches it (alert rank 0); for each of `by_alert`, up to CANDIDATES
+    alerts whose name matches it, with their incident.
     """
     fields = ("title", "analysis_summary", "fired_at")
-    # No ORDER BY: it would tempt the planner into walking an index in order.
-    incidents = (
-        Incident.objects.visible()
-        .annotate(document=fulltext.incident_vector())
-        .filter(document=fulltext.TsQuery(by_incident))
-        .order_by()
+    # The rarest lexemes (the first tier) count twice: a crude inverse
+    # document frequency, which ts_rank lacks.
+    incidents = Incident.objects.visible().annotate(
+        document=fulltext.incident_vector(),
+        incident_rank=SearchRank(fulltext.incident_vector(), fulltext.TsQuery(ranked))
+        + SearchRank(fulltext.incident_vector(), fulltext.TsQuery(by_incident[0])),
+        alert_rank=Value(0.0, output_field=FloatField()),
     )
-    alerts = (
-        Alert.objects.annotate(document=fulltext.alert_vector())
-        .filter(document=fulltext.TsQuery(by_alert), incident__is_enabled=True)
-        .order_by()
+    through = "incident__"
+    alerts = Alert.objects.filter(incident__is_enabled=True).annotate(
+        document=fulltext.alert_vector(),
+        incident_rank=SearchRank(
+            fulltext.incident_vector(through), fulltext.TsQuery(ranked)
+        )
+        + SearchRank(
+            fulltext.incident_vector(through), fulltext.TsQuery(by_incident[0])
+        ),
+        alert_rank=SearchRank(fulltext.alert_vector(), fulltext.TsQuery(ranked))
+        + SearchRank(
+            fulltext.alert_vector(), fulltext.TsQuery(by_alert[0] if by_alert else "")
+        ),
     )
     if exclude_incident_id:
         incidents = incidents.exclude(pk=exclude_incident_id)
         alerts = alerts.exclude(incident_id=exclude_incident_id)
-    by_incident_rows = incidents.annotate(
-        incident_rank=SearchRank(fulltext.incident_vector(), fulltext.TsQuery(ranked)),
-        alert_rank=Value(0.0, output_field=FloatField()),
-    ).values_list("pk", *fields, "incident_rank", "alert_rank")[:CANDIDATES]
-    by_alert_rows = alerts.annotate(
-        incident_rank=SearchRank(
-            fulltext.incident_vector("incident__"), fulltext.TsQuery(ranked)
-        ),
-        alert_rank=SearchRank(fulltext.alert_vector(), fulltext.TsQuery(ranked)),
-    ).values_list(
-        "incident_id",
-        *(f"incident__{field}" for field in fields),
-        "incident_rank",
-        "alert_rank",
-    )[:CANDIDATES]
-    return by_incident_rows.union(by_alert_rows, all=True)
+    # No ORDER BY: it would tempt the planner into walking an index in order.
+    parts = [
+        incidents.filter(document=fulltext.TsQuery(query))
+        .order_by()
+        .values_list("pk", *fields, "incident_rank", "alert_rank")[:CANDIDATES]
+        for query in by_incident
+    ] + [
+        alerts.filter(document=fulltext.TsQuery(query))
+        .order_by()
+        .values_list(
+            "incident_id",
+            *(f"incident__{field}" for field in fields),
+            "incident_rank",
+            "alert_rank",
+        )[:CANDIDATES]
+        for query in by_alert
+    ]
+    return parts[0].union(*parts[1:], all=True)
 
 
 # Stand-ins for the values of the ranking statement, compiled once by the ORM
 # (compiling its text-search expressions costs more than running it).
-_RANKED, _BY_INCIDENT, _BY_ALERT, _ITSELF = (f"\x00{n}" for n in "RIAS")
+_RANKED, _ITSELF = "\x00R", "\x00S"
+
+
+def _stand_ins(side: str, count: int) -> list[str]:
+    return [f"\x00{side}{n}" for n in range(count)]
 
 
 @cache
-def _ranking_template(exclude: bool, candidates: int) -> tuple[str, tuple]:
+def _ranking_template(
+    exclude: bool, incident_tiers: int, alert_tiers: int, candidates: int
+) -> tuple[str, tuple]:
     queryset = fulltext_candidates(
         ranked=_RANKED,
-        by_incident=_BY_INCIDENT,
-        by_alert=_BY_ALERT,
+        by_incident=_stand_ins("I", incident_tiers),
+        by_alert=_stand_ins("A", alert_tiers),
         exclude_incident_id=_ITSELF if exclude else None,
     )
     candidates_sql, params = queryset.query.sql_with_params()
@@ -369,15 +404,25 @@ def fulltext_sql(
     terms = fulltext_terms(text)
     if not terms:
         return None
+    by_incident = _tiers(terms, attrgetter("incident_rows"), keep_first=True)
+    by_alert = _tiers(terms, attrgetter("alert_rows"), keep_first=False)
     values = {
         _RANKED: fulltext.any_lexeme(term.lexeme for term in terms),
-        _BY_INCIDENT: fulltext.any_lexeme(_rarest(terms, attrgetter("incident_rows"))),
-        _BY_ALERT: fulltext.any_lexeme(_rarest(terms, attrgetter("alert_rows"))),
         _ITSELF: exclude_incident_id,
+        **dict(zip(_stand_ins("I", len(by_incident)), by_incident, strict=True)),
+        **dict(zip(_stand_ins("A", len(by_alert)), by_alert, strict=True)),
     }
-    sql, params = _ranking_template(bool(exclude_incident_id), CANDIDATES)
+    sql, params = _ranking_template(
+        bool(exclude_incident_id), len(by_incident), len(by_alert), CANDIDATES
+    )
     params = [values.get(p, p) if isinstance(p, str) else p for p in params]
     return sql, [*params, limit]
+
+
+_BITMAP_ONLY = (
+    "SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan'),"
+    " set_config('enable_seqscan', %s, true), set_config('enable_indexscan', %s, true)"
+)
 
 
 def _fulltext(
@@ -385,16 +430,25 @@ def _fulltext(
 ) -> list[dict[str, Any]]:
     """Visible incidents ranked by full text over title, summary, alert names.
 
-    Similarity is rank / (rank + 1), in 0..1. Two statements, whatever the
-    table sizes.
+    Similarity is rank / (rank + 1), in 0..1. Four statements, whatever the
+    table sizes, in a transaction (a savepoint inside the caller's).
     """
-    statement = fulltext_sql(text, limit=limit, exclude_incident_id=exclude_incident_id)
-    if statement is None:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(*statement)
-        columns = [column.name for column in cursor.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Bitmap scans only: with a LIMIT, the planner would rather scan a
+        # table until it finds enough matches, and a word its statistics do
+        # not know (it guesses those common) may match nothing at all. Local
+        # to this transaction, and set back for the caller's.
+        cursor.execute(_BITMAP_ONLY, ["off", "off"])
+        previous = cursor.fetchone()
+        statement = fulltext_sql(
+            text, limit=limit, exclude_incident_id=exclude_incident_id
+        )
+        rows: list[dict[str, Any]] = []
+        if statement is not None:
+            cursor.execute(*statement)
+            columns = [column.name for column in cursor.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        cursor.execute(_BITMAP_ONLY, list(previous[:2]))
     for row in rows:
         row["similarity"] = row["raw_rank"] / (row["raw_rank"] + 1.0)
     return rows

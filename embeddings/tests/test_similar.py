@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from embeddings import services
-from embeddings.services import similar_incidents
+from embeddings.services import embedding_search, similar_incidents
 from embeddings.tests.factories import (
     AlertFactory,
     IncidentEmbeddingFactory,
@@ -61,7 +61,9 @@ def test_similar_incidents_uses_full_text_without_an_embedding(
     other = SummarizedIncidentFactory(title="Disk pressure", analysis_summary="")
     SummarizedIncidentFactory(title="TLS certificate expired", analysis_summary="")
 
-    with django_assert_max_num_queries(6):
+    # The vector search (savepoint, settings, query, release), then the full
+    # text (savepoint, settings, words, ranking, settings back, release).
+    with django_assert_max_num_queries(10):
         similar = similar_incidents(incident)
 
     assert [item["incident_id"] for item in similar] == [other.pk]
@@ -103,7 +105,8 @@ def test_full_text_similar_incidents_come_from_the_rarest_shared_words(
     SummarizedIncidentFactory(
         title="KubeDiskFull in billing", analysis_summary="", is_enabled=False
     )
-    # Stored last and older: a plain first-five of every match would miss it.
+    # Stored last and older: ranked among every match by ts_rank alone, it
+    # would tie with the others and come last.
     related = SummarizedIncidentFactory(
         title="KubeDiskFull in checkout",
         analysis_summary="",
@@ -113,7 +116,8 @@ def test_full_text_similar_incidents_come_from_the_rarest_shared_words(
 
     similar = similar_incidents(incident)
 
-    assert [item["incident_id"] for item in similar] == [related.pk]
+    assert similar[0]["incident_id"] == related.pk
+    assert similar[0]["score"] > similar[1]["score"]
 
 
 def test_full_text_similar_incidents_still_come_when_every_word_is_common(
@@ -168,3 +172,40 @@ def test_full_text_similar_incidents_parse_words_as_the_titles_are(no_provider):
 
     assert similar[0]["incident_id"] == same_namespace.pk
     assert similar[0]["score"] > similar[1]["score"]
+
+
+def test_full_text_similar_incidents_look_past_a_rare_word_only_hidden_ones_hold(
+    no_provider, monkeypatch
+):
+    monkeypatch.setattr(services, "CANDIDATES", 5)
+    incident = SummarizedIncidentFactory(
+        title="QuotaExceeded in billing", analysis_summary=""
+    )
+    for _ in range(8):
+        SummarizedIncidentFactory(
+            title="Latency in billing", analysis_summary="", is_enabled=False
+        )
+    visible = {
+        SummarizedIncidentFactory(
+            title="QuotaExceeded in checkout", analysis_summary=""
+        ).pk
+        for _ in range(12)
+    }
+    _analyze()
+
+    similar = similar_incidents(incident)
+
+    assert len(similar) == 5
+    assert {item["incident_id"] for item in similar} <= visible
+
+
+def test_full_text_search_leaves_the_planner_settings_as_they_were(no_provider):
+    SummarizedIncidentFactory(title="Disk full", analysis_summary="")
+
+    embedding_search(query="disk")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone() == ("on",)
+        cursor.execute("SHOW enable_indexscan")
+        assert cursor.fetchone() == ("on",)
