@@ -19,8 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,10 +32,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from kuberca.testing import live  # noqa: E402
 
 SIZES = (1, 10, 50)
 CONCURRENCY = (1, 4, 16)
@@ -60,12 +59,6 @@ def _env() -> dict[str, str]:
         ALERT_STALE_AFTER="0",
     )
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def alert(fp: str, starts: datetime, run: str) -> dict[str, Any]:
@@ -295,36 +288,17 @@ def main() -> None:
         )
     connection.close()
 
-    port = _free_port()
-    log = open(Path(tempfile.gettempdir()) / "kuberca-bench-gunicorn.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "kuberca.wsgi",
-            "-c",
-            "kuberca/gunicorn_conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    port = live.free_port()
+    log_path = Path(tempfile.gettempdir()) / "kuberca-bench-gunicorn.log"
+    process = live.spawn(
+        live.gunicorn_command(port=port, workers=2), env=env, log_path=log_path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("kuberca did not start; see the gunicorn log")
-            time.sleep(0.2)
+        try:
+            live.wait_healthy(base, process, timeout=60, log_path=log_path)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         workers = Workers(psutil.Process(process.pid))
         url = f"{base}/webhook/alertmanager"
         # Warm both workers (imports, connections) before measuring.
@@ -371,12 +345,7 @@ def main() -> None:
         print(f"peak worker RSS: {workers.peak_rss / 2**20:.1f} MiB")
         print(f"alerts expected {expected}, stored {stored}, lost {expected - stored}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        live.stop(process, timeout=15)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ throughput.
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +27,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kuberca.testing import live  # noqa: E402
 from notifications.tests.fake_slack import CHANNEL, TOKEN, FakeSlack  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(slack_url: str, thread_interval: str) -> dict[str, str]:
@@ -125,62 +118,25 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     connection.close()
 
-    port = _free_port()
+    port = live.free_port()
     logs = Path(tempfile.gettempdir())
-    web_log = open(logs / "kuberca-bench-notify-web.log", "wb")  # noqa: SIM115
-    worker_log = open(logs / "kuberca-bench-notify-worker.log", "wb")  # noqa: SIM115
-    python = sys.executable
+    web_log = logs / "kuberca-bench-notify-web.log"
+    worker_log = logs / "kuberca-bench-notify-worker.log"
     processes = [
-        subprocess.Popen(
-            [
-                str(Path(python).parent / "gunicorn"),
-                "kuberca.wsgi",
-                "-c",
-                "kuberca/gunicorn_conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=web_log,
-            stderr=subprocess.STDOUT,
+        live.spawn(
+            live.gunicorn_command(port=port, workers=2), env=env, log_path=web_log
         )
     ]
+    worker_log.write_bytes(b"")  # the workers append to one log
     for n in range(args.workers):
-        processes.append(
-            subprocess.Popen(
-                [
-                    python,
-                    "manage.py",
-                    "db_worker",
-                    "--no-reload",
-                    "--no-startup-delay",
-                    "--queue-name",
-                    "*",
-                    "--interval",
-                    str(args.interval),
-                    *(["--no-scheduler"] if n else []),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
-            )
-        )
+        command = live.worker_command(interval=args.interval, scheduler=n == 0)
+        processes.append(live.spawn(command, env=env, log_path=worker_log, append=True))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if processes[0].poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("kuberca did not start; see the web log")
-            time.sleep(0.2)
+        try:
+            live.wait_healthy(base, processes[0], timeout=60, log_path=web_log)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         time.sleep(1.5)  # the workers' first poll
 
         run = uuid.uuid4().hex[:8]
@@ -263,16 +219,8 @@ def main() -> None:
             f"drain after last webhook {finished - sending_done:.1f}s)"
         )
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        live.stop(*processes, timeout=15)
         fake.stop()
-        web_log.close()
-        worker_log.close()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import requests
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
+
+from kuberca.testing import live  # noqa: E402
 
 DATABASE = "kuberca_bench_search"
 MODEL = "gemini-embedding-001"
@@ -92,12 +93,6 @@ def database_rows(info) -> int:  # noqa: ANN001
             ).fetchone()[0]
     except psycopg.Error:
         return 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load_incidents(conn: psycopg.Connection, rows: int) -> list[str]:
@@ -344,36 +339,20 @@ def main() -> None:
         connection.close()
         conn.close()
         gemini = fake_gemini(queries)
-        port = free_port()
-        gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "kuberca.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            cwd=BASE,
+        port = live.free_port()
+        gunicorn = live.spawn(
+            live.gunicorn_command(
+                port=port, workers=2, config=False, extra=["--log-level", "warning"]
+            ),
             env={**env, "GEMINI_API_URL": gemini.url},
         )
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if session.get(f"{base}/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or gunicorn.poll() is not None:
-                raise SystemExit("gunicorn did not start")
-            time.sleep(0.2)
+        try:
+            live.wait_healthy(base, gunicorn, timeout=60, request_timeout=10)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
 
         def search(n: int, limit: int = 10) -> tuple[float, dict]:
             tick = time.perf_counter()
@@ -423,12 +402,7 @@ def main() -> None:
             say(f"  {'PASS' if passed else 'FAIL'}  {name}")
     finally:
         if gunicorn is not None:
-            gunicorn.terminate()
-            try:
-                gunicorn.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                gunicorn.kill()
-                gunicorn.wait()
+            live.stop(gunicorn, timeout=20)
         if gemini is not None:
             gemini.stop()
         if not (args.keep or args.reuse):

@@ -20,9 +20,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,17 +35,15 @@ import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kuberca.testing import live  # noqa: E402
+
 PASSWORD = "soak-password-" + uuid.uuid4().hex[:8]
 KINDS = ("webhook", "read", "search")
 WEIGHTS = (0.4, 0.45, 0.15)
 NAMESPACES = [f"soak-{i}" for i in range(8)]
 WORDS = ["disk", "pressure", "crash", "loop", "latency", "node", "pod", "memory"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(port: int) -> dict[str, str]:
@@ -332,20 +327,6 @@ def report(recorder: Recorder, minutes: int) -> int:
     return total_errors
 
 
-def _wait_ready(base: str, serve: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if serve.poll() is not None:
-            raise SystemExit("kuberca did not start; see the server log")
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("kuberca was not ready within 180 s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=30)
@@ -357,20 +338,22 @@ def main() -> None:
         help="distinct alerts created before webhooks only repeat known ones",
     )
     args = parser.parse_args()
-    port = _free_port()
+    port = live.free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = Path(tempfile.gettempdir()) / f"kuberca-soak-{port}.log"
-    log = open(log_path, "wb")  # noqa: SIM115
-    serve = subprocess.Popen(
+    serve = live.spawn(
         [sys.executable, "manage.py", "serve", "--migrate", "--port", str(port)],
-        cwd=ROOT,
         env=_env(port),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log_path=log_path,
     )
     stop = threading.Event()
     try:
-        _wait_ready(base, serve)
+        try:
+            live.wait_healthy(
+                base, serve, timeout=180, log_path=log_path, path="/readyz", every=0.5
+            )
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         login = requests.post(
             f"{base}/api/v1/auth/login",
             json={"id": "soak", "password": PASSWORD},
@@ -413,14 +396,7 @@ def main() -> None:
         errors = report(recorder, args.minutes)
     finally:
         stop.set()
-        if serve.poll() is None:
-            serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                serve.kill()
-                serve.wait()
-        log.close()
+        live.stop(serve, timeout=60)
     raise SystemExit(1 if errors else 0)
 
 

@@ -6,20 +6,17 @@ through its API and posts webhooks with a bearer token, as in production.
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from django.db import connection
 
 from alerts.models import Alert, WebhookDelivery
 from incidents.models import Incident
+from kuberca.testing import live
 from tests.e2e.alertmanager import RunningAlertmanager, find_alertmanager
 
 pytestmark = [
@@ -32,13 +29,6 @@ pytestmark = [
 ]
 
 TOKEN = "e2e-webhook-token"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _database_url() -> str:
@@ -53,7 +43,7 @@ def _database_url() -> str:
 
 @pytest.fixture
 def kuberca_url(transactional_db, tmp_path: Path) -> Iterator[str]:  # noqa: ANN001
-    port = _free_port()
+    port = live.free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -62,45 +52,19 @@ def kuberca_url(transactional_db, tmp_path: Path) -> Iterator[str]:  # noqa: ANN
         "SLACK_BOT_TOKEN": "",
         "AGENT_ENABLED": "false",
     }
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "kuberca.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
+    log_path = tmp_path / "gunicorn.log"
+    process = live.spawn(
+        live.gunicorn_command(port=port, workers=1, config=False),
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log_path=log_path,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "kuberca did not start:\n"
-                    + (tmp_path / "gunicorn.log").read_text()[-3000:]
-                )
-            time.sleep(0.1)
+        live.wait_healthy(url, process, timeout=30, log_path=log_path, every=0.1)
         yield url
     finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        # SIGINT: gunicorn's quick shutdown.
+        live.stop(process, timeout=10, sig=signal.SIGINT)
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:

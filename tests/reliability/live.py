@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,17 +26,18 @@ from typing import Any
 import psycopg
 import requests
 
+from kuberca.testing.live import (
+    free_port,
+    gunicorn_command,
+    wait_healthy,
+    worker_command,
+)
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "kuberca_reliability"
 CHANNEL = "C0RELIABLE"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(
@@ -330,41 +330,19 @@ class Kuberca:
     worker: LiveProcess = field(init=False)
 
     def __post_init__(self) -> None:
-        python = sys.executable
         self.web = LiveProcess(
             "web",
-            [
-                python,
-                "-m",
-                "gunicorn",
-                "kuberca.wsgi",
-                "-c",
-                str(ROOT / "kuberca" / "gunicorn_conf.py"),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "2",
-            ],
+            gunicorn_command(
+                port=self.port,
+                workers=2,
+                extra=["--threads", "4", "--graceful-timeout", "2"],
+            ),
             env=self.env,
             log_dir=self.log_dir,
         )
         self.worker = LiveProcess(
             "worker",
-            [
-                python,
-                str(ROOT / "manage.py"),
-                "db_worker",
-                "--no-reload",
-                "--queue-name",
-                "*",
-                "--interval",
-                "0.1",
-                "--no-startup-delay",
-            ],
+            worker_command(interval=0.1),
             env=self.env,
             log_dir=self.log_dir,
         )
@@ -393,12 +371,15 @@ class Kuberca:
         self.wait_web()
 
     def wait_web(self, timeout: float = 30) -> None:
-        def up() -> bool:
-            if not self.web.alive():
-                raise AssertionError("web server exited:\n" + self.web.log_tail())
-            return requests.get(f"{self.url}/ping", timeout=1).status_code == 200
-
-        wait_for(up, "the web server", timeout=timeout)
+        assert self.web.process is not None
+        wait_healthy(
+            self.url,
+            self.web.process,
+            timeout=timeout,
+            log_path=self.web.log_path,
+            path="/ping",
+            every=0.1,
+        )
 
     def start_worker(self) -> None:
         self.worker.start()
