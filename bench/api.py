@@ -282,15 +282,18 @@ def measure(session: requests.Session, url: str, count: int) -> dict[str, Any]:
 
 def explain(run: Any) -> list[str]:
     """EXPLAIN ANALYZE every statement that `run()` sends, as Django sends it."""
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
         run()
     plans = []
-    with connection.cursor() as cursor:
+    # One transaction, settings replayed, so each plan is the one served.
+    with transaction.atomic(), connection.cursor() as cursor:
         for query in captured.captured_queries:
             sql = query["sql"].lstrip("( \n")
+            if "set_config" in sql:
+                cursor.execute(query["sql"])
             if not sql.startswith("SELECT") or "set_config" in sql:
                 continue  # transaction control and settings: nothing to plan
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
