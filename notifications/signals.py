@@ -122,8 +122,8 @@ def on_alerts_resolved(sender: Any, alert_ids: list[str], **kwargs: Any) -> None
 def on_alerts_moved(
     sender: Any, alert_ids: list[str], incident_id: str, **kwargs: Any
 ) -> None:
-    # TODO: edit the root of the incidents the alerts left once alerts_moved
-    # names them; today only the target's count is brought up to date.
+    # The incidents the alerts left are edited through their incident_changed
+    # (alert_count), which alert_move and incident_merge send for them.
     def record() -> list[str]:
         services.messages_record_root(incident_ids=[incident_id])
         return services.messages_record_incident_change(incident_ids=[incident_id])

@@ -450,3 +450,24 @@ def test_one_transaction_of_many_signals_enqueues_one_task(
     (kick,) = DBTaskResult.objects.filter(task_path__startswith="notifications.")
     assert kick.priority == 10
     assert kick.task_result.args == [[incident.pk]]
+
+
+def test_moving_an_alert_edits_the_roots_of_both_incidents(
+    fake_slack, signal, clock, run_tasks, django_capture_on_commit_callbacks
+):  # noqa: ANN001
+    from alerts.services import alert_move
+
+    source, (moved, _) = open_incident(signal, n=2)
+    target, _ = open_incident(signal)
+    run_tasks()
+    clock.advance(60)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alert_move(alert_id=moved.pk, incident_id=target.pk, moved_by="oncall")
+    run_tasks()
+
+    edited = {call.body["ts"]: call for call in fake_slack.updates()}
+    for incident, count in ((source, 1), (target, 2)):
+        root = edited[root_of(incident).ts]
+        text = root.body["attachments"][0]["blocks"][0]["text"]["text"]
+        assert f"*Alerts firing:* {count}" in text
