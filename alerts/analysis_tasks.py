@@ -66,6 +66,25 @@ def _max_attempts() -> int:
     return int(settings.AGENT_RETRY_MAX_ATTEMPTS)
 
 
+def _final_failure(
+    endpoint: str, error: AgentRejected | AgentTransient, attempt: int
+) -> str | None:
+    """Count a failed Agent call; the reason to store when it is final, else None.
+
+    A 4xx or malformed answer is final at once; a transient failure is final
+    only on the last allowed attempt, otherwise the caller retries.
+    """
+    if isinstance(error, AgentRejected):
+        reason = error.reason
+    elif attempt >= _max_attempts():
+        reason = f"gave up after {attempt} attempts: {error.reason}"
+    else:
+        metrics.agent_calls.labels(endpoint=endpoint, outcome="retried").inc()
+        return None
+    metrics.agent_calls.labels(endpoint=endpoint, outcome="failed").inc()
+    return reason
+
+
 def _firing_unfinished(analysis: AlertAnalysis) -> bool:
     return AlertAnalysis.objects.filter(
         alert_id=analysis.alert_id,
@@ -126,22 +145,13 @@ def analyze_alert(analysis_id: int, waits: int = 0) -> str:
 
     try:
         response = get_client().analyze(body)
-    except AgentRejected as exc:
-        metrics.agent_calls.labels(endpoint=ANALYZE, outcome="failed").inc()
-        services.analysis_fail(
-            analysis_id=analysis_id, attempt=attempt, reason=exc.reason
-        )
-        return "failed"
-    except AgentTransient as exc:
-        if attempt >= _max_attempts():
-            metrics.agent_calls.labels(endpoint=ANALYZE, outcome="failed").inc()
+    except (AgentRejected, AgentTransient) as exc:
+        reason = _final_failure(ANALYZE, exc, attempt)
+        if reason is not None:
             services.analysis_fail(
-                analysis_id=analysis_id,
-                attempt=attempt,
-                reason=f"gave up after {attempt} attempts: {exc.reason}",
+                analysis_id=analysis_id, attempt=attempt, reason=reason
             )
             return "failed"
-        metrics.agent_calls.labels(endpoint=ANALYZE, outcome="retried").inc()
         logger.warning(
             "agent analyze failed, will retry analysis_id=%s attempt=%s reason=%s",
             analysis_id,
@@ -263,22 +273,13 @@ def summarize_incident(
         body = services.build_summarize_request(incident)
         try:
             response = get_client().summarize_incident(body)
-        except AgentRejected as exc:
-            metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="failed").inc()
-            services.summary_fail(
-                incident_id=incident_id, generation=generation, reason=exc.reason
-            )
-            return "failed"
-        except AgentTransient as exc:
-            if attempt >= _max_attempts():
-                metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="failed").inc()
+        except (AgentRejected, AgentTransient) as exc:
+            reason = _final_failure(SUMMARIZE, exc, attempt)
+            if reason is not None:
                 services.summary_fail(
-                    incident_id=incident_id,
-                    generation=generation,
-                    reason=f"gave up after {attempt} attempts: {exc.reason}",
+                    incident_id=incident_id, generation=generation, reason=reason
                 )
                 return "failed"
-            metrics.agent_calls.labels(endpoint=SUMMARIZE, outcome="retried").inc()
             logger.warning(
                 "agent summarize failed, will retry incident_id=%s attempt=%s "
                 "reason=%s",
