@@ -53,7 +53,7 @@ from incidents.services import (
     incident_reopen,
     incident_resolve,
 )
-from kuberca import metrics
+from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -157,10 +157,13 @@ def incident_title(labels: dict[str, str], annotations: dict[str, Any]) -> str:
 _LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
 # Parameters of the delivery's statements travel as JSON documents: one quoted
 # string costs far less to send than arrays quoted element by element.
-_LOCK_JSON = """
+_LOCK_JSON = prepared.Statement(
+    "lock_keys",
+    """
 SELECT count(pg_advisory_xact_lock(k::bigint))
 FROM jsonb_array_elements_text(%s::jsonb) AS t(k)
-"""
+""",
+)
 
 
 # Keys are spread over a fixed number of advisory locks, so one delivery
@@ -219,15 +222,23 @@ class _Row:
         return ((self.labels or {}).get("severity") or "warning").strip().lower()
 
 
-_SELECT_KNOWN = """
+# The planner takes any jsonb_to_recordset for 100 rows, and against a table
+# of a few thousand alerts it would rather scan all of them than probe an
+# index 100 times. The fingerprints also go as an array literal, whose length
+# it knows, so the alerts are found through the index at any table size.
+_SELECT_KNOWN = prepared.Statement(
+    "select_known",
+    """
 SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
        a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
        a.group_key
 FROM alerts_alert a
 JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
   ON a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
+WHERE a.fingerprint = ANY(%s::text[])
 FOR UPDATE OF a
-"""
+""",
+)
 
 # The incidents a delivery's alerts may join or reopen; `Incident.from_db`
 # builds (deferred) instances from these columns.
@@ -260,7 +271,12 @@ def _incident(record: tuple[Any, ...]) -> Incident:
 # Locked only when some alert of the delivery matches no stored row (so it may
 # need grouping): a delivery of repeats leaves its incidents alone. Python
 # decides the same thing from the rows _SELECT_KNOWN returned (_unmatched).
-_CANDIDATES_IF_NEW = """
+# OFFSET 0 keeps the inner NOT EXISTS a subplan, one index probe per alert:
+# as an anti-join under EXISTS the planner, costing for the first row only,
+# scans the whole alerts table instead.
+_CANDIDATES_IF_NEW = prepared.Statement(
+    "candidates_if_new",
+    """
 SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
        resolved_at, last_alert_at, created_at, truncated_alerts
 FROM incidents_incident
@@ -271,10 +287,12 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
     SELECT 1 FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
     WHERE NOT EXISTS (
         SELECT 1 FROM alerts_alert a
-        WHERE a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')))
+        WHERE a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
+        OFFSET 0))
 ORDER BY incident_id
 FOR UPDATE
-"""
+""",
+)
 _CANDIDATES = """
 SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
        resolved_at, last_alert_at, created_at, truncated_alerts
@@ -286,18 +304,13 @@ WHERE incident_id = ANY(%s::text[])
 ORDER BY incident_id
 FOR UPDATE
 """
-# Locks, known rows and candidate incidents in one round trip. Each statement
-# of a multi-statement query takes its own snapshot, so the selects see every
-# row committed by a delivery that held the locks before us.
-_LOCK_AND_LOAD = ";\n".join(
-    (_LOCK_JSON.strip(), _SELECT_KNOWN.strip(), _CANDIDATES_IF_NEW.strip())
-)
-
 # A firing alert seen again writes last_seen_at at most once a minute (the
 # stale sweep works in hours): a repeat that changes nothing else leaves the
 # row, and all its indexes, alone.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)  # the interval in _UPSERT
-_UPSERT = """
+_UPSERT = prepared.Statement(
+    "upsert_alerts",
+    """
 INSERT INTO alerts_alert (
     alert_id, incident_id, fingerprint, alarm_title, severity, status, fired_at,
     resolved_at, labels, annotations, generator_url, namespace, group_key,
@@ -340,39 +353,52 @@ WHERE (alerts_alert.incident_id, alerts_alert.status, alerts_alert.resolved_at,
    OR alerts_alert.annotations IS DISTINCT FROM EXCLUDED.annotations
    OR alerts_alert.last_seen_at
       < EXCLUDED.last_seen_at - interval '60 seconds'
-"""
+""",
+)
 
 # The same change as incidents.services.incident_note_alerts_joined (the
 # window moves, severity and truncated_alerts only rise, decided in Python),
 # for every joined incident in one statement of the delivery's write.
-_INCIDENTS_JOINED = """
+_INCIDENTS_JOINED = prepared.Statement(
+    "incidents_joined",
+    """
 UPDATE incidents_incident AS i
 SET last_alert_at = %s, updated_at = %s, severity = u.severity,
     truncated_alerts = u.truncated_alerts
 FROM jsonb_to_recordset(%s::jsonb)
      AS u(incident_id text, severity text, truncated_alerts int)
 WHERE i.incident_id = u.incident_id
-"""
+""",
+)
 
-_INCIDENTS_TRUNCATED = """
+_INCIDENTS_TRUNCATED = prepared.Statement(
+    "incidents_truncated",
+    """
 UPDATE incidents_incident SET truncated_alerts = %s
 WHERE incident_id = ANY(%s::text[]) AND truncated_alerts < %s
-"""
+""",
+)
 
-_INCIDENT_STATE = """
+_INCIDENT_STATE = prepared.Statement(
+    "incident_state",
+    """
 SELECT a.incident_id, bool_or(a.status = 'firing'), max(a.resolved_at), i.status
 FROM alerts_alert a JOIN incidents_incident i ON i.incident_id = a.incident_id
 WHERE a.incident_id = ANY(%s::text[])
 GROUP BY a.incident_id, i.status
-"""
+""",
+)
 
-_UPDATE_PROCESSED = """
+_UPDATE_PROCESSED = prepared.Statement(
+    "delivery_processed",
+    """
 UPDATE alerts_webhookdelivery SET outcome = 'processed', http_status = 200,
     group_key = %s, receiver = %s, truncated_alerts = %s, alert_count = %s,
     stored = %s, duplicates = %s, ignored = %s, rejected = %s,
     rejections = %s::jsonb, error = '', processed_at = %s
 WHERE id = %s
-"""
+""",
+)
 
 _json_encoder = msgspec.json.Encoder()
 
@@ -418,18 +444,16 @@ class _Batch:
     """Statements sent together in one round trip; only the last may return rows."""
 
     def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.params: list[Any] = []
+        self.statements: list[tuple[prepared.Statement, list[Any]]] = []
 
-    def add(self, sql: str, params: list[Any]) -> None:
-        self.statements.append(sql.strip())
-        self.params.extend(params)
+    def add(self, statement: prepared.Statement, params: list[Any]) -> None:
+        self.statements.append((statement, params))
 
     def run(self) -> list[tuple[Any, ...]]:
         if not self.statements:
             return []
         with connection.cursor() as cursor:
-            cursor.execute(";\n".join(self.statements), self.params)
+            prepared.execute(cursor, self.statements)
             while cursor.nextset():
                 pass
             return cursor.fetchall() if cursor.description else []
@@ -557,7 +581,11 @@ def _new_row(alert: ParsedAlert, fired_at: datetime, plan: _Plan) -> _Row:
 def _lock_and_load(
     alerts: list[ParsedAlert], at: datetime, now: datetime
 ) -> tuple[list[_Row], list[Incident]]:
-    """Lock the delivery's keys, then read its known alerts and candidates."""
+    """Lock the delivery's keys, then read its known alerts and candidates.
+
+    One round trip. Each statement takes its own snapshot, so the selects see
+    every row committed by a delivery that held the locks before us.
+    """
     keys = {group_key_for(a.labels) for a in alerts}
     hashes = _lock_hashes(
         {"g:" + k for k in keys} | {"f:" + a.fingerprint for a in alerts}
@@ -565,15 +593,15 @@ def _lock_and_load(
     occurrences = _json([{"fp": a.fingerprint, "ts": _fired_at(a, at)} for a in alerts])
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
-        cursor.execute(
-            _LOCK_AND_LOAD,
+        prepared.execute(
+            cursor,
             [
-                _json(hashes),
-                occurrences,
-                sorted(keys),
-                AUTO_RESOLVER,
-                reopen_since,
-                occurrences,
+                (_LOCK_JSON, [_json(hashes)]),
+                (_SELECT_KNOWN, [occurrences, sorted({a.fingerprint for a in alerts})]),
+                (
+                    _CANDIDATES_IF_NEW,
+                    [sorted(keys), AUTO_RESOLVER, reopen_since, occurrences],
+                ),
             ],
         )
         cursor.nextset()
@@ -783,7 +811,7 @@ def _auto_resolve(incident_ids: set[str]) -> list[str]:
     if not incident_ids or not settings.INCIDENT_AUTO_RESOLVE:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(_INCIDENT_STATE, [sorted(incident_ids)])
+        prepared.execute(cursor, [(_INCIDENT_STATE, [sorted(incident_ids)])])
         return _resolve_finished(cursor.fetchall())
 
 
@@ -913,7 +941,9 @@ def _process(
 
 def _retryable(error: DatabaseError) -> bool:
     cause = error.__cause__
-    return getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES
+    return getattr(
+        cause, "sqlstate", None
+    ) in _RETRYABLE_SQLSTATES or prepared.lost_statements(error)
 
 
 def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
@@ -1011,14 +1041,23 @@ def _declared_size(headers: dict[str, str]) -> int:
     return 0
 
 
-_INSERT_DELIVERY = """
+_INSERT_DELIVERY = prepared.Statement(
+    "delivery_insert",
+    """
 INSERT INTO alerts_webhookdelivery (
     received_at, body, body_size, body_truncated, headers, source_address,
     group_key, receiver, truncated_alerts, outcome, http_status, alert_count,
     stored, duplicates, ignored, rejected, rejections, error)
 VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', '', 0, %s, %s, 0, 0, 0, 0, 0, '[]', %s)
 RETURNING id
-"""
+""",
+)
+# The ledger row is committed without waiting for its WAL flush. Nothing is
+# answered before the processing transaction commits, and that commit flushes
+# the WAL up to itself, this row included; a crash before then loses only a
+# delivery that was never acknowledged, which Alertmanager sends again. Bodies
+# answered from the ledger row alone (over WEBHOOK_MAX_BYTES) wait for it.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
 def _store_delivery(
@@ -1032,19 +1071,27 @@ def _store_delivery(
     """Insert the ledger row in autocommit, before any processing."""
     received_at = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_DELIVERY,
+        prepared.execute(
+            cursor,
             [
-                received_at,
-                body,
-                size,
-                truncated,
-                _json(headers),
-                source_address,
-                DeliveryOutcome.REJECTED if truncated else DeliveryOutcome.RECEIVED,
-                413 if truncated else None,
-                "body over WEBHOOK_MAX_BYTES" if truncated else "",
+                (
+                    _INSERT_DELIVERY,
+                    [
+                        received_at,
+                        body,
+                        size,
+                        truncated,
+                        _json(headers),
+                        source_address,
+                        DeliveryOutcome.REJECTED
+                        if truncated
+                        else DeliveryOutcome.RECEIVED,
+                        413 if truncated else None,
+                        "body over WEBHOOK_MAX_BYTES" if truncated else "",
+                    ],
+                )
             ],
+            prefix="" if truncated else _ASYNC_COMMIT,
         )
         (delivery_id,) = cursor.fetchone()
     return WebhookDelivery(pk=delivery_id, received_at=received_at)

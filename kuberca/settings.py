@@ -139,6 +139,10 @@ else:
 _default_db.setdefault("OPTIONS", {})
 _default_db["OPTIONS"].setdefault("connect_timeout", 5)
 DATABASES = {"default": _default_db}
+# The webhook's fixed statements are prepared once per connection
+# (kuberca/prepared.py). Turn off behind a pooler that cannot keep a session's
+# prepared statements (PgBouncer in transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,116 @@
+"""The webhook's statements run prepared, with index plans, and survive a reset."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from alerts.models import Alert, WebhookDelivery
+from alerts.services import _SELECT_KNOWN
+from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
+from kuberca import prepared
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fresh_session():  # noqa: ANN201
+    """No kuberca statement prepared on this session yet, nor afterwards."""
+
+    def reset() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+            cursor.execute("RESET plan_cache_mode")
+        prepared._prepared_on.pop(connection.connection, None)
+
+    connection.ensure_connection()
+    reset()
+    yield
+    reset()
+
+
+def _session_statements() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def _sent(payload: dict) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        assert ingest(payload).http_status == 200
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_statements_are_prepared_once_per_connection(fresh_session) -> None:  # noqa: ANN001
+    first = _sent(make_payload(make_alert(fingerprint="a1")))
+    assert "kuberca_select_known" in _session_statements()
+    assert sum("PREPARE kuberca_" in sql for sql in first) == 1
+    second = _sent(make_payload(make_alert(fingerprint="a2")))
+    assert not any("PREPARE" in sql for sql in second)
+    assert any("EXECUTE kuberca_upsert_alerts" in sql for sql in second)
+    assert Alert.objects.count() == 2
+
+
+def test_plain_sql_when_prepared_statements_are_off(fresh_session, settings) -> None:  # noqa: ANN001
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    sent = _sent(
+        make_payload(make_alert(fingerprint="b1"), make_alert(fingerprint="b2"))
+    )
+    assert not any("PREPARE" in sql or "EXECUTE" in sql for sql in sent)
+    assert not _session_statements() & {"kuberca_select_known"}
+    assert Alert.objects.filter(fingerprint__in=["b1", "b2"]).count() == 2
+    assert WebhookDelivery.objects.get().outcome == "processed"
+
+
+def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
+    fresh_session,  # noqa: ANN001
+) -> None:
+    with connection.cursor() as cursor:
+        # The generic plan is made at the first execution, on a near-empty table.
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    ingest(make_payload(make_alert(fingerprint="c0")))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO alerts_alert (alert_id, fingerprint, alarm_title, severity,
+                status, fired_at, labels, annotations, generator_url, group_key,
+                analysis_summary, analysis_detail, thread_ts, grouping_reason,
+                is_enabled, resolved_as_stale, last_seen_at, created_at, updated_at)
+            SELECT 'bulk' || n, 'bulk' || n, 'Bulk', 'warning', 'resolved',
+                %s, '{}', '{}', '', '', '', '', '', 'new', true, false, %s, %s, %s
+            FROM generate_series(1, 20000) AS n
+            """,
+            [T0, T0, T0, T0],
+        )
+        cursor.execute(
+            "EXPLAIN " + _SELECT_KNOWN.execute_sql,
+            ['[{"fp": "c0", "ts": "2026-12-03T16:00:00Z"}]', ["c0"]],
+        )
+        plan = "\n".join(row for (row,) in cursor.fetchall())
+    assert "Seq Scan on alerts_alert" not in plan, plan
+    assert "alerts_alert" in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lost_statements_are_prepared_again(fresh_session) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="d1")))
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # as a pooler's reset would
+    result = ingest(make_payload(make_alert(fingerprint="d2")))
+    assert result.http_status == 200
+    assert "kuberca_upsert_alerts" in _session_statements()
+    assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"d1", "d2"}
+    assert list(WebhookDelivery.objects.values_list("outcome", flat=True)) == [
+        "processed",
+        "processed",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_session_settings_do_not_outlive_a_delivery(fresh_session) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="e1")))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_seqscan'), "
+            "current_setting('synchronous_commit')"
+        )
+        assert cursor.fetchone() == ("on", "on")
