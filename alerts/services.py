@@ -16,7 +16,13 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from alerts import events
@@ -1068,7 +1074,36 @@ def _store_delivery(
     headers: dict[str, str],
     source_address: str | None,
 ) -> WebhookDelivery:
-    """Insert the ledger row in autocommit, before any processing."""
+    """Insert the ledger row in autocommit, before any processing.
+
+    On a connection kept from an earlier request this insert is its health
+    check (in place of Django's `SELECT 1`, a round trip per delivery): when
+    the connection turns out dead, it is opened again and the insert retried.
+    """
+    checking = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+    if not checking:
+        return _insert_delivery(body, size, truncated, headers, source_address)
+    connection.health_check_done = True
+    try:
+        return _insert_delivery(body, size, truncated, headers, source_address)
+    except (OperationalError, InterfaceError):
+        logger.info("database connection found closed; connecting again")
+        connection.close()
+        return _insert_delivery(body, size, truncated, headers, source_address)
+
+
+def _insert_delivery(
+    body: bytes,
+    size: int,
+    truncated: bool,
+    headers: dict[str, str],
+    source_address: str | None,
+) -> WebhookDelivery:
     received_at = timezone.now()
     with connection.cursor() as cursor:
         prepared.execute(

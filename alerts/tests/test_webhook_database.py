@@ -1,4 +1,4 @@
-"""The webhook's statements run prepared, with index plans, and survive a reset."""
+"""The webhook's database use: prepared statements, index plans, a dead connection."""
 
 import pytest
 from django.db import connection
@@ -114,3 +114,28 @@ def test_session_settings_do_not_outlive_a_delivery(fresh_session) -> None:  # n
             "current_setting('synchronous_commit')"
         )
         assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delivery_on_a_connection_the_server_closed_reconnects(
+    client,  # noqa: ANN001
+) -> None:
+    import psycopg
+    from django.db import close_old_connections
+
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    close_old_connections()  # what Django does as each request starts
+
+    response = client.post(
+        "/webhook/alertmanager",
+        make_payload(make_alert(fingerprint="f1")),
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert connection.connection.info.backend_pid != backend
+    assert WebhookDelivery.objects.get().outcome == "processed"
+    assert Alert.objects.get().fingerprint == "f1"
