@@ -1080,56 +1080,43 @@ def _store_delivery(
     check (in place of Django's `SELECT 1`, a round trip per delivery): when
     the connection turns out dead, it is opened again and the insert retried.
     """
+    received_at = timezone.now()
+    params = [
+        received_at,
+        body,
+        size,
+        truncated,
+        _json(headers),
+        source_address,
+        DeliveryOutcome.REJECTED if truncated else DeliveryOutcome.RECEIVED,
+        413 if truncated else None,
+        "body over WEBHOOK_MAX_BYTES" if truncated else "",
+    ]
+    prefix = "" if truncated else _ASYNC_COMMIT
     checking = (
         connection.connection is not None
         and connection.health_check_enabled
         and not connection.health_check_done
         and not connection.in_atomic_block
     )
-    if not checking:
-        return _insert_delivery(body, size, truncated, headers, source_address)
-    connection.health_check_done = True
-    try:
-        return _insert_delivery(body, size, truncated, headers, source_address)
-    except (OperationalError, InterfaceError):
-        logger.info("database connection found closed; connecting again")
-        connection.close()
-        return _insert_delivery(body, size, truncated, headers, source_address)
-
-
-def _insert_delivery(
-    body: bytes,
-    size: int,
-    truncated: bool,
-    headers: dict[str, str],
-    source_address: str | None,
-) -> WebhookDelivery:
-    received_at = timezone.now()
-    with connection.cursor() as cursor:
-        prepared.execute(
-            cursor,
-            [
-                (
-                    _INSERT_DELIVERY,
-                    [
-                        received_at,
-                        body,
-                        size,
-                        truncated,
-                        _json(headers),
-                        source_address,
-                        DeliveryOutcome.REJECTED
-                        if truncated
-                        else DeliveryOutcome.RECEIVED,
-                        413 if truncated else None,
-                        "body over WEBHOOK_MAX_BYTES" if truncated else "",
-                    ],
-                )
-            ],
-            prefix="" if truncated else _ASYNC_COMMIT,
-        )
-        (delivery_id,) = cursor.fetchone()
+    if checking:
+        connection.health_check_done = True
+        try:
+            delivery_id = _insert_delivery(params, prefix)
+        except (OperationalError, InterfaceError):
+            logger.info("database connection found closed; connecting again")
+            connection.close()
+            delivery_id = _insert_delivery(params, prefix)
+    else:
+        delivery_id = _insert_delivery(params, prefix)
     return WebhookDelivery(pk=delivery_id, received_at=received_at)
+
+
+def _insert_delivery(params: list[Any], prefix: str) -> int:
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, [(_INSERT_DELIVERY, params)], prefix=prefix)
+        (delivery_id,) = cursor.fetchone()
+    return delivery_id
 
 
 def delivery_ingest(
