@@ -7,9 +7,11 @@ prepared (SQL `PREPARE`) once per database connection, the first time it is
 used there, and is then sent as `EXECUTE name(...)`, still through Django's
 cursor, so several of them share one query text and one round trip.
 
-`DATABASE_PREPARED_STATEMENTS=false` sends the plain SQL instead, for poolers
-that hand one session's statements to another (PgBouncer in transaction mode
-before 1.21).
+SQL-level prepared statements belong to the server session. A pooler in
+transaction mode (PgBouncer) hands each transaction to any session, where
+they do not exist: set `DATABASE_PREPARED_STATEMENTS=false` there. If a
+session loses them anyway, the process notices the error, logs it once, and
+sends plain SQL from then on; the statement that failed is sent again.
 """
 
 import logging
@@ -23,10 +25,11 @@ from django.db.backends.utils import CursorWrapper
 logger = logging.getLogger(__name__)
 
 _registry: dict[str, "Statement"] = {}
-# Per psycopg connection: True once every statement is prepared there, False
-# when some were lost and the rest must be dropped before preparing again.
-_prepared_on: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
-# "prepared statement does not exist": the session lost them (DISCARD ALL).
+# The psycopg connections that have every registered statement prepared.
+_prepared_on: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Set once a session has lost its statements: this process stops using them.
+_given_up = False
+# "prepared statement does not exist".
 _UNDEFINED = "26000"
 # A prepared statement keeps the generic plan made at its sixth execution
 # until a table's statistics change. Planned while a table was still small, a
@@ -35,6 +38,11 @@ _UNDEFINED = "26000"
 # made while they run never choose one. SET LOCAL lasts until the end of the
 # transaction (the implicit one of the query text, in autocommit).
 _NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
+
+
+def enabled() -> bool:
+    """Whether statements go as `EXECUTE` (else as their plain SQL)."""
+    return settings.DATABASE_PREPARED_STATEMENTS and not _given_up
 
 
 class Statement:
@@ -57,76 +65,81 @@ class Statement:
         )
         _registry[name] = self
 
-    def text(self) -> str:
-        """What to send: `EXECUTE ...`, or the plain SQL when preparing is off."""
-        if settings.DATABASE_PREPARED_STATEMENTS:
-            return self.execute_sql
-        return self.sql
-
     def __repr__(self) -> str:
         return f"Statement({self.name})"
 
 
 def execute(
     cursor: CursorWrapper,
-    statements: list[tuple["Statement", list[Any]]],
+    statements: list[tuple[Statement, list[Any]]],
     *,
     prefix: str = "",
 ) -> None:
     """Send the statements as one query text; read results with `nextset()`.
 
-    `prefix` (e.g. a `SET LOCAL`) goes first, as plain SQL without parameters;
-    with prepared statements on, so does `_NO_SEQSCAN`. On return the cursor
-    is at the first statement's result.
+    `prefix` (e.g. a `SET LOCAL`) goes first, as plain SQL without parameters.
+    On return the cursor is at the first statement's result. Statements lost
+    by the session raise inside a transaction (which the error has aborted;
+    the caller may retry it, see `lost_statements`) and are sent again as
+    plain SQL in autocommit.
     """
-    params: list[Any] = []
-    texts = [prefix.strip().rstrip(";")] if prefix.strip() else []
-    if settings.DATABASE_PREPARED_STATEMENTS:
-        texts.append(_NO_SEQSCAN)
-    prefixes = len(texts)
     for statement, values in statements:
         if len(values) != statement.arity:
             raise ValueError(
                 f"{statement!r} takes {statement.arity} values, not {len(values)}"
             )
-        texts.append(statement.text())
+    try:
+        _send(cursor, statements, prefix)
+    except DatabaseError as error:
+        if not lost_statements(error):
+            raise
+        _give_up()
+        if connection.in_atomic_block:
+            raise
+        _send(cursor, statements, prefix)
+
+
+def lost_statements(error: DatabaseError) -> bool:
+    """Whether `error` came from a prepared statement the session did not have."""
+    return getattr(error.__cause__, "sqlstate", None) == _UNDEFINED
+
+
+def _send(
+    cursor: CursorWrapper, statements: list[tuple[Statement, list[Any]]], prefix: str
+) -> None:
+    prepared = enabled()
+    texts = [prefix.strip().rstrip(";")] if prefix.strip() else []
+    if prepared:
+        texts.append(_NO_SEQSCAN)
+        _prepare(cursor)
+    prefixes = len(texts)
+    params: list[Any] = []
+    for statement, values in statements:
+        texts.append(statement.execute_sql if prepared else statement.sql)
         params.extend(values)
-    sql = ";\n".join(texts)
-    for attempt in (1, 2):
-        if settings.DATABASE_PREPARED_STATEMENTS:
-            _prepare(cursor)
-        try:
-            cursor.execute(sql, params)
-            break
-        except DatabaseError as error:
-            if getattr(error.__cause__, "sqlstate", None) != _UNDEFINED:
-                raise
-            # The session dropped them (DISCARD ALL, a pooler's reset): prepare
-            # again. Inside a transaction the error has aborted it, so the
-            # caller retries the transaction (`lost_statements`).
-            logger.warning("prepared statements lost by the session; preparing again")
-            _prepared_on[cursor.connection] = False
-            if attempt == 2 or connection.in_atomic_block:
-                raise
+    cursor.execute(";\n".join(texts), params)
     for _ in range(prefixes):
         cursor.nextset()
 
 
-def lost_statements(error: DatabaseError) -> bool:
-    """Whether `error` came from prepared statements the session had lost."""
-    return getattr(error.__cause__, "sqlstate", None) == _UNDEFINED
-
-
 def _prepare(cursor: CursorWrapper) -> None:
     raw = cursor.connection
-    ready = _prepared_on.get(raw)
-    if ready:
+    if raw in _prepared_on:
         return
-    texts = [statement.prepare_sql for statement in _registry.values()]
-    if ready is False:
-        # psycopg notices DEALLOCATE ALL and forgets its own statements too.
-        texts.insert(0, "DEALLOCATE ALL")
     # PREPARE is not transactional: a rollback later keeps the statements.
-    cursor.execute(";\n".join(texts))
-    _prepared_on[raw] = True
+    cursor.execute(
+        ";\n".join(statement.prepare_sql for statement in _registry.values())
+    )
+    _prepared_on.add(raw)
     logger.debug("prepared %s statements on a new connection", len(_registry))
+
+
+def _give_up() -> None:
+    global _given_up
+    if not _given_up:
+        logger.warning(
+            "prepared statements lost by the database session; sending plain "
+            "SQL from now on (set DATABASE_PREPARED_STATEMENTS=false behind a "
+            "pooler in transaction mode)"
+        )
+    _given_up = True

@@ -140,8 +140,8 @@ _default_db.setdefault("OPTIONS", {})
 _default_db["OPTIONS"].setdefault("connect_timeout", 5)
 DATABASES = {"default": _default_db}
 # The webhook's fixed statements are prepared once per connection
-# (kuberca/prepared.py). Turn off behind a pooler that cannot keep a session's
-# prepared statements (PgBouncer in transaction mode before 1.21).
+# (kuberca/prepared.py). Turn off behind a pooler in transaction mode, which
+# runs each transaction on whichever server session is free.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -20,7 +20,8 @@ def fresh_session():  # noqa: ANN201
         with connection.cursor() as cursor:
             cursor.execute("DEALLOCATE ALL")
             cursor.execute("RESET plan_cache_mode")
-        prepared._prepared_on.pop(connection.connection, None)
+        prepared._prepared_on.discard(connection.connection)
+        prepared._given_up = False
 
     connection.ensure_connection()
     reset()
@@ -91,18 +92,48 @@ def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lost_statements_are_prepared_again(fresh_session) -> None:  # noqa: ANN001
+def test_lost_statements_fall_back_to_plain_sql(fresh_session, caplog) -> None:  # noqa: ANN001
     ingest(make_payload(make_alert(fingerprint="d1")))
     with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # as a pooler's reset would
+        cursor.execute("DEALLOCATE ALL")  # as a pooler's other session would be
     result = ingest(make_payload(make_alert(fingerprint="d2")))
     assert result.http_status == 200
-    assert "kuberca_upsert_alerts" in _session_statements()
-    assert set(Alert.objects.values_list("fingerprint", flat=True)) == {"d1", "d2"}
-    assert list(WebhookDelivery.objects.values_list("outcome", flat=True)) == [
-        "processed",
-        "processed",
-    ]
+    assert "DATABASE_PREPARED_STATEMENTS=false" in caplog.text
+    later = _sent(make_payload(make_alert(fingerprint="d3")))
+    assert not any("EXECUTE" in sql for sql in later)
+    assert set(Alert.objects.values_list("fingerprint", flat=True)) == {
+        "d1",
+        "d2",
+        "d3",
+    }
+    assert set(WebhookDelivery.objects.values_list("outcome", flat=True)) == {
+        "processed"
+    }
+    assert WebhookDelivery.objects.count() == 3
+
+
+def test_statements_lost_inside_a_transaction_are_retried(
+    fresh_session,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """The ledger insert goes through; the processing transaction meets the loss."""
+    from alerts import services
+
+    ingest(make_payload(make_alert(fingerprint="g1")))
+    store = services._store_delivery
+
+    def store_then_lose(**kwargs):  # noqa: ANN003, ANN202
+        delivery = store(**kwargs)
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE kuberca_lock_keys")
+        return delivery
+
+    monkeypatch.setattr(services, "_store_delivery", store_then_lose)
+    result = ingest(make_payload(make_alert(fingerprint="g2")))
+    assert result.http_status == 200
+    assert result.stored == 1
+    assert Alert.objects.filter(fingerprint="g2").count() == 1
+    assert WebhookDelivery.objects.filter(outcome="processed").count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
