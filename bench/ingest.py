@@ -8,7 +8,9 @@ when kuberca writes nothing (last_seen_at is written at most once a minute),
 and `refresh` after last_seen_at was set two minutes back, when every row is
 written, as with Alertmanager's group_interval re-sends. Prints deliveries/s,
 alerts/s, latency percentiles, worker CPU per alert and peak worker RSS, and,
-on the same database, the rate of a raw psycopg upsert of the same rows.
+on the same database, the rate of a raw psycopg upsert of the same rows. The
+worker CPU of a trivial request (GET /ping) is printed first: gunicorn's and
+Django's share of each delivery.
 
     .venv/bin/python bench/ingest.py [--scale 1.0]
 
@@ -186,6 +188,22 @@ def drive(url: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
     }
 
 
+def floor_cpu(base: str, workers: "Workers", count: int) -> float:
+    """Worker CPU seconds of one trivial request (GET /ping), for comparison.
+
+    What gunicorn and Django cost before a view does anything: the part of
+    the webhook's CPU per delivery that no ingestion code can save.
+    """
+    target = urlsplit(base)
+    began = workers.cpu()
+    for _ in range(count):
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        conn.request("GET", "/ping")
+        conn.getresponse().read()
+        conn.close()
+    return (workers.cpu() - began) / count
+
+
 RAW_UPSERT = """
 INSERT INTO bench_raw_alert (alert_id, fingerprint, alarm_title, severity, status,
     fired_at, labels, annotations, generator_url, namespace, group_key,
@@ -305,6 +323,8 @@ def main() -> None:
         drive(url, payloads("warm", 1, 20), 4)
         expected = 0
         print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        floor = floor_cpu(base, workers, max(100, int(1000 * args.scale)))
+        print(f"worker CPU of a trivial request (GET /ping): {floor * 1000:.2f}ms")
         print(
             f"{'alerts':>6} {'conc':>4} {'mode':>8} {'deliv/s':>8} {'alerts/s':>9} "
             f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu/alert':>10} "
