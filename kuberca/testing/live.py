@@ -26,6 +26,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def database_url() -> str:
+    """A DATABASE_URL for the database Django is connected to (the test one)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or ""
+    port = f":{db['PORT']}" if db.get("PORT") and not host.startswith("/") else ""
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{db['NAME']}?host={host}"
+    return f"postgresql://{user}@{host}{port}/{db['NAME']}"
+
+
 def gunicorn_command(
     *, port: int, workers: int, config: bool = True, extra: Sequence[str] = ()
 ) -> list[str]:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from alerts.models import Alert, WebhookDelivery
 from incidents.models import Incident
@@ -31,22 +30,12 @@ pytestmark = [
 TOKEN = "e2e-webhook-token"
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    host = db.get("HOST") or ""
-    port = f":{db['PORT']}" if db.get("PORT") and not host.startswith("/") else ""
-    if host.startswith("/"):
-        return f"postgresql://{user}@/{db['NAME']}?host={host}"
-    return f"postgresql://{user}@{host}{port}/{db['NAME']}"
-
-
 @pytest.fixture
 def kuberca_url(transactional_db, tmp_path: Path) -> Iterator[str]:  # noqa: ANN001
     port = live.free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": live.database_url(),
         "WEBHOOK_AUTH_TOKEN": TOKEN,
         "ALLOWED_HOSTS": "*",
         "SLACK_BOT_TOKEN": "",

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
@@ -23,6 +24,31 @@ from kuberca import embedded_db
 from kuberca.metrics import prepare_multiprocess_dir
 
 logger = logging.getLogger(__name__)
+
+
+class Probe:
+    """Says once when the web server first answers `/healthz`, or that it has not."""
+
+    def __init__(self, host: str, port: int, *, patience: float = 60.0) -> None:
+        local = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+        self.url = f"http://{local}:{port}/healthz"
+        self.deadline = time.monotonic() + patience
+        self.done = False
+
+    def check(self) -> str | None:
+        if self.done:
+            return None
+        try:
+            answered = requests.get(self.url, timeout=0.5).status_code == 200
+        except requests.RequestException:
+            answered = False
+        if answered:
+            self.done = True
+            return "kuberca is ready."
+        if time.monotonic() > self.deadline:
+            self.done = True
+            return f"kuberca: no answer from {self.url} yet; see the log above."
+        return None
 
 
 class Command(BaseCommand):
@@ -106,8 +132,12 @@ class Command(BaseCommand):
             subprocess.Popen(worker, cwd=base),  # noqa: S603
         ]
         self._announce(host, port)
+        probe = Probe(host, port)
         try:
             while not stopping and all(child.poll() is None for child in children):
+                message = probe.check()
+                if message:
+                    self.stdout.write(message)
                 time.sleep(0.3)
         finally:
             for child in children:
