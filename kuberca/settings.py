@@ -220,6 +220,7 @@ SPECTACULAR_SETTINGS.setdefault("PREPROCESSING_HOOKS", []).append(
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "kuberca.openapi.allow_empty_query_values",
+    "alerts.openapi.document_webhook",
 ]
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {

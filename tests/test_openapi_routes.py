@@ -155,3 +155,17 @@ def test_list_operations_document_paging_headers_and_filters(document):
         assert names >= {"limit", "offset", "status", "severity", "q", "since"}
         assert {"until", "namespace"} <= names
         assert headers == {"X-Total-Count", "Link"}
+
+
+def test_webhook_is_documented_with_the_answers_it_gives(document):
+    from alerts.services import IngestResult
+
+    operation = document["paths"]["/webhook/alertmanager"]["post"]
+
+    assert set(operation["responses"]) == {"200", "400", "401", "413", "503"}
+    received = IngestResult(http_status=200, delivery_id=1).body()
+    assert _properties(document, "WebhookReceived") == set(received)
+    failed = IngestResult(http_status=503, delivery_id=1, error="e", detail="d")
+    assert _properties(document, "WebhookError") == set(failed.body())
+    payload = document["components"]["schemas"]["AlertmanagerPayload"]
+    assert "alerts" in payload["required"]
