@@ -32,24 +32,33 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    # Only `alerts` being a list decides whether a body is a payload: every
+    # other field may be missing or of another type (Grafana, old
+    # Alertmanagers), and an alert that does not fit is listed under
+    # `rejected` while the others are kept. So the other fields only say what
+    # they hold, and an alert may be anything.
     "AlertmanagerPayload": {
         "type": "object",
         "required": ["alerts"],
-        "description": "Alertmanager's webhook payload, version 4. Other fields "
-        "(Grafana's among them) are accepted and ignored.",
+        "description": "Alertmanager's webhook payload, version 4. Fields of "
+        "other senders (Grafana's among them) are accepted and ignored.",
         "properties": {
-            "version": {"type": "string"},
-            "groupKey": {"type": "string"},
-            "truncatedAlerts": {"type": "integer", "minimum": 0},
-            "status": {"type": "string", "enum": ["firing", "resolved"]},
-            "receiver": {"type": "string"},
-            "groupLabels": _STRINGS,
-            "commonLabels": _STRINGS,
-            "commonAnnotations": _STRINGS,
-            "externalURL": {"type": "string"},
+            "version": {"description": 'Not checked (Grafana sends "1").'},
+            "groupKey": {"description": "Opaque; a number is taken as text."},
+            "truncatedAlerts": {"description": "Alerts Alertmanager left out."},
+            "status": {"description": "firing or resolved (each alert's decides)."},
+            "receiver": {"description": "The receiver's name."},
+            "groupLabels": {"description": "Label name to value."},
+            "commonLabels": {"description": "Label name to value."},
+            "commonAnnotations": {"description": "Annotation name to value."},
+            "externalURL": {"description": "Alertmanager's URL."},
             "alerts": {
                 "type": "array",
-                "items": {"$ref": "#/components/schemas/AlertmanagerAlert"},
+                "items": {
+                    "anyOf": [{"$ref": "#/components/schemas/AlertmanagerAlert"}, {}],
+                    "description": "An alert; one that is not an "
+                    "AlertmanagerAlert is listed under `rejected`.",
+                },
             },
         },
     },
