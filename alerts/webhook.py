@@ -92,14 +92,15 @@ def _token_ok(request: HttpRequest) -> bool:
     return False
 
 
-def _signature_ok(request: HttpRequest, body: bytes) -> bool:
+def _sent_signature(request: HttpRequest) -> str:
     sent = request.META.get("HTTP_X_WEBHOOK_SIGNATURE", "").strip()
     if sent.lower().startswith("sha256="):
         sent = sent[7:]
-    expected = hmac.new(
-        settings.WEBHOOK_HMAC_SECRET.encode(), body, hashlib.sha256
-    ).hexdigest()
-    return hmac.compare_digest(sent.lower().encode(), expected.encode())
+    return sent.lower()
+
+
+def _signature_ok(sent: str, mac: "hmac.HMAC") -> bool:
+    return hmac.compare_digest(sent.encode(), mac.hexdigest().encode())
 
 
 def _unauthorized(reason: str, address: str | None) -> JsonResponse:
@@ -108,8 +109,12 @@ def _unauthorized(reason: str, address: str | None) -> JsonResponse:
     return JsonResponse({"error": "unauthorized"}, status=401)
 
 
-def _read_body(request: HttpRequest, limit: int) -> bytes:
-    """Read at most `limit` + 1 bytes, around Django's own upload limit."""
+def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> bytes:
+    """Read at most `limit` + 1 bytes, around Django's own upload limit.
+
+    With `mac`, every byte of the body goes through it, also those of an
+    over-limit body past what is kept, so that its signature can be checked.
+    """
     stream = request
     if not request.META.get("CONTENT_LENGTH") and request.META.get(
         "wsgi.input_terminated"
@@ -125,6 +130,11 @@ def _read_body(request: HttpRequest, limit: int) -> bytes:
             break
         chunks.append(chunk)
         remaining -= len(chunk)
+        if mac is not None:
+            mac.update(chunk)
+    if mac is not None and remaining <= 0:
+        while chunk := stream.read(_READ_CHUNK):
+            mac.update(chunk)
     return b"".join(chunks)
 
 
@@ -162,12 +172,14 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
         return _unauthorized("token", address)
 
-    body = _read_body(request, settings.WEBHOOK_MAX_BYTES)
-    if (
-        settings.WEBHOOK_HMAC_SECRET
-        and len(body) <= settings.WEBHOOK_MAX_BYTES
-        and not _signature_ok(request, body)
-    ):
+    mac = None
+    if settings.WEBHOOK_HMAC_SECRET:
+        sent = _sent_signature(request)
+        if not sent:
+            return _unauthorized("signature", address)
+        mac = hmac.new(settings.WEBHOOK_HMAC_SECRET.encode(), digestmod=hashlib.sha256)
+    body = _read_body(request, settings.WEBHOOK_MAX_BYTES, mac)
+    if mac is not None and not _signature_ok(sent, mac):
         return _unauthorized("signature", address)
 
     result = delivery_ingest(
