@@ -11,7 +11,9 @@ SQL-level prepared statements belong to the server session. A pooler in
 transaction mode (PgBouncer) hands each transaction to any session, where
 they do not exist: set `DATABASE_PREPARED_STATEMENTS=false` there. If a
 session loses them anyway, the process notices the error, logs it once, and
-sends plain SQL from then on; the statement that failed is sent again.
+sends plain SQL from then on; the statement that failed is sent again. A
+migration that changes the type of a column a statement returns makes the
+server refuse the old statement; it is prepared again on that connection.
 """
 
 import logging
@@ -27,10 +29,15 @@ logger = logging.getLogger(__name__)
 _registry: dict[str, "Statement"] = {}
 # The psycopg connections that have every registered statement prepared.
 _prepared_on: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Connections whose statements must be dropped and prepared again: a
+# migration changed the type of a column one of them returns.
+_outdated: "weakref.WeakSet[Any]" = weakref.WeakSet()
 # Set once a session has lost its statements: this process stops using them.
 _given_up = False
 # "prepared statement does not exist".
 _UNDEFINED = "26000"
+# "cached plan must not change result type" (feature_not_supported).
+_RESULT_TYPE_CHANGED = "0A000"
 # A prepared statement keeps the generic plan made at its sixth execution
 # until a table's statistics change. Planned while a table was still small, a
 # sequential scan looks cheaper than its index and would then scan the grown
@@ -91,17 +98,31 @@ def execute(
     try:
         _send(cursor, statements, prefix)
     except DatabaseError as error:
-        if not lost_statements(error):
+        if _sqlstate(error) == _UNDEFINED:
+            _give_up()
+        elif _outdated_plan(error):
+            logger.warning("a prepared statement's result changed; preparing again")
+            _outdated.add(cursor.connection)
+            _prepared_on.discard(cursor.connection)
+        else:
             raise
-        _give_up()
         if connection.in_atomic_block:
             raise
         _send(cursor, statements, prefix)
 
 
 def lost_statements(error: DatabaseError) -> bool:
-    """Whether `error` came from a prepared statement the session did not have."""
-    return getattr(error.__cause__, "sqlstate", None) == _UNDEFINED
+    """Whether `error` came from prepared statements the session did not have,
+    or had to prepare again: a transaction that failed so may be retried."""
+    return _sqlstate(error) == _UNDEFINED or _outdated_plan(error)
+
+
+def _sqlstate(error: DatabaseError) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
+
+
+def _outdated_plan(error: DatabaseError) -> bool:
+    return _sqlstate(error) == _RESULT_TYPE_CHANGED and "result type" in str(error)
 
 
 def _send(
@@ -126,10 +147,14 @@ def _prepare(cursor: CursorWrapper) -> None:
     raw = cursor.connection
     if raw in _prepared_on:
         return
+    texts = [statement.prepare_sql for statement in _registry.values()]
+    if raw in _outdated:
+        # Django prepares nothing itself (prepare_threshold is None), and
+        # psycopg forgets its own statements when it sees DEALLOCATE ALL.
+        texts.insert(0, "DEALLOCATE ALL")
     # PREPARE is not transactional: a rollback later keeps the statements.
-    cursor.execute(
-        ";\n".join(statement.prepare_sql for statement in _registry.values())
-    )
+    cursor.execute(";\n".join(texts))
+    _outdated.discard(raw)
     _prepared_on.add(raw)
     logger.debug("prepared %s statements on a new connection", len(_registry))
 
