@@ -65,6 +65,8 @@ from kuberca.errors import InvalidInput, NotFound
 logger = logging.getLogger(__name__)
 
 GLOBAL_KEY = "global"
+# Characters of `alertname` kept as an alert's title (the labels keep it all).
+ALARM_TITLE_MAX = 2000
 # What the admin shows of an over-limit body (SPEC §3.1).
 OVERSIZE_KEEP_BYTES = 64 * 1024
 SECRET_HEADERS = {
@@ -385,6 +387,19 @@ WHERE incident_id = ANY(%s::text[]) AND truncated_alerts < %s
 """,
 )
 
+# Whether incidents still have a firing alert is read only once they are
+# locked, in the next statement (with its own snapshot): a delivery of another
+# group key that is joining an alert to one of them holds its row lock until
+# it commits, and its alert is then seen. Read first, an incident could be
+# resolved while that new alert fires in it.
+_LOCK_INCIDENTS = prepared.Statement(
+    "lock_incidents",
+    """
+SELECT count(*) FROM (
+    SELECT 1 FROM incidents_incident WHERE incident_id = ANY(%s::text[])
+    ORDER BY incident_id FOR UPDATE) AS locked
+""",
+)
 _INCIDENT_STATE = prepared.Statement(
     "incident_state",
     """
@@ -428,7 +443,9 @@ def _upsert_rows(rows: list[_Row]) -> str:
                 "alert_id": row.alert_id,
                 "incident_id": row.incident_id,
                 "fingerprint": row.fingerprint,
-                "alarm_title": labels.get("alertname", ""),
+                # Cut like incident titles: the full-text index of titles
+                # refuses a text of over 1 MB, which would fail the delivery.
+                "alarm_title": labels.get("alertname", "")[:ALARM_TITLE_MAX],
                 "severity": row.severity[:32],
                 "status": row.status,
                 "fired_at": row.fired_at,
@@ -817,7 +834,9 @@ def _auto_resolve(incident_ids: set[str]) -> list[str]:
     if not incident_ids or not settings.INCIDENT_AUTO_RESOLVE:
         return []
     with connection.cursor() as cursor:
-        prepared.execute(cursor, [(_INCIDENT_STATE, [sorted(incident_ids)])])
+        ids = sorted(incident_ids)
+        prepared.execute(cursor, [(_LOCK_INCIDENTS, [ids]), (_INCIDENT_STATE, [ids])])
+        cursor.nextset()
         return _resolve_finished(cursor.fetchall())
 
 
@@ -921,6 +940,7 @@ def _process(
         ],
     )
     if state_ids:
+        batch.add(_LOCK_INCIDENTS, [state_ids])
         batch.add(_INCIDENT_STATE, [state_ids])
     states = batch.run()
     if plan is None:
@@ -1064,6 +1084,9 @@ RETURNING id
 # delivery that was never acknowledged, which Alertmanager sends again. Bodies
 # answered from the ledger row alone (over WEBHOOK_MAX_BYTES) wait for it.
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+# body_size is an integer column: a declared Content-Length of 2 GiB or more
+# is recorded as this (the 413 answer still says the size declared).
+_MAX_BODY_SIZE = 2**31 - 1
 
 
 def _store_delivery(
@@ -1084,7 +1107,7 @@ def _store_delivery(
     params = [
         received_at,
         body,
-        size,
+        min(size, _MAX_BODY_SIZE),
         truncated,
         _json(headers),
         source_address,
@@ -1207,6 +1230,32 @@ def deliveries_prune(*, now: datetime | None = None) -> int:
     if deleted:
         logger.info("webhook deliveries pruned count=%s", deleted)
     return deleted
+
+
+# A request is over long before this (gunicorn's timeout is a minute).
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
+def deliveries_close_abandoned(*, now: datetime | None = None) -> int:
+    """Mark failed the deliveries left `received`; return how many.
+
+    A request that ended between storing its delivery and recording the
+    outcome (a worker killed or timed out, a connection lost at the wrong
+    moment) leaves its delivery `received`. Alertmanager got no 200 for it
+    and sent it again, or got a 200 from the retried insert of a second row.
+    """
+    now = now or timezone.now()
+    closed = WebhookDelivery.objects.filter(
+        outcome=DeliveryOutcome.RECEIVED, received_at__lt=now - ABANDONED_AFTER
+    ).update(
+        outcome=DeliveryOutcome.FAILED,
+        error="never processed: the request ended before its outcome was "
+        "recorded (replay_deliveries --id re-processes it)",
+        processed_at=now,
+    )
+    if closed:
+        logger.warning("abandoned webhook deliveries marked failed count=%s", closed)
+    return closed
 
 
 # Stale alerts ---------------------------------------------------------------

@@ -188,6 +188,7 @@ SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 30, minimum=1)
 PERIODIC_TASKS = {
     "alerts.tasks.resolve_stale_alerts": timedelta(minutes=5),
     "alerts.tasks.prune_deliveries": timedelta(hours=6),
+    "alerts.tasks.close_abandoned_deliveries": timedelta(minutes=10),
     "alerts.analysis_tasks.recover_analyses": timedelta(minutes=2),
     "notifications.tasks.recover_slack": timedelta(minutes=1),
     "kuberca.tasks.reap_lost_tasks": timedelta(minutes=5),
