@@ -574,7 +574,8 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
     else:
         row = _new_row(alert, fired_at, plan)
         row.status = RESOLVED
-        row.resolved_at = alert.ends_at or plan.at
+        # As for a resolve above: never before it fired (a sender's clock).
+        row.resolved_at = max(alert.ends_at or plan.at, fired_at)
         plan.to_group.append(row)
         plan.stored += 1
 

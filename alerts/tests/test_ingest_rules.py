@@ -90,6 +90,14 @@ def test_resolved_alert_never_seen_firing_is_stored_without_incident(clock) -> N
     )
 
 
+def test_resolved_alert_never_resolves_before_it_fired(clock) -> None:  # noqa: ANN001
+    ends_early = make_alert(status="resolved", ends_at=T0 - timedelta(minutes=2))
+    assert ingest(make_payload(ends_early)).stored == 1
+    alert = Alert.objects.get()
+    assert alert.fired_at == T0
+    assert alert.resolved_at == T0
+
+
 def test_resolved_only_alert_joins_the_open_incident_of_its_key(clock) -> None:  # noqa: ANN001
     ingest(make_payload(make_alert("A", fingerprint="f1")))
     ingest(
