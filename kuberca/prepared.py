@@ -67,9 +67,7 @@ class Statement:
         )
         self.prepare_sql = f"PREPARE {self.name} AS {numbered}"
         args = ", ".join(["%s"] * self.arity)
-        self.execute_sql = (
-            f"EXECUTE {self.name}({args})" if args else (f"EXECUTE {self.name}")
-        )
+        self.execute_sql = f"EXECUTE {self.name}" + (f"({args})" if args else "")
         _registry[name] = self
 
     def __repr__(self) -> str:
@@ -85,10 +83,11 @@ def execute(
     """Send the statements as one query text; read results with `nextset()`.
 
     `prefix` (e.g. a `SET LOCAL`) goes first, as plain SQL without parameters.
-    On return the cursor is at the first statement's result. Statements lost
-    by the session raise inside a transaction (which the error has aborted;
-    the caller may retry it, see `lost_statements`) and are sent again as
-    plain SQL in autocommit.
+    On return the cursor is at the first statement's result. When the
+    session lost the statements (the process turns to plain SQL) or must
+    prepare them again, the query text is sent again in autocommit; inside a
+    transaction, which the error has aborted, it raises, and the caller may
+    retry the transaction (see `lost_statements`).
     """
     for statement, values in statements:
         if len(values) != statement.arity:
