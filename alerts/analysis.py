@@ -354,8 +354,14 @@ def analysis_store_result(
     return True
 
 
-def analysis_fail(*, analysis_id: int, attempt: int | None, reason: str) -> bool:
-    """Give up on an analysis, keeping the reason. `attempt` None: not claimed."""
+def analysis_fail(
+    *, analysis_id: int, attempt: int | None, reason: str, transient: bool = False
+) -> bool:
+    """Give up on an analysis, keeping the reason. `attempt` None: not claimed.
+
+    `transient`: the Agent could not be reached or answered 5xx on every
+    attempt; the row gets another round later (`analysis_retry_outage`).
+    """
     rows = AlertAnalysis.objects.filter(pk=analysis_id)
     if attempt is None:
         rows = rows.filter(state=AnalysisState.PENDING)
@@ -365,6 +371,7 @@ def analysis_fail(*, analysis_id: int, attempt: int | None, reason: str) -> bool
     failed = rows.update(
         state=AnalysisState.FAILED,
         error=reason[:ERROR_MAX_CHARS],
+        transient_failure=transient,
         completed_at=now,
         updated_at=now,
     )
@@ -373,6 +380,38 @@ def analysis_fail(*, analysis_id: int, attempt: int | None, reason: str) -> bool
             "alert analysis failed analysis_id=%s reason=%s", analysis_id, reason
         )
     return bool(failed)
+
+
+def analysis_retry_outage(*, now: datetime, limit: int) -> list[int]:
+    """Hand back to pending the analyses that failed for want of the Agent.
+
+    Each row gets a fresh round of AGENT_RETRY_MAX_ATTEMPTS once
+    AGENT_OUTAGE_RETRY_EVERY has passed since it failed, for as long as it is
+    younger than AGENT_OUTAGE_RETRY_FOR: an Agent outage of any length up to
+    that ends with every analysis asked for again. Returns their ids.
+    """
+    window = settings.AGENT_OUTAGE_RETRY_FOR
+    if not window or not agent_enabled():
+        return []
+    due = AlertAnalysis.objects.filter(
+        state=AnalysisState.FAILED,
+        transient_failure=True,
+        completed_at__lt=now - settings.AGENT_OUTAGE_RETRY_EVERY,
+        created_at__gte=now - window,
+    ).values_list("pk", "completed_at")[:limit]
+    handed_back = []
+    for pk, completed_at in due:
+        if AlertAnalysis.objects.filter(
+            pk=pk, state=AnalysisState.FAILED, completed_at=completed_at
+        ).update(
+            state=AnalysisState.PENDING,
+            attempts=0,
+            transient_failure=False,
+            completed_at=None,
+            updated_at=now,
+        ):
+            handed_back.append(pk)
+    return handed_back
 
 
 def analysis_release(*, analysis_id: int, attempt: int, reason: str) -> bool:

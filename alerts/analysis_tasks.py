@@ -117,6 +117,7 @@ def analyze_alert(analysis_id: int, waits: int = 0) -> str:
             analysis_id=analysis_id,
             attempt=None,
             reason=f"gave up after {analysis.attempts} attempts: {analysis.error}",
+            transient=True,
         )
         return "failed"
     if (
@@ -149,7 +150,10 @@ def analyze_alert(analysis_id: int, waits: int = 0) -> str:
         reason = _final_failure(ANALYZE, exc, attempt)
         if reason is not None:
             services.analysis_fail(
-                analysis_id=analysis_id, attempt=attempt, reason=reason
+                analysis_id=analysis_id,
+                attempt=attempt,
+                reason=reason,
+                transient=isinstance(exc, AgentTransient),
             )
             return "failed"
         logger.warning(
@@ -318,6 +322,7 @@ def _recover_running(now: datetime) -> int:
             same.update(
                 state=AnalysisState.FAILED,
                 error=f"gave up after {attempts} attempts: worker lost",
+                transient_failure=True,
                 completed_at=now,
                 updated_at=now,
             )
@@ -365,7 +370,8 @@ def _recover_summaries(now: datetime) -> int:
 @task()
 @tasking.with_request_id
 def recover_analyses() -> dict[str, int]:
-    """Re-enqueue analyses and final analyses whose task was lost.
+    """Re-enqueue analyses and final analyses whose task was lost, and the
+    analyses that failed for want of the Agent (another round of attempts).
 
     Periodic (settings.PERIODIC_TASKS). Bounded batches; the claims in the
     tasks make a needless re-enqueue harmless.
@@ -375,12 +381,21 @@ def recover_analyses() -> dict[str, int]:
         "running": _recover_running(now),
         "pending": _recover_pending(now),
         "summaries": _recover_summaries(now),
+        "outage": _recover_outage(now),
     }
     if any(counts.values()):
         logger.info(
-            "analyses recovered running=%s pending=%s summaries=%s",
+            "analyses recovered running=%s pending=%s summaries=%s outage=%s",
             counts["running"],
             counts["pending"],
             counts["summaries"],
+            counts["outage"],
         )
     return counts
+
+
+def _recover_outage(now: datetime) -> int:
+    handed_back = services.analysis_retry_outage(now=now, limit=RECOVER_BATCH)
+    for pk in handed_back:
+        tasking.enqueue(analyze_alert, pk)
+    return len(handed_back)

@@ -219,6 +219,9 @@ class AlertAnalysis(models.Model):
     context = models.JSONField(default=dict, blank=True)
     attempts = models.IntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # Failed for want of the Agent (5xx, timeouts, a lost worker), not refused
+    # by it: recover_analyses gives such a row another round of attempts.
+    transient_failure = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -238,7 +241,12 @@ class AlertAnalysis(models.Model):
                 fields=["updated_at"],
                 name="analysis_unfinished",
                 condition=Q(state__in=["pending", "running"]),
-            )
+            ),
+            models.Index(
+                fields=["completed_at"],
+                name="analysis_outage_failed",
+                condition=Q(state="failed", transient_failure=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -380,6 +380,10 @@ PERIODIC_TASKS["embeddings.tasks.recover_embeddings"] = timedelta(minutes=10)
 AGENT_RETRY_BACKOFF = env_duration("AGENT_RETRY_BACKOFF", "15s")
 AGENT_RETRY_BACKOFF_CAP = env_duration("AGENT_RETRY_BACKOFF_CAP", "240s")
 AGENT_RECOVER_AFTER = env_duration("AGENT_RECOVER_AFTER", "5m")
+# An analysis that failed for want of the Agent (5xx, no answer) gets another
+# round of attempts this long after, while it is younger than the second.
+AGENT_OUTAGE_RETRY_EVERY = env_duration("AGENT_OUTAGE_RETRY_EVERY", "10m")
+AGENT_OUTAGE_RETRY_FOR = env_duration("AGENT_OUTAGE_RETRY_FOR", "6h")
 AGENT_RUNNING_MARGIN = env_duration("AGENT_RUNNING_MARGIN", "2m")
 SLACK_LEASE = env_duration("SLACK_LEASE", "60s")
 SLACK_RECOVER_AFTER = env_duration("SLACK_RECOVER_AFTER", "2m")

@@ -524,9 +524,9 @@ def test_analyses_run_without_slack(
     assert sorted(states) == [("firing", "done"), ("resolved", "done")]
 
 
-def age(analysis: AlertAnalysis, minutes: float) -> None:
+def age(analysis: AlertAnalysis, minutes: float, field: str = "updated_at") -> None:
     AlertAnalysis.objects.filter(pk=analysis.pk).update(
-        updated_at=timezone.now() - timedelta(minutes=minutes)
+        **{field: timezone.now() - timedelta(minutes=minutes)}
     )
 
 
@@ -579,13 +579,76 @@ def test_recover_fails_a_lost_analysis_whose_attempts_are_spent(
     assert queued() == []
 
 
+def _failed_minutes_ago(analysis: AlertAnalysis, minutes: float) -> None:
+    age(analysis, minutes, field="completed_at")
+
+
+def test_an_analysis_failed_for_want_of_the_agent_gets_another_round(
+    agent: FakeAgent,
+) -> None:
+    agent.then(ANALYZE, "server_error", "server_error", "server_error")
+    analysis = AlertAnalysisFactory(state="pending")
+    analyze_alert.call(analysis.pk)
+    run_queued_tasks()
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.transient_failure) == ("failed", True)
+
+    _failed_minutes_ago(analysis, 9)
+    assert recover_analyses.call()["outage"] == 0
+    _failed_minutes_ago(analysis, 11)
+    assert recover_analyses.call()["outage"] == 1
+    assert recover_analyses.call()["outage"] == 0
+    run_queued_tasks()  # the Agent is back
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.attempts) == ("done", 1)
+    assert analysis.transient_failure is False
+    assert len(agent.bodies(ANALYZE)) == 4
+
+
+def test_an_analysis_the_agent_refused_is_not_asked_again(agent: FakeAgent) -> None:
+    agent.then(ANALYZE, "bad_request")
+    analysis = AlertAnalysisFactory(state="pending")
+    analyze_alert.call(analysis.pk)
+    analysis.refresh_from_db()
+    assert (analysis.state, analysis.transient_failure) == ("failed", False)
+
+    _failed_minutes_ago(analysis, 30)
+    assert recover_analyses.call()["outage"] == 0
+    assert queued() == []
+
+
+def test_outage_rounds_stop_once_the_analysis_is_old(
+    agent: FakeAgent, settings
+) -> None:  # noqa: ANN001
+    old = AlertAnalysisFactory(state="failed", transient_failure=True)
+    young = AlertAnalysisFactory(state="failed", transient_failure=True)
+    AlertAnalysis.objects.filter(pk=old.pk).update(
+        created_at=timezone.now()
+        - settings.AGENT_OUTAGE_RETRY_FOR
+        - timedelta(minutes=1)
+    )
+    _failed_minutes_ago(old, 30)
+    _failed_minutes_ago(young, 30)
+
+    assert recover_analyses.call()["outage"] == 1
+    assert [t.args_kwargs["args"] for t in queued()] == [[young.pk]]
+    settings.AGENT_OUTAGE_RETRY_FOR = timedelta(0)
+    _failed_minutes_ago(old, 30)
+    assert recover_analyses.call()["outage"] == 0
+
+
 def test_recover_is_cheap_with_nothing_to_do(agent: FakeAgent) -> None:
     AlertAnalysisFactory()
 
     with CaptureQueriesContext(connection) as queries:
-        assert recover_analyses.call() == {"running": 0, "pending": 0, "summaries": 0}
+        assert recover_analyses.call() == {
+            "running": 0,
+            "pending": 0,
+            "summaries": 0,
+            "outage": 0,
+        }
 
-    assert len(queries) == 3
+    assert len(queries) == 4
 
 
 def test_create_pending_ignores_an_empty_list(agent: FakeAgent) -> None:
