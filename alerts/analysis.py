@@ -382,6 +382,14 @@ def analysis_fail(
     return bool(failed)
 
 
+def _outage_bounds(now: datetime) -> tuple[datetime, datetime] | None:
+    """(failed before, younger than) for another round; None when it is off."""
+    window = settings.AGENT_OUTAGE_RETRY_FOR
+    if not window or not agent_enabled():
+        return None
+    return now - settings.AGENT_OUTAGE_RETRY_EVERY, now - window
+
+
 def analysis_retry_outage(*, now: datetime, limit: int) -> list[int]:
     """Hand back to pending the analyses that failed for want of the Agent.
 
@@ -390,14 +398,15 @@ def analysis_retry_outage(*, now: datetime, limit: int) -> list[int]:
     younger than AGENT_OUTAGE_RETRY_FOR: an Agent outage of any length up to
     that ends with every analysis asked for again. Returns their ids.
     """
-    window = settings.AGENT_OUTAGE_RETRY_FOR
-    if not window or not agent_enabled():
+    bounds = _outage_bounds(now)
+    if bounds is None:
         return []
+    failed_before, since = bounds
     due = AlertAnalysis.objects.filter(
         state=AnalysisState.FAILED,
         transient_failure=True,
-        completed_at__lt=now - settings.AGENT_OUTAGE_RETRY_EVERY,
-        created_at__gte=now - window,
+        completed_at__lt=failed_before,
+        created_at__gte=since,
     ).values_list("pk", "completed_at")[:limit]
     handed_back = []
     for pk, completed_at in due:
@@ -537,8 +546,14 @@ def summary_store(
     return True
 
 
-def summary_fail(*, incident_id: str, generation: int, reason: str) -> bool:
-    """Give up on the final analysis of `generation`, keeping the reason."""
+def summary_fail(
+    *, incident_id: str, generation: int, reason: str, transient: bool = False
+) -> bool:
+    """Give up on the final analysis of `generation`, keeping the reason.
+
+    `transient`: the Agent could not be reached or answered 5xx on every
+    attempt; it is asked for again later (`summary_retry_outage`).
+    """
     failed = Incident.objects.filter(
         pk=incident_id,
         summary_generation=generation,
@@ -546,6 +561,7 @@ def summary_fail(*, incident_id: str, generation: int, reason: str) -> bool:
     ).update(
         summary_status=SummaryStatus.FAILED,
         summary_error=reason[:ERROR_MAX_CHARS],
+        summary_transient_failure=transient,
         updated_at=timezone.now(),
     )
     if failed:
@@ -556,3 +572,36 @@ def summary_fail(*, incident_id: str, generation: int, reason: str) -> bool:
             reason,
         )
     return bool(failed)
+
+
+def summary_retry_outage(*, now: datetime, limit: int) -> list[tuple[str, int]]:
+    """Hand back to pending the final analyses that failed for want of the Agent.
+
+    Like `analysis_retry_outage`, for resolved incidents: every
+    AGENT_OUTAGE_RETRY_EVERY after the failure, while the incident resolved
+    less than AGENT_OUTAGE_RETRY_FOR ago. Returns (incident id, generation).
+    """
+    bounds = _outage_bounds(now)
+    if bounds is None:
+        return []
+    failed_before, since = bounds
+    due = Incident.objects.filter(
+        summary_status=SummaryStatus.FAILED,
+        summary_transient_failure=True,
+        updated_at__lt=failed_before,
+        resolved_at__gte=since,
+    ).values_list("pk", "summary_generation", "updated_at")[:limit]
+    handed_back = []
+    for pk, generation, updated_at in due:
+        if Incident.objects.filter(
+            pk=pk,
+            summary_status=SummaryStatus.FAILED,
+            summary_generation=generation,
+            updated_at=updated_at,
+        ).update(
+            summary_status=SummaryStatus.PENDING,
+            summary_transient_failure=False,
+            updated_at=now,
+        ):
+            handed_back.append((pk, generation))
+    return handed_back

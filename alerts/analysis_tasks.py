@@ -281,7 +281,10 @@ def summarize_incident(
             reason = _final_failure(SUMMARIZE, exc, attempt)
             if reason is not None:
                 services.summary_fail(
-                    incident_id=incident_id, generation=generation, reason=reason
+                    incident_id=incident_id,
+                    generation=generation,
+                    reason=reason,
+                    transient=isinstance(exc, AgentTransient),
                 )
                 return "failed"
             logger.warning(
@@ -395,7 +398,10 @@ def recover_analyses() -> dict[str, int]:
 
 
 def _recover_outage(now: datetime) -> int:
-    handed_back = services.analysis_retry_outage(now=now, limit=RECOVER_BATCH)
-    for pk in handed_back:
+    analyses = services.analysis_retry_outage(now=now, limit=RECOVER_BATCH)
+    for pk in analyses:
         tasking.enqueue(analyze_alert, pk)
-    return len(handed_back)
+    summaries = services.summary_retry_outage(now=now, limit=RECOVER_BATCH)
+    for incident_id, generation in summaries:
+        tasking.enqueue(summarize_incident, incident_id, generation)
+    return len(analyses) + len(summaries)

@@ -92,6 +92,9 @@ class Incident(models.Model):
         max_length=16, choices=SummaryStatus.choices, blank=True, default=""
     )
     summary_error = models.TextField(blank=True, default="")
+    # The final analysis failed for want of the Agent (5xx, no answer), not
+    # refused by it: it is asked for again later.
+    summary_transient_failure = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -115,6 +118,11 @@ class Incident(models.Model):
             ),
             models.Index(
                 fields=["status", "severity"], name="incident_status_severity"
+            ),
+            models.Index(
+                fields=["updated_at"],
+                name="incident_summary_outage",
+                condition=Q(summary_status="failed", summary_transient_failure=True),
             ),
         ]
 

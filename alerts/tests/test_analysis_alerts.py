@@ -648,7 +648,7 @@ def test_recover_is_cheap_with_nothing_to_do(agent: FakeAgent) -> None:
             "outage": 0,
         }
 
-    assert len(queries) == 4
+    assert len(queries) == 5
 
 
 def test_create_pending_ignores_an_empty_list(agent: FakeAgent) -> None:

@@ -316,6 +316,48 @@ def test_the_summary_gives_up_after_the_maximum_attempts(
     assert incident.summary_error == "gave up after 3 attempts: HTTP 500"
 
 
+def test_a_summary_failed_for_want_of_the_agent_is_asked_for_again(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    agent.then(SUMMARIZE, *["server_error"] * 3)
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+    run_queued_tasks()
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_transient_failure) == (
+        "failed",
+        True,
+    )
+
+    assert recover_analyses.call()["outage"] == 0
+    Incident.objects.filter(pk=incident.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert recover_analyses.call()["outage"] == 1
+    assert queued_summaries() == [[incident.pk, incident.summary_generation]]
+    run_queued_tasks()  # the Agent is back
+    incident.refresh_from_db()
+    assert incident.summary_status == "done"
+    assert incident.summary_transient_failure is False
+
+
+def test_a_summary_the_agent_refused_is_not_asked_for_again(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    agent.then(SUMMARIZE, "bad_request")
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+    run_queued_tasks()
+    Incident.objects.filter(pk=incident.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=30)
+    )
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_transient_failure) == (
+        "failed",
+        False,
+    )
+    assert recover_analyses.call()["outage"] == 0
+    assert queued_summaries() == []
+
+
 def test_the_summary_waits_for_the_analyses_of_its_alerts(
     agent: FakeAgent, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001
