@@ -221,7 +221,7 @@ class AlertAnalysis(models.Model):
     error = models.TextField(blank=True, default="")
     # Failed for want of the Agent (5xx, timeouts, a lost worker), not refused
     # by it: recover_analyses gives such a row another round of attempts.
-    transient_failure = models.BooleanField(default=False)
+    transient_failure = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -94,7 +94,7 @@ class Incident(models.Model):
     summary_error = models.TextField(blank=True, default="")
     # The final analysis failed for want of the Agent (5xx, no answer), not
     # refused by it: it is asked for again later.
-    summary_transient_failure = models.BooleanField(default=False)
+    summary_transient_failure = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

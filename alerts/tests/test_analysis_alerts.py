@@ -672,3 +672,34 @@ def test_the_request_id_of_the_change_follows_the_analysis_task(
     (task,) = queued()
     assert task.args_kwargs["kwargs"] == {"request_id": "req-webhook-1"}
     assert run_queued_tasks() == [("analyze_alert", "done")]
+
+
+def test_rows_written_without_the_outage_flags_take_false(agent: FakeAgent) -> None:
+    """During a rolling update the release before writes rows without them."""
+    from incidents.models import Incident
+
+    alert = AlertFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO alerts_alertanalysis (alert_id, status, trigger, state, "
+            "summary, detail, analysis, context, attempts, error, created_at, "
+            "updated_at) VALUES (%s, 'firing', 'manual', 'failed', '', '', '', "
+            "'{}', 3, 'x', now(), now()) RETURNING id",
+            [alert.pk],
+        )
+        (analysis_id,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE incidents_incident SET summary_status = 'failed' "
+            "WHERE incident_id = %s",
+            [alert.incident_id],
+        )
+    assert AlertAnalysis.objects.get(pk=analysis_id).transient_failure is False
+    incident = Incident.objects.get(pk=alert.incident_id)
+    assert incident.summary_transient_failure is False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_default FROM information_schema.columns "
+            "WHERE table_name = 'incidents_incident' "
+            "AND column_name = 'summary_transient_failure'"
+        )
+        assert cursor.fetchone() == ("false",)
