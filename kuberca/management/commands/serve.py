@@ -30,8 +30,9 @@ class Probe:
     """Says once when the web server first answers `/healthz`, or that it has not."""
 
     def __init__(self, host: str, port: int, *, patience: float = 60.0) -> None:
-        local = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
-        self.url = f"http://{local}:{port}/healthz"
+        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}  # noqa: S104
+        shown = local.get(host, f"[{host}]" if ":" in host else host)
+        self.url = f"http://{shown}:{port}/healthz"
         self.deadline = time.monotonic() + patience
         self.done = False
 
