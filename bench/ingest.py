@@ -45,24 +45,6 @@ CONCURRENCY = (1, 4, 16)
 TARGET_RATIO = {1: 0.10, 10: 0.25, 50: 0.35}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") and not env.get("KUBERCA_PGDATA"):
-        folder = Path(tempfile.mkdtemp(prefix="kuberca-bench-"))
-        env["KUBERCA_PGDATA"] = str(folder / "pgdata")
-        env["KUBERCA_PGDATA_THROWAWAY"] = "1"
-    env.update(
-        DEBUG="false",
-        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-" + uuid.uuid4().hex,
-        ALLOWED_HOSTS="*",
-        AGENT_ENABLED="false",
-        SLACK_BOT_TOKEN="",
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
-        ALERT_STALE_AFTER="0",
-    )
-    return env
-
-
 def alert(fp: str, starts: datetime, run: str) -> dict[str, Any]:
     return {
         "status": "firing",
@@ -279,7 +261,7 @@ def main() -> None:
         "--scale", type=float, default=1.0, help="more or fewer requests"
     )
     args = parser.parse_args()
-    env = _env()
+    env = live.server_env(ALERT_STALE_AFTER="0")
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kuberca.settings")
     import django

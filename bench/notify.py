@@ -31,27 +31,6 @@ from kuberca.testing import live  # noqa: E402
 from notifications.tests.fake_slack import CHANNEL, TOKEN, FakeSlack  # noqa: E402
 
 
-def _env(slack_url: str, thread_interval: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") and not env.get("KUBERCA_PGDATA"):
-        folder = Path(tempfile.mkdtemp(prefix="kuberca-bench-"))
-        env["KUBERCA_PGDATA"] = str(folder / "pgdata")
-        env["KUBERCA_PGDATA_THROWAWAY"] = "1"
-    env.update(
-        DEBUG="false",
-        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-" + uuid.uuid4().hex,
-        ALLOWED_HOSTS="*",
-        AGENT_ENABLED="false",
-        SLACK_BOT_TOKEN=TOKEN,
-        SLACK_CHANNEL_ID=CHANNEL,
-        SLACK_API_URL=slack_url,
-        SLACK_THREAD_INTERVAL=thread_interval,
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
-        ALERT_STALE_AFTER="0",
-    )
-    return env
-
-
 def body(run: str, incident: int, first: int, size: int) -> dict:
     starts = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     alerts = [
@@ -101,7 +80,13 @@ def main() -> None:
     args = parser.parse_args()
 
     fake = FakeSlack(delay=args.slack_ms / 1000)
-    env = _env(fake.api_url, args.thread_interval)
+    env = live.server_env(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_CHANNEL_ID=CHANNEL,
+        SLACK_API_URL=fake.api_url,
+        SLACK_THREAD_INTERVAL=args.thread_interval,
+        ALERT_STALE_AFTER="0",
+    )
     if args.slack_off:
         env["SLACK_CHANNEL_ID"] = ""
     os.environ.update(env)

@@ -46,30 +46,6 @@ NAMESPACES = [f"soak-{i}" for i in range(8)]
 WORDS = ["disk", "pressure", "crash", "loop", "latency", "node", "pod", "memory"]
 
 
-def _env(port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    if not env.get("DATABASE_URL") and not env.get("KUBERCA_PGDATA"):
-        folder = Path(tempfile.mkdtemp(prefix="kuberca-soak-"))
-        env["KUBERCA_PGDATA"] = str(folder / "pgdata")
-        env["KUBERCA_PGDATA_THROWAWAY"] = "1"
-        env["KUBERCA_VAR_DIR"] = str(folder / "var")
-    env.update(
-        PORT=str(port),
-        DEBUG="false",
-        SECRET_KEY=env.get("SECRET_KEY") or "soak-only-" + uuid.uuid4().hex,
-        ALLOWED_HOSTS="*",
-        AGENT_ENABLED="false",
-        SLACK_BOT_TOKEN="",
-        GEMINI_API_KEY="",
-        AI_API_KEY="",
-        ADMIN_USERNAME="soak",
-        ADMIN_PASSWORD=PASSWORD,
-        JWT_ACCESS_TTL="24h",
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
-    )
-    return env
-
-
 class Traffic:
     """What the clients send, and what they learned (ids, firing alerts)."""
 
@@ -343,7 +319,15 @@ def main() -> None:
     log_path = Path(tempfile.gettempdir()) / f"kuberca-soak-{port}.log"
     serve = live.spawn(
         [sys.executable, "manage.py", "serve", "--migrate", "--port", str(port)],
-        env=_env(port),
+        env=live.server_env(
+            prefix="kuberca-soak-",
+            PORT=str(port),
+            GEMINI_API_KEY="",
+            AI_API_KEY="",
+            ADMIN_USERNAME="soak",
+            ADMIN_PASSWORD=PASSWORD,
+            JWT_ACCESS_TTL="24h",
+        ),
         log_path=log_path,
     )
     stop = threading.Event()

@@ -1,16 +1,20 @@
 """Launch a live kuberca (gunicorn, `manage.py db_worker`) on 127.0.0.1.
 
 Shared by the benchmarks in `bench/` and the end-to-end and reliability
-tests: a free loopback port, the web and worker command lines, a bounded wait
-for the web server to answer, and a stop that escalates to SIGKILL. Every
-command runs with this interpreter from the project root (`ROOT`).
+tests: a free loopback port, the environment of a server of its own, the web
+and worker command lines, a bounded wait for the web server to answer, and a
+stop that escalates to SIGKILL. Every command runs with this interpreter from
+the project root (`ROOT`).
 """
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +28,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_env(*, prefix: str = "kuberca-bench-", **settings: str) -> dict[str, str]:
+    """This process's environment for a live server with a database of its own.
+
+    Unless DATABASE_URL or KUBERCA_PGDATA name one, a throwaway embedded
+    PostgreSQL (and var folder) in a new temporary folder named `prefix...`.
+    DEBUG off, any host, no Agent and no Slack, warnings only; `settings`
+    (variable=value) win over all of it.
+    """
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL") and not env.get("KUBERCA_PGDATA"):
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        env["KUBERCA_PGDATA"] = str(folder / "pgdata")
+        env["KUBERCA_PGDATA_THROWAWAY"] = "1"
+        env["KUBERCA_VAR_DIR"] = str(folder / "var")
+    env.update(
+        DEBUG="false",
+        SECRET_KEY=env.get("SECRET_KEY") or "bench-only-" + uuid.uuid4().hex,
+        ALLOWED_HOSTS="*",
+        AGENT_ENABLED="false",
+        SLACK_BOT_TOKEN="",
+        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
+    )
+    env.update(settings)
+    return env
 
 
 def database_url() -> str:
