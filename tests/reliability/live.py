@@ -498,8 +498,17 @@ class AlertmanagerSender:
         self.max_attempts = max_attempts
         self.deadline = deadline
         self.timeout = timeout
+        # Deliveries finished (delivered or given up), from any thread.
+        self.finished = 0
+        self._lock = threading.Lock()
 
     def deliver(self, body: bytes) -> Outcome:
+        outcome = self._deliver(body)
+        with self._lock:
+            self.finished += 1
+        return outcome
+
+    def _deliver(self, body: bytes) -> Outcome:
         outcome = Outcome()
         give_up = time.monotonic() + self.deadline
         delay = self.backoff

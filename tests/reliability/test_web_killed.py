@@ -7,7 +7,6 @@ the server stored but could not answer is sent again: ingestion knows the
 alerts by fingerprint, so every alert is stored exactly once.
 """
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +16,6 @@ from tests.reliability.checks import alert_counts
 from tests.reliability.live import (
     AlertmanagerSender,
     Kuberca,
-    Outcome,
     alert,
     payload,
     wait_for,
@@ -43,22 +41,14 @@ def test_web_server_killed_mid_deliveries_stores_every_alert_once(
         for n in range(DELIVERIES)
     ]
     sender = AlertmanagerSender(kuberca.webhook_url, cap=0.5, deadline=60)
-    done = 0
-    lock = threading.Lock()
-
-    def deliver(body: bytes) -> Outcome:
-        nonlocal done
-        outcome = sender.deliver(body)
-        with lock:
-            done += 1
-        return outcome
-
     db = kuberca.database
     with ThreadPoolExecutor(max_workers=SENDERS) as pool:
-        futures = [pool.submit(deliver, body) for body in bodies]
+        futures = [pool.submit(sender.deliver, body) for body in bodies]
         # Kill while requests are in flight: a third is through.
         wait_for(
-            lambda: done >= DELIVERIES // 3, "a third of the deliveries", timeout=60
+            lambda: sender.finished >= DELIVERIES // 3,
+            "a third of the deliveries",
+            timeout=60,
         )
         stored_before = db.value("SELECT count(*) FROM alerts_alert")
         kuberca.web.kill9()
