@@ -237,10 +237,10 @@ def summarize_incident(
     incident = _owed(incident_id, generation)
     if incident is None:
         return "skipped"
-    if (
-        waits < MAX_WAITS
-        and _alerts_analyzing(incident)
-        and _enqueue_later(
+
+    def look_again() -> bool:
+        """Run again shortly, counting one more wait; False past MAX_WAITS."""
+        return waits < MAX_WAITS and _enqueue_later(
             summarize_incident,
             timedelta(seconds=WAIT_STEP_SECONDS),
             incident_id,
@@ -248,7 +248,8 @@ def summarize_incident(
             attempt,
             waits + 1,
         )
-    ):
+
+    if waits < MAX_WAITS and _alerts_analyzing(incident) and look_again():
         _touch_incident(incident_id)
         logger.info(
             "incident summary waits for alert analyses incident_id=%s", incident_id
@@ -260,15 +261,7 @@ def summarize_incident(
             # Another run of this incident is calling the Agent: for an older
             # generation, whose answer will be discarded, or a duplicate of
             # this one. Look again shortly rather than leave it to recovery.
-            if waits < MAX_WAITS:
-                _enqueue_later(
-                    summarize_incident,
-                    timedelta(seconds=WAIT_STEP_SECONDS),
-                    incident_id,
-                    generation,
-                    attempt,
-                    waits + 1,
-                )
+            look_again()
             return "busy"
         # Re-read under the lock: another worker may have stored it meanwhile.
         incident = _owed(incident_id, generation)
