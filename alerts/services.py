@@ -832,13 +832,17 @@ def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None
     plan.changed[incident.pk] = changed
 
 
+def _incident_states(ids: list[str]) -> list[tuple[prepared.Statement, list[Any]]]:
+    """Lock the incidents, then read their alerts' states (the last result)."""
+    return [(_LOCK_INCIDENTS, [ids]), (_INCIDENT_STATE, [ids])]
+
+
 def _auto_resolve(incident_ids: set[str]) -> list[str]:
     """Resolve each firing incident whose alerts are all resolved."""
     if not incident_ids or not settings.INCIDENT_AUTO_RESOLVE:
         return []
     with connection.cursor() as cursor:
-        ids = sorted(incident_ids)
-        prepared.execute(cursor, [(_LOCK_INCIDENTS, [ids]), (_INCIDENT_STATE, [ids])])
+        prepared.execute(cursor, _incident_states(sorted(incident_ids)))
         cursor.nextset()
         return _resolve_finished(cursor.fetchall())
 
@@ -943,8 +947,8 @@ def _process(
         ],
     )
     if state_ids:
-        batch.add(_LOCK_INCIDENTS, [state_ids])
-        batch.add(_INCIDENT_STATE, [state_ids])
+        for statement, params in _incident_states(state_ids):
+            batch.add(statement, params)
     states = batch.run()
     if plan is None:
         return
