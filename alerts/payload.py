@@ -20,7 +20,8 @@ _MASK = 0xFFFFFFFFFFFFFFFF
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
-_MAX_TRUNCATED = 2**31 - 1
+# The largest value PostgreSQL's integer columns hold.
+INTEGER_COLUMN_MAX = 2**31 - 1
 # PostgreSQL stores no NUL character in text or jsonb; JSON can carry one as
 # \u0000. It becomes U+FFFD, so the alert is kept and the spot stays visible.
 _NUL_ESCAPE = b"\\u0000"
@@ -170,7 +171,7 @@ def _truncated(value: Any) -> int:
         value = int(value.strip())
     if isinstance(value, int):
         # Kept in an integer column: a larger count says no more than this.
-        return min(max(value, 0), _MAX_TRUNCATED)
+        return min(max(value, 0), INTEGER_COLUMN_MAX)
     return 0
 
 

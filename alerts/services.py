@@ -38,6 +38,7 @@ from alerts.models import (
 )
 from alerts.payload import (
     FIRING,
+    INTEGER_COLUMN_MAX,
     RESOLVED,
     ParsedAlert,
     ParsedPayload,
@@ -1091,9 +1092,6 @@ RETURNING id
 # delivery that was never acknowledged, which Alertmanager sends again. Bodies
 # answered from the ledger row alone (over WEBHOOK_MAX_BYTES) wait for it.
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
-# body_size is an integer column: a declared Content-Length of 2 GiB or more
-# is recorded as this (the 413 answer still says the size declared).
-_MAX_BODY_SIZE = 2**31 - 1
 
 
 def _store_delivery(
@@ -1114,7 +1112,9 @@ def _store_delivery(
     params = [
         received_at,
         body,
-        min(size, _MAX_BODY_SIZE),
+        # An integer column: a declared Content-Length of 2 GiB or more is
+        # recorded as its maximum (the 413 answer still says the size declared).
+        min(size, INTEGER_COLUMN_MAX),
         truncated,
         _json(headers),
         source_address,
