@@ -56,9 +56,10 @@ from incidents.models import (
 from incidents.services import (
     IncidentAlreadyResolved,
     IncidentNotFound,
-    incident_open,
+    NewIncident,
     incident_reopen,
     incident_resolve,
+    incidents_open,
 )
 from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
@@ -759,23 +760,31 @@ def _group(plan: _Plan) -> list[str]:
         if not firing and target.incident is None and (key, True) in targets:
             target.action = "follow"
 
-    opened: list[str] = []
-    for (key, firing), target in targets.items():
-        if not firing:
-            continue
-        if target.action == "open":
-            # TODO: an insert per new incident; ~100k new keys outlast the timeout.
-            first = min(target.rows, key=lambda r: r.fired_at)
-            target.incident = incident_open(
+    opening = [
+        (key, target)
+        for (key, firing), target in targets.items()
+        if firing and target.action == "open"
+    ]
+    new = []
+    for key, target in opening:
+        first = min(target.rows, key=lambda r: r.fired_at)
+        new.append(
+            NewIncident(
                 group_key=key,
                 title=incident_title(first.labels or {}, first.annotations or {}),
                 severity=highest_severity(*(r.severity for r in target.rows)),
                 fired_at=first.fired_at,
                 truncated_alerts=plan.truncated,
             )
-            metrics.incidents.labels(event="opened").inc()
-            opened.append(target.incident.pk)
-        elif target.action == "reopen":
+        )
+    for (_key, target), incident in zip(opening, incidents_open(new=new), strict=True):
+        target.incident = incident
+    metrics.incidents.labels(event="opened").inc(len(opening))
+    opened = [target.incident.pk for _key, target in opening]
+    for (_key, firing), target in targets.items():
+        if not firing:
+            continue
+        if target.action == "reopen":
             if target.incident.pk not in reopened:
                 incident_reopen(incident=target.incident)
                 metrics.incidents.labels(event="reopened").inc()

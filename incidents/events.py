@@ -2,12 +2,14 @@
 
 Receivers (Slack, Agent, embeddings) must defer their work with
 `transaction.on_commit`, so a rolled-back write never notifies anyone. Every
-signal passes `incident_id` (str); others are listed beside each signal.
+signal passes `incident_id` (str), except incident_opened; other arguments are
+listed beside each signal.
 """
 
 from django.dispatch import Signal
 
-# A new incident was opened by its first alert (or by a person).
+# New incidents were opened by their first alerts (or by a person);
+# `incident_ids`: list[str], as one delivery may open several.
 incident_opened = Signal()
 # Title, severity, status or alert count changed; `fields`: list[str].
 incident_changed = Signal()

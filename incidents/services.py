@@ -6,6 +6,7 @@ incidents.events inside the transaction (receivers defer work to on_commit).
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 from incidents import events
 from incidents.models import (
     AUTO_RESOLVER,
+    SYSTEM_CREATOR,
     Incident,
     IncidentStatus,
     Severity,
@@ -50,30 +52,52 @@ def _locked(incident_id: str) -> Incident:
         raise IncidentNotFound(incident_id=incident_id) from None
 
 
-def incident_open(
-    *,
-    group_key: str,
-    title: str,
-    severity: str,
-    fired_at: datetime,
-    created_by: str = "system",
-    truncated_alerts: int = 0,
-) -> Incident:
-    """Create a firing incident and announce it."""
+@dataclass(frozen=True)
+class NewIncident:
+    """What opening one incident needs (see incidents_open)."""
+
+    group_key: str
+    title: str
+    severity: str
+    fired_at: datetime
+    created_by: str = SYSTEM_CREATOR
+    truncated_alerts: int = 0
+
+
+def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
+    """Create firing incidents in one insert and announce them, in `new`'s order.
+
+    One delivery may open an incident per group key it carries; they go to
+    the database together, and incident_opened is sent once for all of them.
+    """
+    if not new:
+        return []
     now = timezone.now()
-    incident = Incident.objects.create(
-        group_key=group_key,
-        title=title[:2000],
-        severity=severity or Severity.WARNING,
-        status=IncidentStatus.FIRING,
-        fired_at=fired_at,
-        last_alert_at=now,
-        created_by=created_by,
-        truncated_alerts=truncated_alerts,
+    incidents = Incident.objects.bulk_create(
+        [
+            Incident(
+                group_key=spec.group_key,
+                title=spec.title[:2000],
+                severity=spec.severity or Severity.WARNING,
+                status=IncidentStatus.FIRING,
+                fired_at=spec.fired_at,
+                last_alert_at=now,
+                created_by=spec.created_by,
+                truncated_alerts=spec.truncated_alerts,
+            )
+            for spec in new
+        ]
     )
-    logger.info("incident opened incident_id=%s group_key=%s", incident.pk, group_key)
-    events.incident_opened.send(sender=Incident, incident_id=incident.pk)
-    return incident
+    for incident in incidents:
+        logger.info(
+            "incident opened incident_id=%s group_key=%s",
+            incident.pk,
+            incident.group_key,
+        )
+    events.incident_opened.send(
+        sender=Incident, incident_ids=[incident.pk for incident in incidents]
+    )
+    return incidents
 
 
 def incident_note_alerts_joined(
@@ -241,10 +265,15 @@ def incident_create_mock(*, created_by: str) -> Incident:
     if not settings.ALLOW_MOCK_INCIDENTS:
         raise MockIncidentsDisabled()
     with transaction.atomic():
-        return incident_open(
-            group_key="mock",
-            title="Mock incident for testing",
-            severity=Severity.WARNING,
-            fired_at=timezone.now(),
-            created_by=created_by,
+        (incident,) = incidents_open(
+            new=[
+                NewIncident(
+                    group_key="mock",
+                    title="Mock incident for testing",
+                    severity=Severity.WARNING,
+                    fired_at=timezone.now(),
+                    created_by=created_by,
+                )
+            ]
         )
+        return incident

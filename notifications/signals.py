@@ -76,10 +76,10 @@ def _guarded(name: str, record: Callable[[], list[str]]) -> None:
     _kick(incident_ids)
 
 
-def on_incident_opened(sender: Any, incident_id: str, **kwargs: Any) -> None:
+def on_incident_opened(sender: Any, incident_ids: list[str], **kwargs: Any) -> None:
     _guarded(
         "incident_opened",
-        lambda: services.messages_record_root(incident_ids=[incident_id]),
+        lambda: services.messages_record_root(incident_ids=list(incident_ids)),
     )
 
 

@@ -90,3 +90,38 @@ def test_delivery_joining_an_incident_sends_one_change_per_incident(clock) -> No
     incident.refresh_from_db()
     assert incident.severity == "critical" and incident.last_alert_at == clock.now
     assert Alert.objects.filter(incident=incident).count() == 4
+
+
+def test_new_incidents_of_one_delivery_open_in_one_statement(clock) -> None:  # noqa: ANN001
+    from incidents import events
+
+    def spread(prefix: str, n: int) -> dict:
+        return make_payload(
+            *(
+                make_alert(fingerprint=f"{prefix}{i:04x}", namespace=f"{prefix}-ns{i}")
+                for i in range(n)
+            )
+        )
+
+    announced: list[list[str]] = []
+
+    def on_opened(sender, incident_ids, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        announced.append(list(incident_ids))
+
+    events.incident_opened.connect(on_opened, weak=False)
+    try:
+        two, forty = _statements(spread("aa", 2)), _statements(spread("bb", 40))
+        result = ingest(spread("cc", 3))
+    finally:
+        events.incident_opened.disconnect(on_opened)
+    assert two == forty
+    assert len(announced) == 3 and [len(ids) for ids in announced] == [2, 40, 3]
+    assert sorted(announced[2]) == sorted(result.incidents_opened)
+    opened = Incident.objects.filter(pk__in=result.incidents_opened)
+    assert sorted(i.group_key for i in opened) == sorted(
+        f"cluster=,namespace=cc-ns{i}" for i in range(3)
+    )
+    for incident in opened:
+        alert = Alert.objects.get(incident=incident)
+        assert alert.grouping_reason == "new_incident"
+        assert incident.last_alert_at == clock.now

@@ -16,7 +16,7 @@ def open_incident(
     """An incident with `n` firing alerts, announced as ingestion would."""
     incident = IncidentFactory(**incident_fields)
     alerts = AlertFactory.create_batch(n, incident=incident)
-    signal(incident_opened, incident_id=incident.pk)
+    signal(incident_opened, incident_ids=[incident.pk])
     signal(alerts_fired, alert_ids=[a.pk for a in alerts])
     return incident, alerts
 

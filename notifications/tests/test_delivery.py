@@ -61,7 +61,7 @@ def test_rows_are_recorded_in_the_write_and_enqueued_only_on_commit(
 ):  # noqa: ANN001
     incident = IncidentFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        incident_opened.send(sender=None, incident_id=incident.pk)
+        incident_opened.send(sender=None, incident_ids=[incident.pk])
 
     assert root_of(incident).state == MessageState.PENDING
     assert not DBTaskResult.objects.filter(task_path__startswith="notifications.")
@@ -132,7 +132,7 @@ def test_recover_re_enqueues_pending_rows_whose_task_was_lost(
     incident = IncidentFactory()
     alert = AlertFactory(incident=incident)
     with django_capture_on_commit_callbacks(execute=False):  # crash before enqueue
-        incident_opened.send(sender=None, incident_id=incident.pk)
+        incident_opened.send(sender=None, incident_ids=[incident.pk])
         alerts_fired.send(sender=None, alert_ids=[alert.pk])
     assert recover_slack.call() == 0  # too young: its task may still come
 
@@ -443,7 +443,7 @@ def test_one_transaction_of_many_signals_enqueues_one_task(
     incident = IncidentFactory()
     alert = AlertFactory(incident=incident)
     with django_capture_on_commit_callbacks(execute=True):
-        incident_opened.send(sender=None, incident_id=incident.pk)
+        incident_opened.send(sender=None, incident_ids=[incident.pk])
         alerts_fired.send(sender=None, alert_ids=[alert.pk])
         incident_changed.send(sender=None, incident_id=incident.pk, fields=["severity"])
 
