@@ -213,6 +213,7 @@ def analysis_request_incident(incident_id: str) -> int:
             summary_generation=F("summary_generation") + 1,
             summary_status=SummaryStatus.PENDING,
             summary_error="",
+            summary_attempts=0,
             updated_at=timezone.now(),
         )
         if not bumped:
@@ -491,6 +492,21 @@ def build_summarize_request(incident: Incident) -> SummarizeRequest:
     )
 
 
+def summary_begin_attempt(*, incident_id: str, generation: int, attempt: int) -> bool:
+    """Count the Agent call about to be made for `generation`'s final analysis.
+
+    Counted before the call, so recovery knows a lost worker's attempts.
+    False when the generation moved on or is no longer pending.
+    """
+    return bool(
+        Incident.objects.filter(
+            pk=incident_id,
+            summary_generation=generation,
+            summary_status=SummaryStatus.PENDING,
+        ).update(summary_attempts=attempt, updated_at=timezone.now())
+    )
+
+
 def summary_store(
     *, incident_id: str, generation: int, response: SummarizeResponse
 ) -> bool:
@@ -601,6 +617,7 @@ def summary_retry_outage(*, now: datetime, limit: int) -> list[tuple[str, int]]:
         ).update(
             summary_status=SummaryStatus.PENDING,
             summary_transient_failure=False,
+            summary_attempts=0,
             updated_at=now,
         ):
             handed_back.append((pk, generation))

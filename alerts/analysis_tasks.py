@@ -268,6 +268,10 @@ def summarize_incident(
         if incident is None:
             return "skipped"
         body = services.build_summarize_request(incident)
+        if not services.summary_begin_attempt(
+            incident_id=incident_id, generation=generation, attempt=attempt
+        ):
+            return "skipped"
         try:
             response = get_client().summarize_incident(body)
         except (AgentRejected, AgentTransient) as exc:
@@ -346,19 +350,31 @@ def _recover_pending(now: datetime) -> int:
 
 def _recover_summaries(now: datetime) -> int:
     recovered = 0
-    # TODO: add a partial index on Incident(updated_at) where summary_status is
-    # pending once incidents are counted in the hundreds of thousands.
+    # Index incident_summary_pending: the pending are few, however many incidents.
     stale = Incident.objects.filter(
         summary_status=SummaryStatus.PENDING, updated_at__lt=now - _running_lease()
-    ).values_list("pk", "summary_generation", "updated_at")[:RECOVER_BATCH]
-    for pk, generation, updated_at in stale:
-        if Incident.objects.filter(
+    ).values_list("pk", "summary_generation", "summary_attempts", "updated_at")[
+        :RECOVER_BATCH
+    ]
+    for pk, generation, attempts, updated_at in stale:
+        same = Incident.objects.filter(
             pk=pk,
             summary_status=SummaryStatus.PENDING,
             summary_generation=generation,
             updated_at=updated_at,
-        ).update(updated_at=now):
-            tasking.enqueue(summarize_incident, pk, generation)
+        )
+        if attempts >= _max_attempts():
+            # Each of its attempts lost its worker: fail it like an outage, so
+            # it gets a round later rather than a worker killed in a loop.
+            same.update(
+                summary_status=SummaryStatus.FAILED,
+                summary_error=f"gave up after {attempts} attempts: worker lost",
+                summary_transient_failure=True,
+                updated_at=now,
+            )
+            continue
+        if same.update(updated_at=now):
+            tasking.enqueue(summarize_incident, pk, generation, attempts + 1)
             recovered += 1
     return recovered
 

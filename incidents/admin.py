@@ -384,6 +384,7 @@ class IncidentAdmin(admin.ModelAdmin):
         "truncated_alerts",
         "summary_status",
         "summary_generation",
+        "summary_attempts",
         "summary_error",
         "created_at",
         "updated_at",
@@ -424,7 +425,7 @@ class IncidentAdmin(admin.ModelAdmin):
             {
                 "classes": ("collapse",),
                 "fields": (
-                    ("summary_status", "summary_generation"),
+                    ("summary_status", "summary_generation", "summary_attempts"),
                     "summary_error",
                     "truncated_alerts",
                     ("created_at", "updated_at"),

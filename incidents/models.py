@@ -95,6 +95,9 @@ class Incident(models.Model):
     # The final analysis failed for want of the Agent (5xx, no answer), not
     # refused by it: it is asked for again later.
     summary_transient_failure = models.BooleanField(default=False, db_default=False)
+    # Agent calls begun for this generation's final analysis, counted before
+    # each call, so a worker lost mid-call still counts its attempt.
+    summary_attempts = models.IntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -123,6 +126,11 @@ class Incident(models.Model):
                 fields=["updated_at"],
                 name="incident_summary_outage",
                 condition=Q(summary_status="failed", summary_transient_failure=True),
+            ),
+            models.Index(
+                fields=["updated_at"],
+                name="incident_summary_pending",
+                condition=Q(summary_status="pending"),
             ),
         ]
 

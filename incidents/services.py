@@ -144,6 +144,7 @@ def incident_resolve(
         incident.summary_generation += 1
         incident.summary_status = SummaryStatus.PENDING
         incident.summary_error = ""
+        incident.summary_attempts = 0
         incident.save(
             update_fields=[
                 "status",
@@ -152,6 +153,7 @@ def incident_resolve(
                 "summary_generation",
                 "summary_status",
                 "summary_error",
+                "summary_attempts",
                 "updated_at",
             ]
         )

@@ -453,7 +453,76 @@ def test_recover_requeues_a_summary_whose_task_was_lost(
     assert recover_analyses.call()["summaries"] == 1
     assert recover_analyses.call()["summaries"] == 0
 
-    assert queued_summaries() == [[lost.pk, 3]]
+    assert queued_summaries() == [[lost.pk, 3, 1]]
     run_queued_tasks()
     lost.refresh_from_db()
     assert lost.summary_status == "done"
+
+
+def _lost_mid_call(attempts: int) -> Incident:
+    """A resolved incident whose summary task died during its attempt."""
+    incident = IncidentFactory(status="resolved", resolved_at=timezone.now())
+    Incident.objects.filter(pk=incident.pk).update(
+        summary_status="pending",
+        summary_generation=1,
+        summary_attempts=attempts,
+        updated_at=timezone.now() - timedelta(minutes=4),
+    )
+    return incident
+
+
+def test_a_summary_recovered_after_a_lost_worker_keeps_counting_attempts(
+    agent: FakeAgent, settings
+) -> None:  # noqa: ANN001
+    settings.AGENT_TIMEOUT_SECONDS = 60
+    agent.then(SUMMARIZE, "server_error")
+    incident = _lost_mid_call(attempts=1)
+
+    assert recover_analyses.call()["summaries"] == 1
+    assert queued_summaries() == [[incident.pk, 1, 2]]
+    outcomes = [v for _, v in run_queued_tasks()]
+
+    # Attempt 2 failed, attempt 3 (the last) succeeded.
+    assert outcomes == ["retrying", "done"]
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_attempts) == ("done", 3)
+
+
+def test_a_summary_whose_every_attempt_lost_its_worker_fails_for_now(
+    agent: FakeAgent, settings
+) -> None:  # noqa: ANN001
+    settings.AGENT_TIMEOUT_SECONDS = 60
+    incident = _lost_mid_call(attempts=3)
+
+    assert recover_analyses.call()["summaries"] == 0
+    assert queued_summaries() == []
+    incident.refresh_from_db()
+    assert incident.summary_status == "failed"
+    assert incident.summary_error == "gave up after 3 attempts: worker lost"
+    assert incident.summary_transient_failure is True
+
+    # Its outage round starts counting again from the first attempt.
+    Incident.objects.filter(pk=incident.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert recover_analyses.call()["outage"] == 1
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_attempts) == ("pending", 0)
+    run_queued_tasks()
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_attempts) == ("done", 1)
+
+
+def test_a_new_generation_counts_its_attempts_from_zero(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    agent.then(SUMMARIZE, "server_error")
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+    run_queued_tasks()
+    incident.refresh_from_db()
+    assert (incident.summary_status, incident.summary_attempts) == ("done", 2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        analysis_request_incident(incident.pk)
+    incident.refresh_from_db()
+    assert (incident.summary_generation, incident.summary_attempts) == (2, 0)
