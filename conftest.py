@@ -32,6 +32,27 @@ def staff_user(db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
+def staff_client(client):  # noqa: ANN001, ANN201
+    """The admin logged in as a superuser; no password, so no slow hashing."""
+    operator = get_user_model().objects.create(
+        username="operator", is_staff=True, is_superuser=True
+    )
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def plain_static_storage(settings):  # noqa: ANN001, ANN201
+    """Pages rendered without collectstatic: no manifest to look names up in."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        },
+    }
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

@@ -10,6 +10,7 @@ says so with the model name "fulltext".
 import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import cache
 from operator import attrgetter
 from typing import Any, TypedDict
@@ -20,6 +21,7 @@ from django.db.models import (
     Exists,
     FloatField,
     OuterRef,
+    Q,
     QuerySet,
     Value,
 )
@@ -27,7 +29,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from embeddings import fulltext, schema
-from embeddings.models import IncidentEmbedding
+from embeddings.models import EmbeddingFailure, IncidentEmbedding
 from embeddings.providers import (
     EmbeddingProvider,
     EmbeddingRejected,
@@ -84,7 +86,65 @@ def _upsert(rows: Sequence[tuple[str, str, list[float]]], *, model: str) -> list
         unique_fields=["incident", "model"],
         update_fields=["incident_summary", "embedding", "created_at"],
     )
+    EmbeddingFailure.objects.filter(
+        model=model, incident_id__in=[incident_id for incident_id, _, _ in rows]
+    ).delete()
     return [item.pk for item in created]
+
+
+def embedding_failure_record(
+    *,
+    incident_id: str,
+    model: str,
+    text: str,
+    reason: str,
+    attempts: int,
+    permanent: bool = False,
+    retry_after: datetime | None = None,
+) -> None:
+    """Remember that embedding `text` failed, for recover_embeddings to heed.
+
+    `permanent`: the provider refused it; else recovery waits for
+    `retry_after`. Nothing is kept for an incident deleted meanwhile.
+    """
+    try:
+        with transaction.atomic():
+            EmbeddingFailure.objects.bulk_create(
+                [
+                    EmbeddingFailure(
+                        incident_id=incident_id,
+                        model=model,
+                        incident_summary=text,
+                        permanent=permanent,
+                        attempts=attempts,
+                        reason=reason[:2000],
+                        retry_after=None if permanent else retry_after,
+                        updated_at=timezone.now(),
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["incident", "model"],
+                update_fields=[
+                    "incident_summary",
+                    "permanent",
+                    "attempts",
+                    "reason",
+                    "retry_after",
+                    "updated_at",
+                ],
+            )
+    except IntegrityError:
+        logger.info("embedding failure not kept: incident_id=%s gone", incident_id)
+
+
+def blocking_failures(*, model: str, now: datetime) -> QuerySet[EmbeddingFailure]:
+    """Failures recovery must leave alone, for a subquery on Incident's `pk`:
+    the provider refused that very text, or a retry or pause is still due."""
+    return EmbeddingFailure.objects.filter(
+        incident=OuterRef("pk"),
+        model=model,
+        incident_summary=OuterRef("analysis_summary"),
+    ).filter(Q(permanent=True) | Q(retry_after__gt=now))
 
 
 def embedding_store(

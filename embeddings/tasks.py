@@ -9,6 +9,7 @@ re-enqueues the ones whose task was lost.
 import logging
 import random
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
@@ -17,7 +18,11 @@ from django_tasks import task
 
 from embeddings.models import IncidentEmbedding
 from embeddings.providers import EmbeddingRejected, EmbeddingUnavailable, get_provider
-from embeddings.services import embedding_store_if_current
+from embeddings.services import (
+    blocking_failures,
+    embedding_failure_record,
+    embedding_store_if_current,
+)
 from incidents.models import Incident, IncidentStatus
 
 logger = logging.getLogger(__name__)
@@ -29,6 +34,9 @@ RETRY_MAX_SECONDS = 3600
 RECOVER_AFTER = timedelta(minutes=5)
 RECOVER_WITHIN = timedelta(days=2)
 RECOVER_BATCH = 200
+# After a task's retries ran out on an unavailable provider, recovery starts
+# another round no sooner than this.
+GAVE_UP_PAUSE = timedelta(hours=1)
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -45,7 +53,8 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
     incident or no summary), "current" (already embedded), "embedded",
     "moved on" (the summary changed meanwhile), "retrying" or "failed".
     Transient provider errors re-enqueue this task with backoff, up to
-    EMBEDDING_TASK_MAX_ATTEMPTS; permanent ones are logged and dropped.
+    EMBEDDING_TASK_MAX_ATTEMPTS; refusals are not retried. Each failure is
+    kept as an EmbeddingFailure, which recover_embeddings heeds.
     """
     provider = get_provider()
     if provider.name == "none":
@@ -60,10 +69,22 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
     if already:
         return "current"
 
+    def failed(reason: str, **kwargs: Any) -> None:
+        embedding_failure_record(
+            incident_id=incident_id,
+            model=provider.model,
+            text=text,
+            reason=reason,
+            attempts=attempt,
+            **kwargs,
+        )
+
     try:
         [vector] = provider.embed([text])
     except EmbeddingUnavailable as exc:
+        now = timezone.now()
         if attempt >= settings.EMBEDDING_TASK_MAX_ATTEMPTS:
+            failed(exc.message, retry_after=now + GAVE_UP_PAUSE)
             logger.error(
                 "incident embedding gave up incident_id=%s attempts=%s reason=%s",
                 incident_id,
@@ -72,9 +93,9 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
             )
             return "failed"
         delay = retry_delay(attempt)
-        embed_incident.using(run_after=timezone.now() + delay).enqueue(
-            incident_id, attempt + 1
-        )
+        # Recovery leaves it to this retry (and to a lost one's margin).
+        failed(exc.message, retry_after=now + delay + RECOVER_AFTER)
+        embed_incident.using(run_after=now + delay).enqueue(incident_id, attempt + 1)
         logger.warning(
             "incident embedding retry incident_id=%s attempt=%s in_seconds=%d",
             incident_id,
@@ -83,6 +104,7 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
         )
         return "retrying"
     except EmbeddingRejected as exc:
+        failed(exc.message, permanent=True)
         logger.error(
             "incident embedding rejected incident_id=%s reason=%s",
             incident_id,
@@ -103,7 +125,11 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
 
 @task()
 def recover_embeddings() -> int:
-    """Enqueue embed_incident for recent summaries that still have no embedding."""
+    """Enqueue embed_incident for recent summaries that still have no embedding.
+
+    Not for a text the provider refused, nor while a retry is due or a pause
+    after spent retries (GAVE_UP_PAUSE) lasts.
+    """
     provider = get_provider()
     if provider.name == "none":
         return 0
@@ -121,6 +147,7 @@ def recover_embeddings() -> int:
         )
         .exclude(analysis_summary="")
         .exclude(Exists(current))
+        .exclude(Exists(blocking_failures(model=provider.model, now=now)))
         .order_by("updated_at")
         .values_list("pk", flat=True)[:RECOVER_BATCH]
     )

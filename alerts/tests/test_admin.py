@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -16,7 +15,7 @@ from incidents.models import Incident
 from incidents.tests.assertions import assert_alert_moved
 from incidents.tests.factories import IncidentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_storage")]
 
 ALERTS = "/admin/alerts/alert/"
 DELIVERIES = "/admin/alerts/webhookdelivery/"
@@ -24,27 +23,6 @@ ANALYSES = "/admin/alerts/alertanalysis/"
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIST_MAX_QUERIES = 10
 CHANGE_MAX_QUERIES = 12
-
-
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings):  # noqa: ANN001, ANN201
-    """Tests run without collectstatic, so no manifest to look names up in."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {
-            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        },
-    }
-
-
-@pytest.fixture
-def staff_client(client):  # noqa: ANN001, ANN201
-    """A logged-in superuser; no password, so no slow hashing per test."""
-    operator = get_user_model().objects.create(
-        username="operator", is_staff=True, is_superuser=True
-    )
-    client.force_login(operator)
-    return client
 
 
 def messages_of(response) -> list[str]:  # noqa: ANN001

@@ -95,3 +95,19 @@ def test_backfill_can_build_the_index_after_the_load(fake_gemini, incidents):
         assert schema.index_exists(cursor)
     assert "HNSW index built" in out
     assert IncidentEmbedding.objects.count() == 6
+
+
+def test_backfill_tries_a_summary_the_provider_refused_before(fake_gemini):
+    from embeddings.models import EmbeddingFailure
+    from embeddings.tasks import embed_incident
+
+    incident = SummarizedIncidentFactory()
+    fake_gemini.fail(400)
+    assert embed_incident.call(incident.pk) == "failed"
+    assert EmbeddingFailure.objects.filter(incident=incident, permanent=True).exists()
+
+    out, _ = _backfill()
+
+    assert "embedded 1 of 1 incidents" in out
+    assert IncidentEmbedding.objects.filter(incident=incident).exists()
+    assert not EmbeddingFailure.objects.exists()

@@ -4,8 +4,13 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from embeddings.models import IncidentEmbedding
-from embeddings.tasks import embed_incident, recover_embeddings, retry_delay
+from embeddings.models import EmbeddingFailure, IncidentEmbedding
+from embeddings.tasks import (
+    GAVE_UP_PAUSE,
+    embed_incident,
+    recover_embeddings,
+    retry_delay,
+)
 from embeddings.tests.factories import (
     IncidentEmbeddingFactory,
     SummarizedIncidentFactory,
@@ -157,3 +162,63 @@ def test_recover_embeddings_does_nothing_without_a_provider(no_provider):
 
     assert recover_embeddings.call() == 0
     assert _queued() == []
+
+
+def _stale(incident: Incident) -> None:
+    """As if the summary was stored long enough ago for recovery to look."""
+    Incident.objects.filter(pk=incident.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=30)
+    )
+
+
+def test_a_refused_summary_is_not_asked_for_again(fake_gemini):
+    incident = SummarizedIncidentFactory()
+    fake_gemini.fail(400)
+    assert embed_incident.call(incident.pk) == "failed"
+    failure = EmbeddingFailure.objects.get(incident=incident)
+    assert failure.permanent and failure.incident_summary == incident.analysis_summary
+    _stale(incident)
+
+    assert recover_embeddings.call() == 0
+
+    # A new summary is another text: it is embedded afresh.
+    Incident.objects.filter(pk=incident.pk).update(
+        analysis_summary="a rewritten summary"
+    )
+    _stale(incident)
+    assert recover_embeddings.call() == 1
+    assert embed_incident.call(incident.pk) == "embedded"
+    assert not EmbeddingFailure.objects.exists()
+
+
+def test_recovery_starts_no_second_round_while_a_retry_is_due(fake_gemini):
+    incident = SummarizedIncidentFactory()
+    fake_gemini.fail_always = 503
+    assert embed_incident.call(incident.pk) == "retrying"
+    _stale(incident)
+
+    assert recover_embeddings.call() == 0
+    assert len(_queued()) == 1  # only the retry
+
+    # The retry was lost: once its time and margin passed, recovery takes it.
+    EmbeddingFailure.objects.update(retry_after=timezone.now() - timedelta(seconds=1))
+    assert recover_embeddings.call() == 1
+
+
+def test_recovery_pauses_after_the_retries_ran_out(fake_gemini, settings):
+    incident = SummarizedIncidentFactory()
+    fake_gemini.fail_always = 503
+    before = timezone.now()
+    last = settings.EMBEDDING_TASK_MAX_ATTEMPTS
+    assert embed_incident.call(incident.pk, last) == "failed"
+    failure = EmbeddingFailure.objects.get(incident=incident)
+    assert (failure.permanent, failure.attempts) == (False, last)
+    assert failure.retry_after >= before + GAVE_UP_PAUSE
+    _stale(incident)
+
+    assert recover_embeddings.call() == 0
+    EmbeddingFailure.objects.update(retry_after=timezone.now() - timedelta(seconds=1))
+    assert recover_embeddings.call() == 1
+    fake_gemini.fail_always = None
+    assert embed_incident.call(incident.pk) == "embedded"
+    assert not EmbeddingFailure.objects.exists()

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -21,7 +20,7 @@ from incidents.tests.assertions import (
 )
 from incidents.tests.factories import IncidentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_storage")]
 
 CHANGELIST = "/admin/incidents/incident/"
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -78,27 +77,6 @@ def post_action(client, action: str, ids: list[str], **extra):  # noqa: ANN001, 
 
 def similar_finder(incident, *, limit):  # noqa: ANN001, ANN201
     return [{"incident_id": "INC-0000aaaa", "title": "Disk full before", "score": 0.9}]
-
-
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings):  # noqa: ANN001, ANN201
-    """Tests run without collectstatic, so no manifest to look names up in."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {
-            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        },
-    }
-
-
-@pytest.fixture
-def staff_client(client):  # noqa: ANN001, ANN201
-    """A logged-in superuser; no password, so no slow hashing per test."""
-    operator = get_user_model().objects.create(
-        username="operator", is_staff=True, is_superuser=True
-    )
-    client.force_login(operator)
-    return client
 
 
 # Pages ----------------------------------------------------------------------
