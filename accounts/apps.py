@@ -8,4 +8,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import checks  # noqa: F401  (registers the checks)
+        # Imported for what they register: the checks, the auth scheme.
+        from accounts import checks, openapi  # noqa: F401

@@ -27,6 +27,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.authentication import token_user_id
 from accounts.throttling import login_attempt_reserve
 from kuberca.errors import Conflict, Disabled, DomainError, InvalidInput
 
@@ -132,11 +133,14 @@ def token_rotate(*, refresh_token: str) -> Session:
     """Exchange a refresh token for a new session and blacklist the old one.
 
     Raises Unauthorized when the token is malformed, signed with another key,
-    expired, not a refresh token, blacklisted, already rotated, or its user is
-    gone or inactive. Two concurrent uses of one token: one wins, one is
-    refused.
+    expired, not a refresh token, blacklisted, already rotated, names no
+    possible user id, or its user is gone or inactive. Two concurrent uses of
+    one token: one wins, one is refused.
     """
     old = _decode_refresh(refresh_token)
+    user_id = token_user_id(old)
+    if user_id is None:
+        raise Unauthorized()
     User = get_user_model()
 
     with transaction.atomic():
@@ -150,9 +154,7 @@ def token_rotate(*, refresh_token: str) -> Session:
             or BlacklistedToken.objects.filter(token=outstanding).exists()
         ):
             raise Unauthorized()
-        user = User.objects.filter(
-            **{jwt_settings.USER_ID_FIELD: old.get(jwt_settings.USER_ID_CLAIM)}
-        ).first()
+        user = User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
         if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
             raise Unauthorized()
         BlacklistedToken.objects.create(token=outstanding)

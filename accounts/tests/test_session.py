@@ -146,6 +146,19 @@ def test_refresh_rejects_deleted_user(api_client):
     assert _refresh(api_client, token).status_code == 401
 
 
+@pytest.mark.parametrize("user_id", ["admin", [1], "1\u0000"])
+def test_refresh_rejects_token_with_malformed_user_id(api_client, user_id):
+    # Signed with JWT_SECRET and outstanding, so only its user id is wrong.
+    session = services.token_issue(user=UserFactory(username="oncall"))
+    token = RefreshToken(session.refresh_token)
+    token["user_id"] = user_id
+
+    response = _refresh(api_client, str(token))
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
+
+
 def test_refresh_ignores_a_stale_bearer_header(api_client):
     UserFactory(username="oncall")
     _login(api_client)

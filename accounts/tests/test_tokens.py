@@ -101,3 +101,32 @@ def test_malformed_authorization_header_is_unauthorized(api_client, header):
 
     assert response.status_code == 401
     assert response.json() == {"error": "unauthorized"}
+
+
+# Correctly signed, so only a holder of JWT_SECRET can make them: a token minted
+# by hand or by another service that shares the key.
+MALFORMED_USER_IDS = ["admin", [1], "1\u0000", "", {"id": 1}, None]
+
+
+@pytest.mark.parametrize("user_id", MALFORMED_USER_IDS)
+def test_access_token_with_malformed_user_id_is_unauthorized(api_client, user_id):
+    token = AccessToken.for_user(UserFactory())
+    token["user_id"] = user_id
+
+    response = _me(api_client, str(token))
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_access_token_with_malformed_user_id_is_unauthorized_on_incidents(
+    api_client,
+):
+    token = AccessToken.for_user(UserFactory())
+    token["user_id"] = "admin"
+
+    response = api_client.get("/api/v1/incidents", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
