@@ -55,7 +55,11 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """Read `15m`, `168h`, `7d`, `1h30m` or plain seconds; None when unreadable."""
+    """Read `15m`, `168h`, `7d`, `1h30m` or plain seconds; None when unreadable.
+
+    A length beyond what timedelta holds (about 2.7 million years) is
+    unreadable too, so a settings file gets a ConfigError, not a traceback.
+    """
     compact = text.strip().lower().replace(" ", "")
     if not compact:
         return None
@@ -68,14 +72,36 @@ def parse_duration(text: str) -> timedelta | None:
         position = match.end()
     if position != len(compact):
         return None
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        return None
 
 
-def env_duration(name: str, default: str) -> timedelta:
+def env_duration(
+    name: str, default: str, *, minimum: str | None = None, maximum: str | None = None
+) -> timedelta:
+    """Read a duration; `minimum` and `maximum`, written the same way, bound it.
+
+    A bound keeps out a length that breaks something later rather than at
+    start-up: an instant expiry, or a date so far off that arithmetic on it
+    overflows at the first use.
+    """
     raw = os.environ.get(name)
     value = parse_duration(raw if raw is not None and raw.strip() else default)
-    if value is None:
-        raise ConfigError(name, raw or "", "a duration such as 15m, 168h, 7d or 900")
+    low = parse_duration(minimum) if minimum else None
+    high = parse_duration(maximum) if maximum else None
+    if (
+        value is None
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        expected = "a duration such as 15m, 168h, 7d or 900"
+        if minimum:
+            expected += f", at least {minimum}"
+        if maximum:
+            expected += f", at most {maximum}"
+        raise ConfigError(name, raw or "", expected)
     return value
 
 

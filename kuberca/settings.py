@@ -232,8 +232,11 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
 )
 
 JWT_SECRET = env_str("JWT_SECRET") or SECRET_KEY
-JWT_ACCESS_TTL = env_duration("JWT_ACCESS_TTL", "15m")
-JWT_REFRESH_TTL = env_duration("JWT_REFRESH_TTL", "7d")
+# At least 1s, so no token expires as it is issued. An access token cannot be
+# revoked, so it lives a day at most; a refresh token's year keeps its expiry
+# date far from the dates whose arithmetic overflows (every login a 500).
+JWT_ACCESS_TTL = env_duration("JWT_ACCESS_TTL", "15m", minimum="1s", maximum="1d")
+JWT_REFRESH_TTL = env_duration("JWT_REFRESH_TTL", "7d", minimum="1s", maximum="365d")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": JWT_ACCESS_TTL,
     "REFRESH_TOKEN_LIFETIME": JWT_REFRESH_TTL,

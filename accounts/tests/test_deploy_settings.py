@@ -64,6 +64,26 @@ def test_check_deploy_warns_without_hsts_and_with_weak_jwt_secret():
     assert "accounts.W001" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_ACCESS_TTL", "0"),
+        ("JWT_ACCESS_TTL", "2d"),
+        ("JWT_REFRESH_TTL", "0"),
+        ("JWT_REFRESH_TTL", "99999999d"),
+    ],
+)
+def test_token_lifetime_out_of_bounds_stops_start_up(name, value):
+    result = _manage("check", env={**PRODUCTION_ENV, name: value})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"kuberca: configuration error: {name}={value!r} is not valid: expected "
+        f"a duration such as 15m, 168h, 7d or 900, at least 1s, "
+        f"at most {'1d' if name == 'JWT_ACCESS_TTL' else '365d'}"
+    ]
+
+
 def test_bad_login_rate_names_the_variable(monkeypatch):
     from kuberca.settings import _login_rate
 

@@ -35,3 +35,31 @@ def test_env_bool_rejects_maybe(monkeypatch):
     monkeypatch.setenv("FLAG", "maybe")
     with pytest.raises(ConfigError, match="FLAG"):
         env_bool("FLAG", False)
+
+
+@pytest.mark.parametrize("text", ["0", "0.5s", "25h", "99999999d"])
+def test_env_duration_refuses_values_out_of_bounds(monkeypatch, text):
+    monkeypatch.setenv("SOME_TTL", text)
+
+    with pytest.raises(ConfigError, match=r"SOME_TTL=.*at least 1s, at most 1d"):
+        env_duration("SOME_TTL", "15m", minimum="1s", maximum="1d")
+
+
+@pytest.mark.parametrize("text", ["1s", "15m", "24h", "1d"])
+def test_env_duration_takes_values_within_bounds(monkeypatch, text):
+    monkeypatch.setenv("SOME_TTL", text)
+
+    assert env_duration("SOME_TTL", "15m", minimum="1s", maximum="1d") == (
+        parse_duration(text)
+    )
+
+
+def test_parse_duration_rejects_a_length_timedelta_cannot_hold():
+    assert parse_duration("9999999999d") is None
+
+
+def test_env_duration_names_the_variable_of_a_length_too_long(monkeypatch):
+    monkeypatch.setenv("SOME_TTL", "9999999999d")
+
+    with pytest.raises(ConfigError, match="SOME_TTL"):
+        env_duration("SOME_TTL", "15m")
