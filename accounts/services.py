@@ -28,7 +28,9 @@ from rest_framework_simplejwt.token_blacklist.models import (
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.authentication import token_user_id
+from accounts.serializers import CredentialsSerializer
 from accounts.throttling import login_attempt_reserve
+from kuberca.env import ConfigError
 from kuberca.errors import Conflict, Disabled, DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -213,10 +215,12 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
     Without those settings and with no superuser at all, create `admin` with a
     generated password kept in `password_file` (development). An existing
     user's password is never changed. Returns None when there is nothing to do.
+    Raises ConfigError for a login id or password the API would refuse.
     """
     User = get_user_model()
     username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
     if username and password:
+        _admin_settings_check(username, password)
         created = _create_superuser(User, username, password)
         return AdminAccount(username, created, None, None)
     if password_file is None:
@@ -237,6 +241,36 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
         password_file.write_text(generated + "\n")
         password_file.chmod(0o600)
     return AdminAccount(GENERATED_ADMIN, created, generated, password_file)
+
+
+def _admin_settings_check(username: str, password: str) -> None:
+    """Refuse an ADMIN_USERNAME or ADMIN_PASSWORD that the API would refuse.
+
+    The lengths are those of the login body; the login id must also be one
+    that sign-up takes, which keeps out control characters. Checked before
+    the database, so a bad value stops start-up with one line naming it.
+    """
+    credentials = CredentialsSerializer(data={"id": username, "password": password})
+    credentials.is_valid()
+    problems = [str(message) for message in credentials.errors.get("id", [])]
+    if not problems:
+        try:
+            UnicodeUsernameValidator()(username)
+        except ValidationError as error:
+            problems = error.messages
+    if problems:
+        raise ConfigError(
+            "ADMIN_USERNAME",
+            username,
+            f"a login id the API takes ({' '.join(problems)})",
+        )
+    if "password" in credentials.errors:
+        problems = [str(message) for message in credentials.errors["password"]]
+        raise ConfigError(
+            "ADMIN_PASSWORD",
+            "<hidden>",
+            f"a password the API takes ({' '.join(problems)})",
+        )
 
 
 def _create_superuser(User: type, username: str, password: str) -> bool:

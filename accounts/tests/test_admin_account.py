@@ -5,6 +5,7 @@ from django.test import Client
 
 from accounts.services import admin_ensure
 from accounts.tests.factories import UserFactory
+from kuberca.env import ConfigError
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,45 @@ def test_ensure_admin_never_changes_an_existing_password(admin_settings):
     user = get_user_model().objects.get(username="root")
     assert user.check_password("changed-by-the-operator")
     assert not user.check_password("first-admin-password")
+
+
+@pytest.mark.parametrize(
+    "username", ["ab", "x" * 65, "ad\x01min", "ad\x00min", "ad\nmin", "ad\x1b[2Jmin"]
+)
+def test_ensure_admin_rejects_a_username_the_api_refuses(admin_settings, username):
+    admin_settings.ADMIN_USERNAME = username
+
+    with pytest.raises(ConfigError, match="^ADMIN_USERNAME=") as raised:
+        admin_ensure()
+
+    assert "\n" not in str(raised.value)
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.parametrize("password", ["x" * 7, "x" * 129])
+def test_ensure_admin_rejects_a_password_the_api_refuses(admin_settings, password):
+    admin_settings.ADMIN_PASSWORD = password
+
+    with pytest.raises(ConfigError, match="^ADMIN_PASSWORD=") as raised:
+        admin_ensure()
+
+    assert password not in str(raised.value)
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("abc", "x" * 8), ("x" * 64, "x" * 128)]
+)
+def test_ensure_admin_takes_the_shortest_and_longest_the_api_takes(
+    admin_settings, post_json, username, password
+):
+    admin_settings.ADMIN_USERNAME = username
+    admin_settings.ADMIN_PASSWORD = password
+
+    assert admin_ensure().created
+
+    response = post_json("/api/v1/auth/login", {"id": username, "password": password})
+    assert response.status_code == 200
 
 
 def test_ensure_admin_without_settings_does_nothing(settings):

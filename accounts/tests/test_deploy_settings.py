@@ -1,4 +1,8 @@
-"""`manage.py check --deploy` with the settings of docs/production-settings.md."""
+"""Start-up with the settings of docs/production-settings.md.
+
+`manage.py check --deploy` passes with them; a bad value among them stops
+`manage.py` with one line naming the variable.
+"""
 
 import os
 import subprocess
@@ -82,6 +86,27 @@ def test_token_lifetime_out_of_bounds_stops_start_up(name, value):
         f"a duration such as 15m, 168h, 7d or 900, at least 1s, "
         f"at most {'1d' if name == 'JWT_ACCESS_TTL' else '365d'}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "named"),
+    [
+        ("ab", "first-admin-password", "ADMIN_USERNAME"),
+        ("root", "short", "ADMIN_PASSWORD"),
+    ],
+)
+def test_ensure_admin_with_a_bad_admin_setting_fails_with_one_line(
+    username, password, named
+):
+    # Refused before the database is opened, which PRODUCTION_ENV never is.
+    env = {**PRODUCTION_ENV, "ADMIN_USERNAME": username, "ADMIN_PASSWORD": password}
+
+    result = _manage("ensure_admin", env=env)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"kuberca: configuration error: {named}=")
+    assert password not in line
 
 
 def test_bad_login_rate_names_the_variable(monkeypatch):
