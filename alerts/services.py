@@ -23,6 +23,7 @@ from django.db import (
     connection,
     transaction,
 )
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from alerts import events
@@ -63,6 +64,7 @@ from incidents.services import (
 )
 from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
+from kuberca.transactions import atomic_retrying, conflicted
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +79,6 @@ SECRET_HEADERS = {
     "x-webhook-signature",
     "proxy-authorization",
 }
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
 class AlertNotFound(NotFound):
@@ -406,10 +407,11 @@ SELECT count(*) FROM (
 _INCIDENT_STATE = prepared.Statement(
     "incident_state",
     """
-SELECT a.incident_id, bool_or(a.status = 'firing'), max(a.resolved_at), i.status
-FROM alerts_alert a JOIN incidents_incident i ON i.incident_id = a.incident_id
-WHERE a.incident_id = ANY(%s::text[])
-GROUP BY a.incident_id, i.status
+SELECT i.incident_id, coalesce(bool_or(a.status = 'firing'), false),
+    max(a.resolved_at), i.status
+FROM incidents_incident i LEFT JOIN alerts_alert a ON a.incident_id = i.incident_id
+WHERE i.incident_id = ANY(%s::text[])
+GROUP BY i.incident_id, i.status
 """,
 )
 
@@ -983,10 +985,7 @@ def _process(
 
 
 def _retryable(error: DatabaseError) -> bool:
-    cause = error.__cause__
-    return getattr(
-        cause, "sqlstate", None
-    ) in _RETRYABLE_SQLSTATES or prepared.lost_statements(error)
+    return conflicted(error) or prepared.lost_statements(error)
 
 
 def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
@@ -1329,50 +1328,69 @@ def alert_move(*, alert_id: str, incident_id: str, moved_by: str) -> Alert:
     """Put an alert in another incident; later deliveries never move it back.
 
     Raises AlertNotFound, IncidentNotFound. Moving into its own incident is a
-    no-op. Raises the target's severity (never lowers it) and sends
-    alerts_moved and incident_changed for both incidents.
+    no-op. Raises the target's severity (never lowers it), brings a resolved
+    target back to firing when the alert fires, auto-resolves the incident
+    left without a firing alert, and sends alerts_moved and incident_changed
+    for both incidents.
     """
-    with transaction.atomic():
-        try:
-            alert = Alert.objects.select_for_update().get(pk=alert_id)
-        except Alert.DoesNotExist:
-            raise AlertNotFound(alert_id=alert_id) from None
-        source_id = alert.incident_id
-        locked = {
-            i.pk: i
-            for i in Incident.objects.select_for_update()
-            .filter(pk__in=[incident_id, source_id] if source_id else [incident_id])
-            .order_by("pk")
-        }
-        target = locked.get(incident_id)
-        if target is None:
-            raise IncidentNotFound(incident_id=incident_id)
-        if source_id == incident_id:
-            return alert
-
-        alert.incident = target
-        alert.grouping_reason = GroupingReason.MOVED
-        alert.save(update_fields=["incident", "grouping_reason", "updated_at"])
-        changed = ["alert_count"]
-        if severity_rank(alert.severity) > severity_rank(target.severity):
-            target.severity = alert.severity
-            target.save(update_fields=["severity", "updated_at"])
-            changed.append("severity")
-
-        events.alerts_moved.send(
-            sender=Alert, alert_ids=[alert.pk], incident_id=target.pk, reason="moved"
-        )
-        _send_changed(target.pk, changed)
-        if source_id:
-            _send_changed(source_id, ["alert_count"])
-    logger.info(
-        "alert moved alert_id=%s from=%s to=%s by=%s",
-        alert_id,
-        source_id,
-        incident_id,
-        moved_by,
+    alert, source_id = atomic_retrying(
+        lambda: _move(alert_id=alert_id, incident_id=incident_id), name="alert_move"
     )
+    if source_id != incident_id:
+        logger.info(
+            "alert moved alert_id=%s from=%s to=%s by=%s",
+            alert_id,
+            source_id,
+            incident_id,
+            moved_by,
+        )
     return alert
+
+
+def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:
+    # Incidents are locked before their alerts, as a merge locks them: the
+    # alert's incident is found in the same statement that locks the target.
+    source = Alert.objects.filter(pk=alert_id).values("incident_id")
+    locked = {
+        i.pk: i
+        for i in Incident.objects.select_for_update()
+        .filter(Q(pk=incident_id) | Q(pk__in=Subquery(source)))
+        .order_by("pk")
+    }
+    try:
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+    except Alert.DoesNotExist:
+        raise AlertNotFound(alert_id=alert_id) from None
+    source_id = alert.incident_id
+    target = locked.get(incident_id)
+    if target is None:
+        raise IncidentNotFound(incident_id=incident_id)
+    if source_id == incident_id:
+        return alert, source_id
+    if source_id and source_id not in locked:
+        # Moved by someone else between the two statements: lock its new one.
+        Incident.objects.select_for_update().filter(pk=source_id).exists()
+
+    alert.incident = target
+    alert.grouping_reason = GroupingReason.MOVED
+    alert.save(update_fields=["incident", "grouping_reason", "updated_at"])
+    changed = ["alert_count"]
+    if severity_rank(alert.severity) > severity_rank(target.severity):
+        target.severity = alert.severity
+        target.save(update_fields=["severity", "updated_at"])
+        changed.append("severity")
+    if target.is_resolved and alert.status == FIRING:
+        incident_reopen(incident=target)
+        metrics.incidents.labels(event="reopened").inc()
+
+    events.alerts_moved.send(
+        sender=Alert, alert_ids=[alert.pk], incident_id=target.pk, reason="moved"
+    )
+    _send_changed(target.pk, changed)
+    if source_id:
+        _send_changed(source_id, ["alert_count"])
+        _auto_resolve({source_id})
+    return alert, source_id
 
 
 def _send_changed(incident_id: str, fields: list[str]) -> None:
@@ -1396,57 +1414,61 @@ def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
         raise InvalidInput(
             "select at least two incidents to merge", field="incident_ids"
         )
-    with transaction.atomic():
-        incidents = list(
-            Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-        )
-        found = {i.pk for i in incidents}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise IncidentNotFound(incident_id=missing[0])
-        target = min(incidents, key=lambda i: (i.fired_at, i.pk))
-        others = [i for i in incidents if i.pk != target.pk]
-        other_ids = [i.pk for i in others]
-
-        moving = list(
-            Alert.objects.select_for_update()
-            .filter(incident_id__in=other_ids)
-            .values_list("alert_id", "severity", "status")
-        )
-        Alert.objects.filter(incident_id__in=other_ids).update(
-            incident=target,
-            grouping_reason=GroupingReason.MERGED,
-            updated_at=timezone.now(),
-        )
-        top = highest_severity(
-            target.severity, *(i.severity for i in others), *(m[1] for m in moving)
-        )
-        changed = ["alert_count"]
-        if severity_rank(top) > severity_rank(target.severity):
-            target.severity = top
-            target.save(update_fields=["severity", "updated_at"])
-            changed.append("severity")
-        if target.is_resolved and any(m[2] == AlertStatus.FIRING for m in moving):
-            incident_reopen(incident=target)
-
-        if moving:
-            events.alerts_moved.send(
-                sender=Alert,
-                alert_ids=[m[0] for m in moving],
-                incident_id=target.pk,
-                reason="merged",
-            )
-        _send_changed(target.pk, changed)
-        for other in others:
-            if not other.is_resolved:
-                incident_resolve(
-                    incident_id=other.pk, resolved_by=f"merged into {target.pk}"
-                )
-            _send_changed(other.pk, ["alert_count"])
+    target, other_ids = atomic_retrying(lambda: _merge(ids), name="incident_merge")
     logger.info(
         "incidents merged into=%s merged=%s by=%s", target.pk, other_ids, merged_by
     )
     return target
+
+
+def _merge(ids: list[str]) -> tuple[Incident, list[str]]:
+    incidents = list(
+        Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    )
+    found = {i.pk for i in incidents}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise IncidentNotFound(incident_id=missing[0])
+    target = min(incidents, key=lambda i: (i.fired_at, i.pk))
+    others = [i for i in incidents if i.pk != target.pk]
+    other_ids = [i.pk for i in others]
+
+    moving = list(
+        Alert.objects.select_for_update()
+        .filter(incident_id__in=other_ids)
+        .values_list("alert_id", "severity", "status")
+    )
+    Alert.objects.filter(incident_id__in=other_ids).update(
+        incident=target,
+        grouping_reason=GroupingReason.MERGED,
+        updated_at=timezone.now(),
+    )
+    top = highest_severity(
+        target.severity, *(i.severity for i in others), *(m[1] for m in moving)
+    )
+    changed = ["alert_count"]
+    if severity_rank(top) > severity_rank(target.severity):
+        target.severity = top
+        target.save(update_fields=["severity", "updated_at"])
+        changed.append("severity")
+    if target.is_resolved and any(m[2] == AlertStatus.FIRING for m in moving):
+        incident_reopen(incident=target)
+
+    if moving:
+        events.alerts_moved.send(
+            sender=Alert,
+            alert_ids=[m[0] for m in moving],
+            incident_id=target.pk,
+            reason="merged",
+        )
+    _send_changed(target.pk, changed)
+    for other in others:
+        if not other.is_resolved:
+            incident_resolve(
+                incident_id=other.pk, resolved_by=f"merged into {target.pk}"
+            )
+        _send_changed(other.pk, ["alert_count"])
+    return target, other_ids
 
 
 # Webhook rate limit -----------------------------------------------------------

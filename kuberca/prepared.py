@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.backends.utils import CursorWrapper
 
+from kuberca.transactions import sqlstate
+
 logger = logging.getLogger(__name__)
 
 _registry: dict[str, "Statement"] = {}
@@ -97,7 +99,7 @@ def execute(
     try:
         _send(cursor, statements, prefix)
     except DatabaseError as error:
-        if _sqlstate(error) == _UNDEFINED:
+        if sqlstate(error) == _UNDEFINED:
             _give_up()
         elif _outdated_plan(error):
             logger.warning("a prepared statement's result changed; preparing again")
@@ -113,15 +115,11 @@ def execute(
 def lost_statements(error: DatabaseError) -> bool:
     """Whether `error` came from prepared statements the session did not have,
     or had to prepare again: a transaction that failed so may be retried."""
-    return _sqlstate(error) == _UNDEFINED or _outdated_plan(error)
-
-
-def _sqlstate(error: DatabaseError) -> str | None:
-    return getattr(error.__cause__, "sqlstate", None)
+    return sqlstate(error) == _UNDEFINED or _outdated_plan(error)
 
 
 def _outdated_plan(error: DatabaseError) -> bool:
-    return _sqlstate(error) == _RESULT_TYPE_CHANGED and "result type" in str(error)
+    return sqlstate(error) == _RESULT_TYPE_CHANGED and "result type" in str(error)
 
 
 def _send(

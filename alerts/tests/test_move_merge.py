@@ -1,13 +1,18 @@
 """A person moves alerts and merges incidents (alert_move, incident_merge)."""
 
+import threading
+import time
+
+import psycopg
 import pytest
+from django.db import connection
 
 from alerts import events
 from alerts.models import Alert
 from alerts.services import AlertNotFound, alert_move, incident_merge
 from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
-from incidents.models import Incident
-from incidents.services import IncidentNotFound
+from incidents.models import AUTO_RESOLVER, Incident
+from incidents.services import IncidentNotFound, incident_resolve
 from kuberca.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +86,138 @@ def test_merge_needs_two_known_incidents(clock) -> None:  # noqa: ANN001
         incident_merge(incident_ids=[a.incident_id, a.incident_id], merged_by="x")
     with pytest.raises(IncidentNotFound):
         incident_merge(incident_ids=[a.incident_id, "INC-00000000"], merged_by="x")
+
+
+def test_moving_the_last_firing_alert_away_resolves_the_incident_left(clock) -> None:  # noqa: ANN001
+    a = fire("a", namespace="shop")
+    b = fire("b", namespace="payments")
+    c = fire("c", namespace="search")
+    d = fire("d", namespace="search")
+    clock.advance(minutes=2)
+    ingest(
+        make_payload(
+            make_alert(
+                "d",
+                fingerprint="d",
+                namespace="search",
+                status="resolved",
+                ends_at=clock.now,
+            )
+        )
+    )
+
+    alert_move(alert_id=b.pk, incident_id=a.incident_id, moved_by="oncall")
+    alert_move(alert_id=c.pk, incident_id=a.incident_id, moved_by="oncall")
+
+    emptied = Incident.objects.get(pk=b.incident_id)
+    assert (emptied.status, emptied.resolved_by) == ("resolved", AUTO_RESOLVER)
+    only_resolved_left = Incident.objects.get(pk=c.incident_id)
+    assert only_resolved_left.status == "resolved"
+    assert only_resolved_left.resolved_at == Alert.objects.get(pk=d.pk).resolved_at
+    assert Incident.objects.get(pk=a.incident_id).status == "firing"
+
+
+def test_moving_a_firing_alert_into_a_resolved_incident_fires_it_again(clock) -> None:  # noqa: ANN001
+    a = fire("a", namespace="shop")
+    b = fire("b", namespace="payments")
+    c = fire("c", namespace="payments")
+    incident_resolve(incident_id=a.incident_id, resolved_by="oncall")
+
+    alert_move(alert_id=b.pk, incident_id=a.incident_id, moved_by="oncall")
+
+    assert Incident.objects.get(pk=a.incident_id).status == "firing"
+    # The incident it left still has a firing alert.
+    assert Incident.objects.get(pk=c.incident_id).status == "firing"
+
+
+def _wait_for_lock_wait(params: dict, pattern: str) -> None:
+    with psycopg.connect(**params, autocommit=True) as watch:
+        for _ in range(250):
+            if watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                "'Lock' AND query LIKE %s",
+                [pattern],
+            ).fetchone()[0]:
+                return
+            time.sleep(0.02)
+    pytest.fail(f"no statement like {pattern} ever waited for a lock")
+
+
+def _in_thread(work, outcome: dict) -> threading.Thread:  # noqa: ANN001
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_that_deadlocks_with_another_writer_runs_again(caplog) -> None:  # noqa: ANN001
+    a = fire("a", namespace="shop")
+    b = fire("b", namespace="payments", starts_at=T0.replace(hour=15))
+    params = connection.get_connection_params()
+    side = psycopg.connect(**params)
+    # Another writer holds alert a, then wants the incident a is leaving.
+    side.execute("SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE", [a.pk])
+    outcome: dict = {}
+    merging = _in_thread(
+        lambda: incident_merge(
+            incident_ids=[a.incident_id, b.incident_id], merged_by="oncall"
+        ),
+        outcome,
+    )
+    try:
+        _wait_for_lock_wait(params, "%alerts_alert%FOR UPDATE%")
+        # The merge waited first, so PostgreSQL aborts it for the deadlock.
+        side.execute(
+            "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
+            [a.incident_id],
+        )
+    finally:
+        side.rollback()
+        side.close()
+        merging.join(timeout=30)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"].pk == b.incident_id
+    assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
+    assert "transaction conflicted, running it again work=incident_merge" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_locks_the_incidents_before_the_alert() -> None:
+    a = fire("a", namespace="shop")
+    b = fire("b", namespace="payments")
+    params = connection.get_connection_params()
+    side = psycopg.connect(**params)
+    side.execute(
+        "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
+        [a.incident_id],
+    )
+    outcome: dict = {}
+    moving = _in_thread(
+        lambda: alert_move(alert_id=a.pk, incident_id=b.incident_id, moved_by="x"),
+        outcome,
+    )
+    try:
+        _wait_for_lock_wait(params, 'SELECT "incidents_incident".%')
+        # A merge holding the incident can still lock the alert: no deadlock.
+        with psycopg.connect(**params) as merge:
+            merge.execute(
+                "SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE NOWAIT",
+                [a.pk],
+            )
+            merge.rollback()
+    finally:
+        side.rollback()
+        side.close()
+        moving.join(timeout=30)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
