@@ -1,14 +1,34 @@
 """The JSON parser of every API view (REST_FRAMEWORK DEFAULT_PARSER_CLASSES).
 
-DRF's JSONParser turns a ValueError into a 400 but lets the RecursionError of
-a body nested thousands of levels deep escape as a 500; this one answers it
-as the same "invalid request" ParseError.
+DRF's JSONParser turns a ValueError into a 400 but lets two bodies through
+that later fail as a 500: one nested thousands of levels deep (RecursionError)
+and one with a lone UTF-16 surrogate escape such as "\\udc00", which JSON
+allows but no UTF-8 text (hence no PostgreSQL column) can hold. This one
+answers both as the same "invalid request" ParseError.
 """
 
 from typing import Any
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 class SafeJSONParser(JSONParser):
@@ -19,6 +39,11 @@ class SafeJSONParser(JSONParser):
         parser_context: dict[str, Any] | None = None,
     ) -> Any:
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+        if _has_lone_surrogate(data):
+            raise ParseError(
+                "JSON parse error - a string holds a lone surrogate (\\ud800-\\udfff)"
+            )
+        return data

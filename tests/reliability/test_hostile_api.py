@@ -397,6 +397,41 @@ def test_json_nested_too_deeply_is_400_invalid_request(
     assert assert_json_4xx(response)["error"] == "invalid request"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/api/v1/incidents/{id}", {"title": "\ud800x"}),
+        ("put", "/api/v1/incidents/{id}", {"analysis_detail": "a\udc00"}),
+        ("post", "/api/v1/incidents/{id}/resolve", {"resolved_by": "\udfff"}),
+        ("put", "/api/v1/alerts/{alert}/incident", {"incident_id": "INC-\ud800"}),
+        ("post", "/api/v1/embeddings/search", {"query": "disk \udc00 full"}),
+        ("put", "/api/v1/incidents/{id}", {"\ud800": "as a key"}),
+    ],
+)
+def test_a_lone_surrogate_in_a_string_is_400_invalid_request(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    method: str,
+    path: str,
+    body: dict,
+) -> None:
+    alert = incident.alerts.get()
+    # JSON may escape a lone surrogate; UTF-8 (and PostgreSQL) cannot hold one.
+    raw = json.dumps(body)
+    assert "\\ud" in raw or "\\udc" in raw
+    response = getattr(auth_client, method)(
+        path.format(id=incident.pk, alert=alert.pk),
+        data=raw,
+        content_type="application/json",
+    )
+    answer = assert_json_4xx(response)
+    # The embeddings routes' envelope says "detail" (SPEC §7), the others "message".
+    assert answer["error"] == "invalid request"
+    assert "surrogate" in answer.get("message", answer.get("detail", ""))
+    incident.refresh_from_db()
+    assert (incident.title, incident.status) == ("Original", "firing")
+
+
 def test_a_bad_host_header_is_a_json_400(api_client):  # noqa: ANN001
     response = api_client.get("/api/v1/auth/config", HTTP_HOST="bad host!")
     assert_json_4xx(response)
