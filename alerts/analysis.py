@@ -39,7 +39,12 @@ from alerts.models import (
 )
 from alerts.services import AlertNotFound
 from incidents import events as incident_events
-from incidents.models import Incident, SummaryStatus
+from incidents.models import (
+    ANALYSIS_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    Incident,
+    SummaryStatus,
+)
 from incidents.services import IncidentNotFound
 from kuberca import tasking
 from kuberca.errors import Disabled
@@ -529,8 +534,10 @@ def summary_store(
         )
         if incident is None:
             return False
-        incident.analysis_summary = response["summary"]
-        incident.analysis_detail = response["detail"]
+        # Cut to what the full-text index can hold (a longer one could not be
+        # stored at all); the Agent's texts are far shorter.
+        incident.analysis_summary = response["summary"][:ANALYSIS_MAX_CHARS]
+        incident.analysis_detail = response["detail"][:ANALYSIS_MAX_CHARS]
         incident.summary_status = SummaryStatus.DONE
         incident.summary_error = ""
         fields = [
@@ -540,7 +547,7 @@ def summary_store(
             "summary_error",
             "updated_at",
         ]
-        title = response["title"].strip()[:2000]
+        title = response["title"].strip()[:TITLE_MAX_CHARS]
         title_changed = bool(title) and title != incident.title
         if title_changed:
             incident.title = title

@@ -41,7 +41,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 
 from incidents import events
-from incidents.models import Incident, IncidentStatus, Severity
+from incidents.models import TITLE_MAX_CHARS, Incident, IncidentStatus, Severity
 from incidents.services import (
     EDITABLE_FIELDS,
     IncidentAlreadyResolved,
@@ -181,7 +181,9 @@ class NamespaceFilter(admin.SimpleListFilter):
 
 class IncidentForm(forms.ModelForm):
     severity = forms.ChoiceField(choices=Severity.choices)
-    title = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    title = forms.CharField(
+        max_length=TITLE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
     class Meta:
         model = Incident

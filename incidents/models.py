@@ -47,6 +47,11 @@ class SummaryStatus(models.TextChoices):
 
 AUTO_RESOLVER = "alertmanager"
 SYSTEM_CREATOR = "system"
+TITLE_MAX_CHARS = 2000
+# The full-text index holds title, summary and detail in one tsvector, which
+# PostgreSQL caps at 1 MB; two analyses of this many characters stay under it
+# whatever their words.
+ANALYSIS_MAX_CHARS = 100_000
 
 
 class IncidentQuerySet(models.QuerySet["Incident"]):
@@ -76,8 +81,12 @@ class Incident(models.Model):
     fired_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.CharField(max_length=150, blank=True, default="")
-    analysis_summary = models.TextField(blank=True, default="")
-    analysis_detail = models.TextField(blank=True, default="")
+    analysis_summary = models.TextField(
+        blank=True, default="", max_length=ANALYSIS_MAX_CHARS
+    )
+    analysis_detail = models.TextField(
+        blank=True, default="", max_length=ANALYSIS_MAX_CHARS
+    )
     created_by = models.CharField(max_length=150, default=SYSTEM_CREATOR)
     is_enabled = models.BooleanField(default=True)
     group_key = models.TextField(blank=True, default="")

@@ -15,7 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from incidents.models import Severity
+from incidents.models import ANALYSIS_MAX_CHARS, TITLE_MAX_CHARS, Severity
 from kuberca.timefmt import rfc3339
 
 
@@ -141,10 +141,14 @@ class IncidentDetailEnvelopeSerializer(serializers.Serializer):
 class IncidentUpdateSerializer(serializers.Serializer):
     """PUT body: every key optional; others (the rest of the detail) ignored."""
 
-    title = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    title = serializers.CharField(required=False, max_length=TITLE_MAX_CHARS)
     severity = serializers.ChoiceField(choices=Severity.values, required=False)
-    analysis_summary = serializers.CharField(required=False, allow_blank=True)
-    analysis_detail = serializers.CharField(required=False, allow_blank=True)
+    analysis_summary = serializers.CharField(
+        required=False, allow_blank=True, max_length=ANALYSIS_MAX_CHARS
+    )
+    analysis_detail = serializers.CharField(
+        required=False, allow_blank=True, max_length=ANALYSIS_MAX_CHARS
+    )
 
 
 class IncidentResolveSerializer(serializers.Serializer):

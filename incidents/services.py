@@ -15,8 +15,10 @@ from django.utils import timezone
 
 from incidents import events
 from incidents.models import (
+    ANALYSIS_MAX_CHARS,
     AUTO_RESOLVER,
     SYSTEM_CREATOR,
+    TITLE_MAX_CHARS,
     Incident,
     IncidentStatus,
     Severity,
@@ -77,7 +79,7 @@ def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
         [
             Incident(
                 group_key=spec.group_key,
-                title=spec.title[:2000],
+                title=spec.title[:TITLE_MAX_CHARS],
                 severity=spec.severity or Severity.WARNING,
                 status=IncidentStatus.FIRING,
                 fired_at=spec.fired_at,
@@ -211,8 +213,19 @@ def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
                 "severity must be one of critical, warning, info", field="severity"
             )
         changes["severity"] = severity
-    if "title" in changes and len(changes["title"]) > 2000:
-        raise InvalidInput("title must be at most 2000 characters", field="title")
+    if "title" in changes:
+        if not changes["title"].strip():
+            raise InvalidInput("title must not be blank", field="title")
+        if len(changes["title"]) > TITLE_MAX_CHARS:
+            raise InvalidInput(
+                f"title must be at most {TITLE_MAX_CHARS} characters", field="title"
+            )
+    for field in ("analysis_summary", "analysis_detail"):
+        if len(changes.get(field, "")) > ANALYSIS_MAX_CHARS:
+            raise InvalidInput(
+                f"{field} must be at most {ANALYSIS_MAX_CHARS} characters",
+                field=field,
+            )
     return changes
 
 

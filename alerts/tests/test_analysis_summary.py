@@ -24,7 +24,7 @@ from alerts.tests.fake_agent import (
     serve_fake_agent,
 )
 from incidents import events
-from incidents.models import Incident
+from incidents.models import ANALYSIS_MAX_CHARS, Incident
 from incidents.services import IncidentNotFound, incident_reopen, incident_resolve
 from incidents.tests.factories import IncidentFactory
 from kuberca.testing.http import Reply
@@ -287,6 +287,27 @@ def test_a_malformed_summary_is_recorded_and_not_retried(
     incident.refresh_from_db()
     assert incident.summary_error == "malformed response: no summary text"
     assert incident.title == "Mine"
+
+
+def test_a_summary_too_long_for_the_search_index_is_cut_and_stored(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    # Different words, so the full-text vector of the whole would pass 1 MB.
+    words = " ".join(f"w{n:06d}x" for n in range(150_000))
+    agent.then(
+        SUMMARIZE,
+        Reply(
+            200,
+            {"status": "success", "title": "", "summary": words, "detail": words},
+        ),
+    )
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+
+    assert run_queued_tasks() == [("summarize_incident", "done")]
+
+    incident.refresh_from_db()
+    assert incident.analysis_summary == words[:ANALYSIS_MAX_CHARS]
+    assert incident.analysis_detail == words[:ANALYSIS_MAX_CHARS]
 
 
 def test_a_failing_agent_is_retried_then_the_summary_is_stored(

@@ -116,6 +116,55 @@ def test_put_with_a_nul_character_is_400_not_503(auth_client, incident, field): 
     assert Incident.objects.get(pk=incident.pk).title == "Original"
 
 
+def _distinct_words(chars: int, salt: str) -> str:
+    """`chars` characters of short words all different: the biggest tsvector."""
+    letters = "bcdfghjklmnpqrstvwxz"
+    words, size, n = [], 0, 0
+    while size < chars:
+        word, k = salt, n
+        for _ in range(4):
+            word, k = word + letters[k % 20], k // 20
+        words.append(word)
+        size += len(word) + 1
+        n += 1
+    return " ".join(words)[:chars]
+
+
+def test_put_of_analyses_at_their_limit_is_stored(auth_client, incident):  # noqa: ANN001
+    limit = Incident._meta.get_field("analysis_detail").max_length
+    body = {
+        "title": _distinct_words(2000, "t"),
+        "analysis_summary": _distinct_words(limit, "s"),
+        "analysis_detail": _distinct_words(limit, "d"),
+    }
+    response = auth_client.put(f"/api/v1/incidents/{incident.pk}", body, format="json")
+    assert response.status_code == 200, response.content[:300]
+    assert len(Incident.objects.get(pk=incident.pk).analysis_detail) == limit
+
+
+@pytest.mark.parametrize("field", ["analysis_summary", "analysis_detail"])
+def test_put_of_an_analysis_over_its_limit_is_400_not_503(auth_client, incident, field):  # noqa: ANN001
+    # 1.3 MB of different words: more than a tsvector (1 MB) can hold.
+    response = auth_client.put(
+        f"/api/v1/incidents/{incident.pk}",
+        {"title": "Changed", field: _distinct_words(1_300_000, "x")},
+        format="json",
+    )
+    answer = assert_json_4xx(response)
+    assert answer["error"] == "invalid input"
+    assert answer["message"] == f"{field} must be at most 100000 characters"
+    assert Incident.objects.get(pk=incident.pk).title == "Original"
+
+
+@pytest.mark.parametrize("title", ["", "   ", "\t\n"])
+def test_put_of_a_blank_title_is_400(auth_client, incident, title):  # noqa: ANN001
+    response = auth_client.put(
+        f"/api/v1/incidents/{incident.pk}", {"title": title}, format="json"
+    )
+    assert assert_json_4xx(response)["message"] == "title must not be blank"
+    assert Incident.objects.get(pk=incident.pk).title == "Original"
+
+
 def test_put_with_unicode_is_stored_as_sent(auth_client, incident):  # noqa: ANN001
     title = "장애 🔥 \u202e right-to-left"
     response = auth_client.put(
