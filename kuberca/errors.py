@@ -10,7 +10,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, DataError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -151,3 +152,30 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"error": "forbidden"}, status=403)
+
+
+def json_405(request: HttpRequest, allowed: list[str]) -> JsonResponse:
+    """The answer to a method the view does not take, shaped like DRF's."""
+    response = JsonResponse(
+        {
+            "error": "method not allowed",
+            "detail": f'Method "{request.method}" not allowed.',
+        },
+        status=405,
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: JSON like every error, except in the admin.
+
+    The admin is a browser form; Django's page tells the operator to allow
+    cookies or reload, which a JSON body would not.
+    """
+    if request.path.startswith("/admin/"):
+        return django_csrf_failure(request, reason)
+    return JsonResponse(
+        {"error": "forbidden", "detail": f"CSRF verification failed: {reason}"},
+        status=403,
+    )

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from kuberca import errors, views
@@ -25,6 +26,7 @@ urlpatterns = [
     path("api/v1/incidents", include("incidents.urls")),
     path("api/v1/alerts", include("alerts.urls")),
     path("api/v1/embeddings", include("embeddings.urls")),
-    # Last: whatever matched nothing above is a JSON 404, in DEBUG too.
-    re_path(r"^(?!admin/|static/).*$", errors.json_404),
+    # Last: whatever matched nothing above is a JSON 404, in DEBUG too, for
+    # any method (the CSRF check would answer a POST with HTML first).
+    re_path(r"^(?!admin/|static/).*$", csrf_exempt(errors.json_404)),
 ]

@@ -2,16 +2,38 @@
 
 import hmac
 import logging
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kuberca import errors
 from kuberca import metrics as kuberca_metrics
 
 logger = logging.getLogger(__name__)
+
+View = Callable[[HttpRequest], HttpResponse]
+
+
+def get_only(view: View) -> View:
+    """Take GET only; any other method is a JSON 405 naming GET in Allow.
+
+    Exempt from CSRF: these views change nothing, and the check would answer
+    a POST with Django's HTML 403 before the 405 could.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method != "GET":
+            return errors.json_405(request, ["GET"])
+        return view(request)
+
+    return wrapper
 
 
 def _database_ok() -> bool:
@@ -37,17 +59,17 @@ def optional_parts_off() -> list[str]:
     return off
 
 
-@require_GET
+@get_only
 def root(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "message": "kuberca is running"})
 
 
-@require_GET
+@get_only
 def ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"message": "pong"})
 
 
-@require_GET
+@get_only
 def healthz(request: HttpRequest) -> JsonResponse:
     if not _database_ok():
         return JsonResponse(
@@ -56,7 +78,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@get_only
 def readyz(request: HttpRequest) -> JsonResponse:
     off = optional_parts_off()
     if not _database_ok():
@@ -66,7 +88,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "database": "ok", "off": off})
 
 
-@require_GET
+@get_only
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format: django-prometheus's and kuberca's own metrics.
 

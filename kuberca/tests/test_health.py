@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +50,50 @@ def test_unknown_path_is_json_404(client):
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["error"] == "not found"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+@pytest.mark.parametrize("path", ["/", "/ping", "/healthz", "/readyz", "/metrics"])
+def test_get_only_path_rejects_other_methods_with_json_405(path, method):
+    # A real browser or client: Django's test client skips the CSRF check.
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "method not allowed"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/no/such/page", "/webhook/nope"])
+def test_unknown_path_is_json_404_for_any_method(path, method):
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not found", "path": path}
+
+
+def test_csrf_failure_outside_the_admin_is_json_403():
+    from django.http import HttpResponse
+    from django.urls import path
+
+    from kuberca import urls
+
+    urls.urlpatterns.insert(0, path("form-for-test", lambda request: HttpResponse()))
+    try:
+        response = Client(enforce_csrf_checks=True).post("/form-for-test")
+    finally:
+        urls.urlpatterns.pop(0)
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert "CSRF" in response.json()["detail"]
+
+
+def test_csrf_failure_in_the_admin_keeps_django_page_for_the_browser():
+    response = Client(enforce_csrf_checks=True).post(
+        "/admin/login/", {"username": "x", "password": "y"}
+    )
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert b"CSRF verification failed" in response.content
 
 
 def test_openapi_document_is_valid_openapi_3(client):
