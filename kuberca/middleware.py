@@ -1,4 +1,4 @@
-"""Request-scoped middleware: a request id for logs and responses, JSON errors."""
+"""Request-scoped middleware: a request id, NUL refusal, JSON errors."""
 
 import logging
 import re
@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 
 from kuberca import errors
 from kuberca.logging import request_id_var
@@ -33,6 +33,60 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class RejectNulMiddleware:
+    """Answer 400 to a request whose path, query, cookies or form hold a NUL.
+
+    PostgreSQL text can never hold NUL, so such a value could only end as a
+    DataError in some query (an admin filter, a change page, an action's
+    selection, the session lookup). The API checks and names its own
+    parameters, and the webhook keeps every delivery as received, so both are
+    left to their views. Only form bodies are read here, never JSON.
+    """
+
+    exempt = ("/api/", "/webhook/")
+    form_types = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(self.exempt):
+            where = self._nul_in(request)
+            if where:
+                logger.warning(
+                    "request refused: NUL character method=%s where=%s",
+                    request.method,
+                    where,
+                )
+                return JsonResponse(
+                    {"error": "bad request", "detail": f"NUL character in the {where}"},
+                    status=400,
+                )
+        return self.get_response(request)
+
+    def _nul_in(self, request: HttpRequest) -> str:
+        if "\x00" in request.path:
+            return "path"
+        if _holds_nul(request.GET):
+            return "query string"
+        if any("\x00" in value for value in request.COOKIES.values()):
+            return "cookies"
+        if (
+            request.method == "POST"
+            and request.content_type in self.form_types
+            and _holds_nul(request.POST)
+        ):
+            return "form data"
+        return ""
+
+
+def _holds_nul(data: QueryDict) -> bool:
+    return any(
+        "\x00" in key or any("\x00" in value for value in values)
+        for key, values in data.lists()
+    )
 
 
 class JsonErrorMiddleware:

@@ -99,6 +99,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kuberca.middleware.JsonErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Innermost, so its 400 passes back through every middleware above
+    # (CORS, security headers, metrics by status) like a view's answer.
+    "kuberca.middleware.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "kuberca.urls"
