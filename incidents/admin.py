@@ -51,6 +51,7 @@ from incidents.services import (
     incident_update,
 )
 from kuberca.admin import (
+    ConsoleModelAdmin,
     EstimatedCountPaginator,
     badge,
     confirmation_page,
@@ -339,7 +340,7 @@ def similar_incidents(incident: Incident) -> list[dict[str, Any]]:
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ConsoleModelAdmin):
     form = IncidentForm
     list_display = (
         "incident_id",

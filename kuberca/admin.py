@@ -1,9 +1,9 @@
 """Pieces the admin console of every app shares, and the worker's task results.
 
-Holds the paginator that never COUNTs a huge table, the coloured badges, the
-key/value tables for labels and JSON, the Slack thread link, and the
-confirmation page of actions. Apps' admin modules import from here; this
-module imports no app.
+Holds the model admin base that checks an action's selection, the paginator
+that never COUNTs a huge table, the coloured badges, the key/value tables for
+labels and JSON, the Slack thread link, and the confirmation page of actions.
+Apps' admin modules import from here; this module imports no app.
 """
 
 import json
@@ -13,11 +13,12 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -207,7 +208,33 @@ def confirmed(request: HttpRequest) -> bool:
     return request.POST.get("post") == "yes"
 
 
-class MachineWrittenAdmin(admin.ModelAdmin):
+class ConsoleModelAdmin(admin.ModelAdmin):
+    """The base of the console's model admins: an action's selection is checked.
+
+    The selected ids come from the form as text; one the primary key cannot
+    hold (`abc` for an integer id) would fail in the queryset filter with a
+    500. Such a selection runs no action, like an empty one.
+    """
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> HttpResponseBase | None:
+        pk = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME):
+                pk.to_python(value)
+        except ValidationError:
+            self.message_user(
+                request,
+                "The selection holds an id that is not valid here."
+                " No items have been changed.",
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset)
+
+
+class MachineWrittenAdmin(ConsoleModelAdmin):
     """For rows only machines write: no add, delete or save, actions still run.
 
     Actions need the change permission, so it stays; the change page shows

@@ -4,11 +4,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from kuberca.admin import ConsoleModelAdmin
 from notifications.models import MessageState, SlackMessage
 
 
 @admin.register(SlackMessage)
-class SlackMessageAdmin(admin.ModelAdmin):
+class SlackMessageAdmin(ConsoleModelAdmin):
     list_display = (
         "id",
         "incident",

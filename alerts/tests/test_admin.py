@@ -353,6 +353,23 @@ def test_replay_action_reports_a_body_that_was_cut(staff_client):
     )
 
 
+@pytest.mark.parametrize("selection", [["abc"], ["{pk}", "abc"], ["1.5"]])
+def test_replay_action_with_a_malformed_id_replays_nothing(staff_client, selection):
+    payload = make_payload(make_alert("NodeDiskFull", fingerprint="ab12cd34"))
+    delivery = make_delivery(json.dumps(payload).encode())
+    selected = [value.format(pk=delivery.pk) for value in selection]
+
+    response = staff_client.post(
+        DELIVERIES, {"action": "replay", "_selected_action": selected}
+    )
+
+    assert response.status_code == 302
+    assert not Alert.objects.exists()
+    assert messages_of(response) == [
+        "The selection holds an id that is not valid here. No items have been changed."
+    ]
+
+
 def test_machine_written_pages_offer_no_save_and_ignore_a_post(staff_client):
     alert = AlertFactory(alarm_title="OOMKilled")
     url = reverse("admin:alerts_alert_change", args=[alert.pk])
