@@ -41,7 +41,13 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(name, raw, "true or false")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -49,9 +55,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         value = int(raw.strip())
     except ValueError:
         raise ConfigError(name, raw, "a whole number") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(name, raw, f"a whole number of at least {minimum}")
+    if (minimum is not None and value < minimum) or (
+        maximum is not None and value > maximum
+    ):
+        raise ConfigError(name, raw, "a whole number " + _range(minimum, maximum))
     return value
+
+
+def _range(minimum: int | None, maximum: int | None) -> str:
+    if maximum is None:
+        return f"of at least {minimum}"
+    if minimum is None:
+        return f"of at most {maximum}"
+    return f"from {minimum} to {maximum}"
 
 
 def parse_duration(text: str) -> timedelta | None:

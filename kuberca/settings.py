@@ -341,7 +341,12 @@ WEBHOOK_AUTH_TOKEN = env_str("WEBHOOK_AUTH_TOKEN")
 WEBHOOK_HMAC_SECRET = env_str("WEBHOOK_HMAC_SECRET")
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 0, minimum=0)
-WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 14, minimum=1)
+# Retention in days, here and for `manage.py prune`: a hundred years at most,
+# which keeps "now minus the retention" a date Python can hold.
+RETENTION_DAYS_MAX = 36500
+WEBHOOK_RETENTION_DAYS = env_int(
+    "WEBHOOK_RETENTION_DAYS", 14, minimum=1, maximum=RETENTION_DAYS_MAX
+)
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 # Django's own limit must never reject a webhook below WEBHOOK_MAX_BYTES; the
 # webhook view enforces that limit itself and other views are small JSON.
@@ -415,8 +420,12 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 # `manage.py prune` defaults: finished task results, and resolved incidents
 # (0 = keep them for ever; deleting incidents is opt-in).
-TASK_RETENTION_DAYS = env_int("TASK_RETENTION_DAYS", 7, minimum=1)
-INCIDENT_RETENTION_DAYS = env_int("INCIDENT_RETENTION_DAYS", 0, minimum=0)
+TASK_RETENTION_DAYS = env_int(
+    "TASK_RETENTION_DAYS", 7, minimum=1, maximum=RETENTION_DAYS_MAX
+)
+INCIDENT_RETENTION_DAYS = env_int(
+    "INCIDENT_RETENTION_DAYS", 0, minimum=0, maximum=RETENTION_DAYS_MAX
+)
 # Kubelet probes and Prometheus pod scrapes send the pod's IP as Host; the
 # manifests pass it as POD_IP (downward API). The container's own HEALTHCHECK
 # and port-forwards use loopback names.

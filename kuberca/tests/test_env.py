@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from kuberca.env import ConfigError, env_bool, env_duration, parse_duration
+from kuberca.env import ConfigError, env_bool, env_duration, env_int, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,18 @@ def test_env_duration_names_the_variable_of_a_length_too_long(monkeypatch):
 
     with pytest.raises(ConfigError, match="SOME_TTL"):
         env_duration("SOME_TTL", "15m")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", "from 1 to 36500"), ("36501", "from 1 to 36500"), ("lots", "whole")],
+)
+def test_env_int_rejects_a_value_out_of_its_range(monkeypatch, value, expected):
+    monkeypatch.setenv("SOME_DAYS", value)
+    with pytest.raises(ConfigError, match=expected):
+        env_int("SOME_DAYS", 7, minimum=1, maximum=36500)
+
+
+def test_env_int_takes_its_bounds(monkeypatch):
+    monkeypatch.setenv("SOME_DAYS", "36500")
+    assert env_int("SOME_DAYS", 7, minimum=1, maximum=36500) == 36500

@@ -117,7 +117,14 @@ def test_request_id_is_generated_when_missing_or_unsafe(client):
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("DEBUG", "maybe"), ("JWT_ACCESS_TTL", "soon"), ("WEBHOOK_MAX_BYTES", "lots")],
+    [
+        ("DEBUG", "maybe"),
+        ("JWT_ACCESS_TTL", "soon"),
+        ("WEBHOOK_MAX_BYTES", "lots"),
+        ("WEBHOOK_RETENTION_DAYS", "999999999"),
+        ("TASK_RETENTION_DAYS", "99999999"),
+        ("INCIDENT_RETENTION_DAYS", "999999999"),
+    ],
 )
 def test_bad_setting_stops_startup_with_one_line_naming_it(variable, value):
     result = subprocess.run(
