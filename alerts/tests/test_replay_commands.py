@@ -11,6 +11,7 @@ from alerts.services import DeliveryNotFound, delivery_replay
 from alerts.tasks import prune_deliveries
 from alerts.tests.webhook_helpers import OUTAGE, ingest, make_alert, make_payload
 from incidents.models import Incident
+from kuberca.testing.commands import run_from_command_line
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +71,18 @@ def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
         call_command("replay_deliveries", "--since", "yesterday")
     with pytest.raises(CommandError):
         call_command("replay_deliveries")
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_replay_command_rejects_a_bad_time_in_one_line_not_a_traceback(option):
+    code, stderr = run_from_command_line("replay_deliveries", option, "garbage")
+
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"manage.py replay_deliveries: error: argument {option}:"
+        " not an RFC 3339 time with an offset: 'garbage'"
+    )
 
 
 def test_ingest_command_feeds_files_through_the_webhook_path() -> None:

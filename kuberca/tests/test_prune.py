@@ -9,6 +9,7 @@ from django_tasks_db.models import DBTaskResult
 from alerts.models import Alert, AlertAnalysis, WebhookDelivery
 from incidents.models import Incident
 from kuberca.tasks import reap_lost_tasks
+from kuberca.testing.commands import run_from_command_line
 
 pytestmark = pytest.mark.django_db
 
@@ -163,5 +164,33 @@ def test_prune_works_in_small_batches_and_twice_is_harmless():
 
 
 def test_prune_rejects_days_below_one():
-    with pytest.raises(CommandError, match="--tasks-days must be at least 1"):
+    with pytest.raises(CommandError, match="--tasks-days: must be from 1 to 36500"):
         prune("--tasks-days", "0")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--tasks-days", "99999999", "from 1 to 36500"),
+        ("--deliveries-days", "999999999", "from 1 to 36500"),
+        ("--incidents-days", "999999999", "from 0 to 36500"),
+        ("--batch-size", "9" * 23, "from 1 to 100000"),
+    ],
+)
+def test_prune_rejects_a_huge_count_in_one_line_not_a_traceback(option, value, allowed):
+    code, stderr = run_from_command_line("prune", option, value)
+
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"manage.py prune: error: argument {option}: must be {allowed}, not {value}"
+    )
+
+
+def test_prune_takes_the_longest_retention():
+    old = delivery(36501 * DAY)
+
+    output = prune("--deliveries-days", "36500", "--tasks-days", "36500")
+
+    assert "deliveries=1" in output
+    assert not WebhookDelivery.objects.filter(pk=old.pk).exists()

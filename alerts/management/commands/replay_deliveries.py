@@ -4,7 +4,7 @@ Processes stored webhook deliveries again, oldest first. Ingestion is
 idempotent, so a replay changes only what a fixed bug got wrong.
 """
 
-from argparse import ArgumentParser
+from argparse import ArgumentParser, ArgumentTypeError
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,16 @@ from alerts.services import delivery_replay
 
 
 def _time(text: str) -> datetime:
+    """An argparse type; its error is one line naming the option.
+
+    A CommandError raised here would escape argparse as a traceback.
+    """
     try:
         value = parse_time(text)
     except ValueError:
         value = None
     if value is None:
-        raise CommandError(f"not an RFC 3339 time with an offset: {text!r}")
+        raise ArgumentTypeError(f"not an RFC 3339 time with an offset: {text!r}")
     return value
 
 

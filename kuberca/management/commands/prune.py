@@ -8,11 +8,13 @@ from a CronJob beside live traffic, be killed, and simply run again.
 """
 
 import logging
+from argparse import ArgumentTypeError
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -24,6 +26,26 @@ from incidents.models import Incident, IncidentStatus
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+BATCH_SIZE_MAX = 100_000
+
+
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `minimum` to `maximum`.
+
+    Out of range is an argument error, one line naming the option, instead
+    of an OverflowError or a database error once the work has begun.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise ArgumentTypeError(f"must be from {minimum} to {maximum}, not {value}")
+        return value
+
+    return parse
 
 
 def _delete_in_batches(
@@ -75,22 +97,23 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        days = whole_number(1, settings.RETENTION_DAYS_MAX)
         parser.add_argument(
             "--deliveries-days",
-            type=int,
+            type=days,
             default=None,
             help="Keep deliveries this many days (default WEBHOOK_RETENTION_DAYS).",
         )
         parser.add_argument(
             "--tasks-days",
-            type=int,
+            type=days,
             default=None,
             help="Keep finished task results this many days "
             "(default TASK_RETENTION_DAYS, 7).",
         )
         parser.add_argument(
             "--incidents-days",
-            type=int,
+            type=whole_number(0, settings.RETENTION_DAYS_MAX),
             default=None,
             help="Delete incidents resolved more than this many days ago, with "
             "their alerts (default INCIDENT_RETENTION_DAYS; 0 = keep).",
@@ -98,7 +121,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would go; delete none."
         )
-        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+        parser.add_argument(
+            "--batch-size", type=whole_number(1, BATCH_SIZE_MAX), default=BATCH_SIZE
+        )
 
     def handle(
         self,
@@ -110,18 +135,14 @@ class Command(BaseCommand):
         batch_size: int,
         **options: Any,
     ) -> None:
-        deliveries_days = _days(
-            "--deliveries-days", deliveries_days, settings.WEBHOOK_RETENTION_DAYS
-        )
-        tasks_days = _days("--tasks-days", tasks_days, settings.TASK_RETENTION_DAYS)
-        incidents_days = _days(
-            "--incidents-days",
-            incidents_days,
-            settings.INCIDENT_RETENTION_DAYS,
-            allow_zero=True,
-        )
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1")
+        # In range either way: the option types check what is given, env_int
+        # the settings.
+        if deliveries_days is None:
+            deliveries_days = settings.WEBHOOK_RETENTION_DAYS
+        if tasks_days is None:
+            tasks_days = settings.TASK_RETENTION_DAYS
+        if incidents_days is None:
+            incidents_days = settings.INCIDENT_RETENTION_DAYS
         now = timezone.now()
 
         counts = {
@@ -164,14 +185,3 @@ class Command(BaseCommand):
         self.stdout.write(
             verb + " " + " ".join(f"{name}={n}" for name, n in counts.items())
         )
-
-
-def _days(
-    option: str, value: int | None, default: int, *, allow_zero: bool = False
-) -> int:
-    days = default if value is None else value
-    if days < (0 if allow_zero else 1):
-        raise CommandError(
-            f"{option} must be at least {0 if allow_zero else 1}, not {days}"
-        )
-    return days
