@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from embeddings.models import EmbeddingFailure, IncidentEmbedding
+from kuberca.admin import ConsoleModelAdmin
 
 
 @admin.register(IncidentEmbedding)
-class IncidentEmbeddingAdmin(admin.ModelAdmin):
+class IncidentEmbeddingAdmin(ConsoleModelAdmin):
     list_display = ["incident", "model", "created_at"]
     list_filter = ["model"]
     search_fields = ["incident__incident_id", "incident__title", "incident_summary"]
@@ -26,7 +27,7 @@ class IncidentEmbeddingAdmin(admin.ModelAdmin):
 
 
 @admin.register(EmbeddingFailure)
-class EmbeddingFailureAdmin(admin.ModelAdmin):
+class EmbeddingFailureAdmin(ConsoleModelAdmin):
     list_display = ["incident", "model", "permanent", "attempts", "updated_at"]
     list_filter = ["model", "permanent"]
     search_fields = ["incident__incident_id", "incident__title", "reason"]

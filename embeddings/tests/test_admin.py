@@ -32,3 +32,19 @@ def test_failures_page_says_why_an_incident_has_no_embedding(staff_client):
     staff_client.post(f"{FAILURES}{failure.pk}/change/", {"permanent": ""})
     failure.refresh_from_db()
     assert failure.permanent is True
+
+
+def test_an_action_on_a_malformed_selection_runs_nothing(staff_client):
+    incident = SummarizedIncidentFactory()
+    EmbeddingFailure.objects.create(
+        incident=incident, model="m", incident_summary="s", reason="r"
+    )
+
+    response = staff_client.post(
+        FAILURES,
+        {"action": "delete_selected", "_selected_action": ["abc"]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert EmbeddingFailure.objects.count() == 1
