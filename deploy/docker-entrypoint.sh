@@ -13,9 +13,16 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
 fi
 
 if [ "${1:-}" = "gunicorn" ]; then
-    # Idempotent; a not-yet-migrated database must not keep the web down.
-    python manage.py ensure_admin \
-        || echo "kuberca: ensure_admin failed (database not migrated yet?); starting anyway" >&2
+    # Idempotent; a not-yet-migrated database must not keep the web down,
+    # but a bad ADMIN_USERNAME or ADMIN_PASSWORD (exit 2, the line naming it
+    # already printed) stops the container like any other bad setting.
+    status=0
+    python manage.py ensure_admin || status=$?
+    if [ "$status" -eq 2 ]; then
+        exit 2
+    elif [ "$status" -ne 0 ]; then
+        echo "kuberca: ensure_admin failed (database not migrated yet?); starting anyway" >&2
+    fi
 fi
 
 exec "$@"

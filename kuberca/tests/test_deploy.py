@@ -258,6 +258,35 @@ def test_entrypoint_empties_metrics_folder_and_execs_the_command(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("ensure_admin_exit", "started"),
+    [(0, True), (1, True), (2, False)],  # 1: database not ready; 2: bad setting
+)
+def test_entrypoint_stops_only_for_a_bad_admin_setting(
+    tmp_path, ensure_admin_exit, started
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in [
+        ("python", f"exit {ensure_admin_exit}"),
+        ("gunicorn", "echo gunicorn started"),
+    ]:
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+
+    done = subprocess.run(
+        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "gunicorn"],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert ("gunicorn started" in done.stdout) is started
+    assert done.returncode == (0 if started else 2)
+
+
 def test_settings_allow_the_pod_ip_as_host():
     code = "from django.conf import settings; print(settings.ALLOWED_HOSTS)"
     env = {
