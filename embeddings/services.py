@@ -159,11 +159,12 @@ def embedding_store(
     ProviderNotConfigured, EmbeddingUnavailable, EmbeddingRejected. The
     provider is called outside any transaction.
     """
+    # An unknown incident is the caller's mistake whatever the provider.
+    if not Incident.objects.filter(pk=incident_id).exists():
+        raise IncidentNotFound(incident_id=incident_id)
     provider = provider or get_provider()
     if provider.name == "none":
         raise ProviderNotConfigured()
-    if not Incident.objects.filter(pk=incident_id).exists():
-        raise IncidentNotFound(incident_id=incident_id)
 
     [vector] = provider.embed([incident_summary])
 

@@ -86,6 +86,17 @@ def test_create_answers_404_for_an_unknown_incident(auth_client, fake_gemini):
     assert fake_gemini.calls == 0
 
 
+def test_create_answers_404_for_an_unknown_incident_without_a_provider(
+    auth_client, no_provider
+):
+    response = auth_client.post(
+        CREATE, {"incident_id": "INC-missing", "incident_summary": "x"}, format="json"
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "incident not found"}
+
+
 def test_create_answers_503_without_a_provider(auth_client, no_provider):
     incident = SummarizedIncidentFactory()
 
