@@ -94,8 +94,13 @@ def parse_duration(text: str) -> timedelta | None:
         return None
 
 
+# What any duration setting may be at most: a hundred years from now or ago is
+# still a date, so no arithmetic on a setting can overflow.
+DURATION_MAX = "36500d"
+
+
 def env_duration(
-    name: str, default: str, *, minimum: str | None = None, maximum: str | None = None
+    name: str, default: str, *, minimum: str | None = None, maximum: str = DURATION_MAX
 ) -> timedelta:
     """Read a duration; `minimum` and `maximum`, written the same way, bound it.
 
@@ -106,7 +111,7 @@ def env_duration(
     raw = os.environ.get(name)
     value = parse_duration(raw if raw is not None and raw.strip() else default)
     low = parse_duration(minimum) if minimum else None
-    high = parse_duration(maximum) if maximum else None
+    high = parse_duration(maximum)
     if (
         value is None
         or (low is not None and value < low)
@@ -115,8 +120,7 @@ def env_duration(
         expected = "a duration such as 15m, 168h, 7d or 900"
         if minimum:
             expected += f", at least {minimum}"
-        if maximum:
-            expected += f", at most {maximum}"
+        expected += f", at most {maximum}"
         raise ConfigError(name, raw or "", expected)
     return value
 

@@ -78,3 +78,12 @@ def test_env_int_rejects_a_value_out_of_its_range(monkeypatch, value, expected):
 def test_env_int_takes_its_bounds(monkeypatch):
     monkeypatch.setenv("SOME_DAYS", "36500")
     assert env_int("SOME_DAYS", 7, minimum=1, maximum=36500) == 36500
+
+
+def test_every_duration_is_at_most_a_hundred_years(monkeypatch):
+    monkeypatch.setenv("INCIDENT_MAX_AGE", "36501d")
+
+    with pytest.raises(ConfigError, match="INCIDENT_MAX_AGE=.*at most 36500d"):
+        env_duration("INCIDENT_MAX_AGE", "24h")
+    monkeypatch.setenv("INCIDENT_MAX_AGE", "36500d")
+    assert env_duration("INCIDENT_MAX_AGE", "24h") == timedelta(days=36500)
