@@ -208,13 +208,15 @@ def confirmed(request: HttpRequest) -> bool:
     return request.POST.get("post") == "yes"
 
 
-class ConsoleModelAdmin(admin.ModelAdmin):
-    """The base of the console's model admins: an action's selection is checked.
+class CheckedSelection:
+    """For a ModelAdmin (put it first in the bases): the selection is checked.
 
     The selected ids come from the form as text; one the primary key cannot
     hold (`abc` for an integer id) would fail in the queryset filter with a
     500. Such a selection runs no action, like an empty one.
     """
+
+    model: type[Model]
 
     def response_action(
         self, request: HttpRequest, queryset: QuerySet
@@ -231,7 +233,11 @@ class ConsoleModelAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset)  # type: ignore[misc]
+
+
+class ConsoleModelAdmin(CheckedSelection, admin.ModelAdmin):
+    """The base of the console's model admins."""
 
 
 class MachineWrittenAdmin(ConsoleModelAdmin):
