@@ -830,18 +830,32 @@ def _group(plan: _Plan) -> list[str]:
 
 
 def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None:
-    """Queue incident_note_alerts_joined's change for the delivery's write."""
+    """Queue incident_note_alerts_joined's change for the delivery's write.
+
+    Like an alert's last_seen_at, last_alert_at is written at most once per
+    LAST_SEEN_RESOLUTION when nothing else changes: an incident taking an
+    alert every few seconds is not rewritten, with all its indexes, each time,
+    and the group window (an hour by default) loses at most that minute.
+    """
     severity = incident.severity
     changed = ["alert_count"]
     top = max(severities, key=severity_rank, default="")
     if top and severity_rank(top) > severity_rank(severity):
         severity = top
         changed.append("severity")
-    plan.joined[incident.pk] = (
-        severity,
-        max(incident.truncated_alerts, plan.truncated),
-    )
+    truncated = max(incident.truncated_alerts, plan.truncated)
     plan.changed[incident.pk] = changed
+    recent = (
+        incident.last_alert_at is not None
+        and incident.last_alert_at > plan.now - LAST_SEEN_RESOLUTION
+    )
+    if (
+        recent
+        and severity == incident.severity
+        and truncated == (incident.truncated_alerts)
+    ):
+        return
+    plan.joined[incident.pk] = (severity, truncated)
 
 
 def _incident_states(ids: list[str]) -> list[tuple[prepared.Statement, list[Any]]]:

@@ -125,3 +125,26 @@ def test_new_incidents_of_one_delivery_open_in_one_statement(clock) -> None:  # 
         alert = Alert.objects.get(incident=incident)
         assert alert.grouping_reason == "new_incident"
         assert incident.last_alert_at == clock.now
+
+
+def test_alerts_joining_within_a_minute_leave_the_incident_row_alone(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="ab00", severity="warning")))
+    opened = Incident.objects.get()
+
+    clock.advance(seconds=LAST_SEEN_RESOLUTION.total_seconds() - 5)
+    ingest(make_payload(*_alerts("ab1", 2, severity="warning")))
+    same = Incident.objects.get()
+    assert (same.last_alert_at, same.updated_at) == (
+        opened.last_alert_at,
+        opened.updated_at,
+    )
+
+    # A higher severity is written at once, and moves the window with it.
+    ingest(make_payload(*_alerts("ab2", 1, severity="critical")))
+    raised = Incident.objects.get()
+    assert raised.severity == "critical" and raised.last_alert_at == clock.now
+
+    clock.advance(seconds=LAST_SEEN_RESOLUTION.total_seconds() + 1)
+    ingest(make_payload(*_alerts("ab3", 1, severity="warning")))
+    assert Incident.objects.get().last_alert_at == clock.now
+    assert Alert.objects.filter(incident=opened).count() == 5
