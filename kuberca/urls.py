@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from kuberca import errors, views
 
@@ -19,7 +19,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("api/docs/", views.DocsView.as_view(url_name="openapi"), name="docs"),
     path("admin/", admin.site.urls),
     path("webhook/", include("alerts.webhook_urls")),
     path("api/v1/auth/", include("accounts.urls")),

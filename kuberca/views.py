@@ -1,4 +1,4 @@
-"""Health, readiness and metrics endpoints (SPEC §7 Health)."""
+"""Health, readiness and metrics endpoints (SPEC §7 Health), and the API docs page."""
 
 import hmac
 import logging
@@ -9,7 +9,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularSwaggerView
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from kuberca import errors
 from kuberca import metrics as kuberca_metrics
@@ -105,3 +108,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": "unauthorized"}, status=401)
     output = generate_latest(kuberca_metrics.scrape_registry())
     return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
+
+
+class DocsView(SpectacularSwaggerView):
+    """The API's docs page (HTML); its errors, such as a POST's 405, are JSON
+    like every other error, not an HTML page of DRF's."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)

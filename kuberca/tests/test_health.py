@@ -64,6 +64,17 @@ def test_get_only_path_rejects_other_methods_with_json_405(path, method):
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_docs_page_answers_other_methods_with_json_405(client, method):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+
+    response = getattr(Client(enforce_csrf_checks=True), method)("/api/docs/")
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")
+    assert "not allowed" in response.json()["error"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
 @pytest.mark.parametrize("path", ["/api/v1/nope", "/no/such/page", "/webhook/nope"])
 def test_unknown_path_is_json_404_for_any_method(path, method):
     response = getattr(Client(enforce_csrf_checks=True), method)(path)
