@@ -1,4 +1,4 @@
-"""Which user a token names: simplejwt's authentication, minus its one 500.
+"""Which user a token names: simplejwt's authentication, minus its 500s.
 
 REST_FRAMEWORK names JWTAuthentication, so every protected route uses it, and
 accounts.services reads refresh tokens with the same token_user_id. A token
@@ -8,7 +8,8 @@ It imports nothing of kuberca's: DRF loads it while its views module loads.
 """
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -20,6 +21,8 @@ from rest_framework_simplejwt.tokens import Token
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def token_user_id(token: Token) -> Any | None:
     """Return the token's user id as a value of the user id field, else None.
@@ -29,13 +32,34 @@ def token_user_id(token: Token) -> Any | None:
     "admin" or [1] makes the database lookup raise instead of finding nobody.
     """
     field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
+    claim = token.get(api_settings.USER_ID_CLAIM)
     try:
-        return field.to_python(token.get(api_settings.USER_ID_CLAIM))
-    except ValidationError:
+        value = field.to_python(claim)
+    except (ValidationError, OverflowError, TypeError, ValueError):
+        return None  # Infinity is a JSON number to the token library
+    # Only a claim that is the id itself: not true, 1.9, " 1 " or "١" for 1.
+    if value is None or isinstance(claim, bool) or str(value) != str(claim):
         return None
+    return value
+
+
+def token_readable(read: Callable[[], T]) -> T:
+    """Run `read` (parsing a token), taking a date it cannot hold as a bad token.
+
+    simplejwt checks `exp` by turning it into a datetime: 1e20 overflows.
+    """
+    try:
+        return read()
+    except (OverflowError, ValueError):
+        raise InvalidToken("Token has an impossible date") from None
 
 
 class JWTAuthentication(authentication.JWTAuthentication):
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        return token_readable(
+            lambda: super(JWTAuthentication, self).get_validated_token(raw_token)
+        )
+
     def get_user(self, validated_token: Token) -> AbstractBaseUser:
         if token_user_id(validated_token) is None:
             logger.warning("access token refused: malformed user id")

@@ -19,7 +19,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework import status
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import (
     BlacklistedToken,
@@ -27,7 +27,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.authentication import token_user_id
+from accounts.authentication import token_readable, token_user_id
 from accounts.serializers import CredentialsSerializer
 from accounts.throttling import login_attempt_reserve
 from kuberca.env import ConfigError
@@ -183,8 +183,9 @@ def token_revoke(*, refresh_token: str) -> bool:
 
 def _decode_refresh(raw: str) -> RefreshToken:
     try:
-        return RefreshToken(raw)  # signature, expiry, type and blacklist
-    except TokenError:
+        # signature, expiry, type and blacklist
+        return token_readable(lambda: RefreshToken(raw))
+    except (TokenError, InvalidToken):
         raise Unauthorized() from None
 
 

@@ -159,6 +159,17 @@ def test_refresh_rejects_token_with_malformed_user_id(api_client, user_id):
     assert response.json() == {"error": "unauthorized"}
 
 
+@pytest.mark.parametrize("claim", [("user_id", float("inf")), ("exp", 10**20)])
+def test_refresh_and_logout_with_an_impossible_claim_are_safe(api_client, claim):
+    session = services.token_issue(user=UserFactory(username="oncall"))
+    token = RefreshToken(session.refresh_token)
+    token[claim[0]] = claim[1]
+
+    assert _refresh(api_client, str(token)).status_code == 401
+    api_client.cookies[COOKIE] = str(token)
+    assert api_client.post("/api/v1/auth/logout").status_code == 200
+
+
 def test_refresh_ignores_a_stale_bearer_header(api_client):
     UserFactory(username="oncall")
     _login(api_client)

@@ -105,7 +105,42 @@ def test_malformed_authorization_header_is_unauthorized(api_client, header):
 
 # Correctly signed, so only a holder of JWT_SECRET can make them: a token minted
 # by hand or by another service that shares the key.
-MALFORMED_USER_IDS = ["admin", [1], "1\u0000", "", {"id": 1}, None]
+MALFORMED_USER_IDS = [
+    "admin",
+    [1],
+    "1\u0000",
+    "",
+    {"id": 1},
+    None,
+    float("inf"),
+    float("-inf"),
+]
+
+
+@pytest.mark.parametrize(
+    "near_miss",
+    [lambda pk: True, lambda pk: pk + 0.9, lambda pk: f" {pk} ", lambda pk: "١"],
+    ids=["true", "fraction", "padded", "arabic-indic digit"],
+)
+def test_access_token_naming_its_user_only_loosely_is_unauthorized(
+    api_client, near_miss
+):
+    user = UserFactory()
+    token = AccessToken.for_user(user)
+    token["user_id"] = near_miss(user.pk)
+
+    assert _me(api_client, str(token)).status_code == 401
+
+
+@pytest.mark.parametrize("exp", [10**20, 99_999_999_999_999])
+def test_access_token_with_an_impossible_expiry_is_unauthorized(api_client, exp):
+    token = AccessToken.for_user(UserFactory())
+    token["exp"] = exp
+
+    response = _me(api_client, str(token))
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
 
 
 @pytest.mark.parametrize("user_id", MALFORMED_USER_IDS)
