@@ -64,7 +64,12 @@ from incidents.services import (
 )
 from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
-from kuberca.transactions import atomic_retrying, conflicted
+from kuberca.transactions import (
+    ATTEMPTS,
+    atomic_retrying,
+    conflicted,
+    pause_after_conflict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -1026,18 +1031,20 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
 
     result.alert_count = payload.alert_count
     result.rejected = payload.rejected
-    for attempt in range(3):
+    for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 _process(payload, delivery, result)
             break
         except DatabaseError as error:
-            if attempt < 2 and _retryable(error):
+            if attempt < ATTEMPTS and _retryable(error):
                 logger.warning(
                     "webhook delivery retried delivery_id=%s attempt=%s",
                     delivery.pk,
-                    attempt + 1,
+                    attempt,
                 )
+                if conflicted(error):
+                    pause_after_conflict(attempt)
                 continue
             raise
 
@@ -1361,10 +1368,40 @@ def alert_move(*, alert_id: str, incident_id: str, moved_by: str) -> Alert:
     return alert
 
 
+def _lock_keys_of(*, incident_ids: list[str], alert_filter: Q) -> None:
+    """Take the advisory locks a delivery touching these rows would take.
+
+    Ingestion locks its group keys and fingerprints first, then alerts, then
+    incidents; a person's move or merge locks incidents, then alerts. Taking
+    the same advisory locks first makes the two wait for each other instead
+    of deadlocking.
+    """
+    keys = {
+        "g:" + key
+        for key in Incident.objects.filter(pk__in=incident_ids).values_list(
+            "group_key", flat=True
+        )
+    }
+    keys |= {
+        "f:" + fingerprint
+        for fingerprint in Alert.objects.filter(alert_filter).values_list(
+            "fingerprint", flat=True
+        )
+    }
+    _lock_keys(keys)
+
+
 def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:
+    source = Alert.objects.filter(pk=alert_id).values("incident_id")
+    _lock_keys_of(
+        incident_ids=[
+            incident_id,
+            *source.exclude(incident_id=None).values_list("incident_id", flat=True),
+        ],
+        alert_filter=Q(pk=alert_id),
+    )
     # Incidents are locked before their alerts, as a merge locks them: the
     # alert's incident is found in the same statement that locks the target.
-    source = Alert.objects.filter(pk=alert_id).values("incident_id")
     locked = {
         i.pk: i
         for i in Incident.objects.select_for_update()
@@ -1436,6 +1473,7 @@ def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
 
 
 def _merge(ids: list[str]) -> tuple[Incident, list[str]]:
+    _lock_keys_of(incident_ids=ids, alert_filter=Q(incident_id__in=ids))
     incidents = list(
         Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     )

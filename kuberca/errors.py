@@ -16,6 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from kuberca.transactions import conflicted, sqlstate
+
 logger = logging.getLogger(__name__)
 
 
@@ -121,6 +123,20 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             "(such as NUL)",
             400,
         )
+    elif isinstance(exc, DatabaseError) and conflicted(exc):
+        # Still conflicting after kuberca.transactions' retries: the database
+        # is up but busy with the same rows; the same request will do soon.
+        logger.warning(
+            "database conflict in api view view=%s sqlstate=%s",
+            type(view).__name__,
+            sqlstate(exc),
+        )
+        code, message, http_status = (
+            "service unavailable",
+            "database busy with the same rows; try again",
+            503,
+        )
+        headers["Retry-After"] = "1"
     elif isinstance(exc, DatabaseError):
         logger.error(
             "database error in api view view=%s", type(view).__name__, exc_info=exc

@@ -9,6 +9,8 @@ answer it would have had a moment later.
 """
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,7 +22,10 @@ T = TypeVar("T")
 
 # serialization failure, deadlock
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
-ATTEMPTS = 3
+ATTEMPTS = 5
+# The pause before attempt n+1 is up to n times this, at random, so that two
+# writers that just deadlocked do not meet again at once.
+PAUSE_STEP_SECONDS = 0.02
 
 
 def sqlstate(error: DatabaseError) -> str | None:
@@ -31,6 +36,11 @@ def sqlstate(error: DatabaseError) -> str | None:
 def conflicted(error: DatabaseError) -> bool:
     """Whether PostgreSQL aborted the transaction for a conflict with another."""
     return sqlstate(error) in CONFLICT_SQLSTATES
+
+
+def pause_after_conflict(attempt: int) -> None:
+    """Wait a little, at random, before running attempt `attempt` + 1 again."""
+    time.sleep(random.uniform(0, PAUSE_STEP_SECONDS * attempt))  # noqa: S311
 
 
 def atomic_retrying(work: Callable[[], T], *, name: str) -> T:
@@ -57,4 +67,5 @@ def atomic_retrying(work: Callable[[], T], *, name: str) -> T:
                 attempt,
                 sqlstate(error),
             )
+            pause_after_conflict(attempt)
     raise AssertionError("unreachable")  # the loop returns or raises

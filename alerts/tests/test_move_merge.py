@@ -221,3 +221,38 @@ def test_a_move_locks_the_incidents_before_the_alert() -> None:
 
     assert "error" not in outcome, outcome.get("error")
     assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_waits_for_a_delivery_of_its_alert_before_locking_incidents() -> None:
+    from alerts.services import _lock_hashes
+
+    a = fire("a", namespace="shop")
+    b = fire("b", namespace="payments")
+    params = connection.get_connection_params()
+    delivery = psycopg.connect(**params)
+    # What a delivery carrying alert a holds from its first statement.
+    delivery.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+        [_lock_hashes({"f:" + a.fingerprint})],
+    )
+    outcome: dict = {}
+    moving = _in_thread(
+        lambda: alert_move(alert_id=a.pk, incident_id=b.incident_id, moved_by="x"),
+        outcome,
+    )
+    try:
+        _wait_for_lock_wait(params, "%pg_advisory_xact_lock%")
+        # The delivery may still lock the incidents: the move holds none yet.
+        delivery.execute(
+            "SELECT 1 FROM incidents_incident WHERE incident_id = ANY(%s) "
+            "FOR UPDATE NOWAIT",
+            [[a.incident_id, b.incident_id]],
+        )
+    finally:
+        delivery.rollback()
+        delivery.close()
+        moving.join(timeout=30)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
