@@ -775,11 +775,16 @@ def _group(plan: _Plan) -> list[str]:
     new = []
     for key, target in opening:
         first = min(target.rows, key=lambda r: r.fired_at)
+        # The incident's severity is its alerts' highest, resolved ones too.
+        following = targets.get((key, False))
+        rows = list(target.rows)
+        if following is not None and following.action == "follow":
+            rows += following.rows
         new.append(
             NewIncident(
                 group_key=key,
                 title=incident_title(first.labels or {}, first.annotations or {}),
-                severity=highest_severity(*(r.severity for r in target.rows)),
+                severity=highest_severity(*(r.severity for r in rows)),
                 fired_at=first.fired_at,
                 truncated_alerts=plan.truncated,
             )
@@ -808,7 +813,9 @@ def _group(plan: _Plan) -> list[str]:
             follow = targets[(key, True)]
             target.incident, target.reason = follow.incident, follow.reason
         elif target.incident is not None:
-            joined.setdefault(target.incident.pk, [])
+            joined.setdefault(target.incident.pk, []).extend(
+                r.severity for r in target.rows
+            )
 
     for target in targets.values():
         first = min(target.rows, key=lambda r: r.fired_at)

@@ -207,3 +207,37 @@ def test_identical_label_sets_in_one_payload_are_one_alert(clock) -> None:  # no
     result = ingest(payload)
     assert (result.stored, result.duplicates) == (1, 1)
     assert Alert.objects.get().annotations == {"summary": "other"}
+
+
+def test_an_alert_arriving_resolved_still_counts_for_the_incident_severity(
+    clock,
+) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="sv01", severity="warning")))
+    incident = Incident.objects.get()
+
+    resolved_critical = make_alert(
+        fingerprint="sv02", severity="critical", status="resolved", ends_at=clock.now
+    )
+    ingest(make_payload(resolved_critical))
+
+    incident.refresh_from_db()
+    assert Alert.objects.get(fingerprint="sv02").incident_id == incident.pk
+    assert incident.severity == "critical"
+
+
+def test_a_new_incident_takes_the_severity_of_resolved_alerts_with_it(clock) -> None:  # noqa: ANN001
+    ingest(
+        make_payload(
+            make_alert(fingerprint="sv11", severity="info"),
+            make_alert(
+                fingerprint="sv12",
+                severity="critical",
+                status="resolved",
+                ends_at=clock.now,
+            ),
+        )
+    )
+
+    incident = Incident.objects.get()
+    assert incident.severity == "critical"
+    assert Alert.objects.filter(incident=incident).count() == 2
