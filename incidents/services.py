@@ -6,6 +6,7 @@ incidents.events inside the transaction (receivers defer work to on_commit).
 """
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,6 +198,13 @@ def incident_reopen(*, incident: Incident) -> Incident:
     return incident
 
 
+def _blank(text: str) -> bool:
+    """Nothing to read: only spaces, controls or invisible formatting (U+200B)."""
+    return all(
+        char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in text
+    )
+
+
 def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
     changes: dict[str, str] = {}
     for field in EDITABLE_FIELDS:
@@ -214,7 +222,7 @@ def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
             )
         changes["severity"] = severity
     if "title" in changes:
-        if not changes["title"].strip():
+        if _blank(changes["title"]):
             raise InvalidInput("title must not be blank", field="title")
         if len(changes["title"]) > TITLE_MAX_CHARS:
             raise InvalidInput(

@@ -156,7 +156,7 @@ def test_put_of_an_analysis_over_its_limit_is_400_not_503(auth_client, incident,
     assert Incident.objects.get(pk=incident.pk).title == "Original"
 
 
-@pytest.mark.parametrize("title", ["", "   ", "\t\n"])
+@pytest.mark.parametrize("title", ["", "   ", "\t\n", "\u200b", "\u00a0\u2060"])
 def test_put_of_a_blank_title_is_400(auth_client, incident, title):  # noqa: ANN001
     response = auth_client.put(
         f"/api/v1/incidents/{incident.pk}", {"title": title}, format="json"
