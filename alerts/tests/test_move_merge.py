@@ -2,6 +2,9 @@
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
@@ -143,7 +146,21 @@ def _wait_for_lock_wait(params: dict, pattern: str) -> None:
     pytest.fail(f"no statement like {pattern} ever waited for a lock")
 
 
-def _in_thread(work, outcome: dict) -> threading.Thread:  # noqa: ANN001
+@contextmanager
+def _blocked(
+    hold: tuple[str, list], work: Callable[[], Any], waits_on: str
+) -> Iterator[tuple[psycopg.Connection, dict]]:
+    """Another session holds `hold` while `work` runs in a thread, until the
+    work waits for a lock in a statement like `waits_on`.
+
+    Yields (that session, the work's outcome); on leaving, the session rolls
+    back and the work is let finish: `outcome` then holds "value" or "error".
+    """
+    params = connection.get_connection_params()
+    side = psycopg.connect(**params)
+    side.execute(*hold)
+    outcome: dict = {}
+
     def run() -> None:
         try:
             outcome["value"] = work()
@@ -154,35 +171,33 @@ def _in_thread(work, outcome: dict) -> threading.Thread:  # noqa: ANN001
 
     thread = threading.Thread(target=run)
     thread.start()
-    return thread
+    try:
+        _wait_for_lock_wait(params, waits_on)
+        yield side, outcome
+    finally:
+        side.rollback()
+        side.close()
+        thread.join(timeout=30)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_merge_that_deadlocks_with_another_writer_runs_again(caplog) -> None:  # noqa: ANN001
     a = fire("a", namespace="shop")
     b = fire("b", namespace="payments", starts_at=T0.replace(hour=15))
-    params = connection.get_connection_params()
-    side = psycopg.connect(**params)
+
     # Another writer holds alert a, then wants the incident a is leaving.
-    side.execute("SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE", [a.pk])
-    outcome: dict = {}
-    merging = _in_thread(
+    with _blocked(
+        ("SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE", [a.pk]),
         lambda: incident_merge(
             incident_ids=[a.incident_id, b.incident_id], merged_by="oncall"
         ),
-        outcome,
-    )
-    try:
-        _wait_for_lock_wait(params, "%alerts_alert%FOR UPDATE%")
+        waits_on="%alerts_alert%FOR UPDATE%",
+    ) as (side, outcome):
         # The merge waited first, so PostgreSQL aborts it for the deadlock.
         side.execute(
             "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
             [a.incident_id],
         )
-    finally:
-        side.rollback()
-        side.close()
-        merging.join(timeout=30)
 
     assert "error" not in outcome, outcome.get("error")
     assert outcome["value"].pk == b.incident_id
@@ -190,34 +205,30 @@ def test_a_merge_that_deadlocks_with_another_writer_runs_again(caplog) -> None: 
     assert "transaction conflicted, running it again work=incident_merge" in caplog.text
 
 
+def _move_a_to_b(a: Alert, b: Alert) -> Callable[[], Alert]:
+    return lambda: alert_move(alert_id=a.pk, incident_id=b.incident_id, moved_by="x")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_move_locks_the_incidents_before_the_alert() -> None:
     a = fire("a", namespace="shop")
     b = fire("b", namespace="payments")
-    params = connection.get_connection_params()
-    side = psycopg.connect(**params)
-    side.execute(
-        "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
-        [a.incident_id],
-    )
-    outcome: dict = {}
-    moving = _in_thread(
-        lambda: alert_move(alert_id=a.pk, incident_id=b.incident_id, moved_by="x"),
-        outcome,
-    )
-    try:
-        _wait_for_lock_wait(params, 'SELECT "incidents_incident".%')
+
+    with _blocked(
+        (
+            "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
+            [a.incident_id],
+        ),
+        _move_a_to_b(a, b),
+        waits_on='SELECT "incidents_incident".%',
+    ) as (_side, outcome):
         # A merge holding the incident can still lock the alert: no deadlock.
-        with psycopg.connect(**params) as merge:
+        with psycopg.connect(**connection.get_connection_params()) as merge:
             merge.execute(
                 "SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE NOWAIT",
                 [a.pk],
             )
             merge.rollback()
-    finally:
-        side.rollback()
-        side.close()
-        moving.join(timeout=30)
 
     assert "error" not in outcome, outcome.get("error")
     assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
@@ -229,30 +240,22 @@ def test_a_move_waits_for_a_delivery_of_its_alert_before_locking_incidents() -> 
 
     a = fire("a", namespace="shop")
     b = fire("b", namespace="payments")
-    params = connection.get_connection_params()
-    delivery = psycopg.connect(**params)
+
     # What a delivery carrying alert a holds from its first statement.
-    delivery.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
-        [_lock_hashes({"f:" + a.fingerprint})],
-    )
-    outcome: dict = {}
-    moving = _in_thread(
-        lambda: alert_move(alert_id=a.pk, incident_id=b.incident_id, moved_by="x"),
-        outcome,
-    )
-    try:
-        _wait_for_lock_wait(params, "%pg_advisory_xact_lock%")
+    with _blocked(
+        (
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+            [_lock_hashes({"f:" + a.fingerprint})],
+        ),
+        _move_a_to_b(a, b),
+        waits_on="%pg_advisory_xact_lock%",
+    ) as (delivery, outcome):
         # The delivery may still lock the incidents: the move holds none yet.
         delivery.execute(
             "SELECT 1 FROM incidents_incident WHERE incident_id = ANY(%s) "
             "FOR UPDATE NOWAIT",
             [[a.incident_id, b.incident_id]],
         )
-    finally:
-        delivery.rollback()
-        delivery.close()
-        moving.join(timeout=30)
 
     assert "error" not in outcome, outcome.get("error")
     assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
