@@ -66,6 +66,15 @@ def _max_attempts() -> int:
     return int(settings.AGENT_RETRY_MAX_ATTEMPTS)
 
 
+def _gave_up(attempts: int, why: str) -> str:
+    """The stored reason of an analysis whose attempts are spent."""
+    return f"gave up after {attempts} attempts: {why}"
+
+
+# What ended the last attempt when recovery finds its worker gone.
+WORKER_LOST = "worker lost"
+
+
 def _final_failure(
     endpoint: str, error: AgentRejected | AgentTransient, attempt: int
 ) -> str | None:
@@ -77,7 +86,7 @@ def _final_failure(
     if isinstance(error, AgentRejected):
         reason = error.reason
     elif attempt >= _max_attempts():
-        reason = f"gave up after {attempt} attempts: {error.reason}"
+        reason = _gave_up(attempt, error.reason)
     else:
         metrics.agent_calls.labels(endpoint=endpoint, outcome="retried").inc()
         return None
@@ -116,7 +125,7 @@ def analyze_alert(analysis_id: int, waits: int = 0) -> str:
         services.analysis_fail(
             analysis_id=analysis_id,
             attempt=None,
-            reason=f"gave up after {analysis.attempts} attempts: {analysis.error}",
+            reason=_gave_up(analysis.attempts, analysis.error),
             transient=True,
         )
         return "failed"
@@ -321,7 +330,7 @@ def _recover_running(now: datetime) -> int:
         if attempts >= _max_attempts():
             same.update(
                 state=AnalysisState.FAILED,
-                error=f"gave up after {attempts} attempts: worker lost",
+                error=_gave_up(attempts, WORKER_LOST),
                 transient_failure=True,
                 completed_at=now,
                 updated_at=now,
@@ -368,7 +377,7 @@ def _recover_summaries(now: datetime) -> int:
             # it gets a round later rather than a worker killed in a loop.
             same.update(
                 summary_status=SummaryStatus.FAILED,
-                summary_error=f"gave up after {attempts} attempts: worker lost",
+                summary_error=_gave_up(attempts, WORKER_LOST),
                 summary_transient_failure=True,
                 updated_at=now,
             )
