@@ -49,6 +49,7 @@ from alerts.payload import (
 )
 from incidents.models import (
     AUTO_RESOLVER,
+    TITLE_MAX_CHARS,
     Incident,
     IncidentStatus,
     highest_severity,
@@ -74,8 +75,6 @@ from kuberca.transactions import (
 logger = logging.getLogger(__name__)
 
 GLOBAL_KEY = "global"
-# Characters of `alertname` kept as an alert's title (the labels keep it all).
-ALARM_TITLE_MAX = 2000
 # What the admin shows of an over-limit body (SPEC §3.1).
 OVERSIZE_KEEP_BYTES = 64 * 1024
 SECRET_HEADERS = {
@@ -453,9 +452,10 @@ def _upsert_rows(rows: list[_Row]) -> str:
                 "alert_id": row.alert_id,
                 "incident_id": row.incident_id,
                 "fingerprint": row.fingerprint,
-                # Cut like incident titles: the full-text index of titles
-                # refuses a text of over 1 MB, which would fail the delivery.
-                "alarm_title": labels.get("alertname", "")[:ALARM_TITLE_MAX],
+                # Cut like incident titles (the labels keep it all): the
+                # full-text index of titles refuses a text of over 1 MB,
+                # which would fail the delivery.
+                "alarm_title": labels.get("alertname", "")[:TITLE_MAX_CHARS],
                 "severity": row.severity[:32],
                 "status": row.status,
                 "fired_at": row.fired_at,
@@ -861,10 +861,9 @@ def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None
         incident.last_alert_at is not None
         and incident.last_alert_at > plan.now - LAST_SEEN_RESOLUTION
     )
-    if (
-        recent
-        and severity == incident.severity
-        and truncated == (incident.truncated_alerts)
+    if recent and (severity, truncated) == (
+        incident.severity,
+        incident.truncated_alerts,
     ):
         return
     plan.joined[incident.pk] = (severity, truncated)
