@@ -56,9 +56,8 @@ def token_readable(read: Callable[[], T]) -> T:
 
 class JWTAuthentication(authentication.JWTAuthentication):
     def get_validated_token(self, raw_token: bytes) -> Token:
-        return token_readable(
-            lambda: super(JWTAuthentication, self).get_validated_token(raw_token)
-        )
+        validate = super().get_validated_token
+        return token_readable(lambda: validate(raw_token))
 
     def get_user(self, validated_token: Token) -> AbstractBaseUser:
         if token_user_id(validated_token) is None:
