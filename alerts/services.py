@@ -10,6 +10,7 @@ deliveries that touch the same alerts, so any number of processes agree.
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -190,21 +191,28 @@ _LOCK_BUCKETS = 256
 _LOCK_BASE = 0x6B75626572636100  # "kuberca\0": apart from other users' locks
 
 
-def _lock_hashes(keys: set[str]) -> list[int]:
-    """The advisory lock ids of these keys, in the one order used everywhere."""
+def _lock_hashes(
+    *, group_keys: Iterable[str] = (), fingerprints: Iterable[str] = ()
+) -> list[int]:
+    """The advisory lock ids of these group keys and alert fingerprints, in
+    the one order used everywhere (a key and a fingerprint never share a name).
+    """
+    names = {"g:" + key for key in group_keys} | {"f:" + fp for fp in fingerprints}
     return sorted(
         {
             _LOCK_BASE
             + int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest())
             % _LOCK_BUCKETS
-            for k in keys
+            for k in names
         }
     )
 
 
-def _lock_keys(keys: set[str]) -> None:
+def _lock_keys(
+    *, group_keys: Iterable[str] = (), fingerprints: Iterable[str] = ()
+) -> None:
     """Take transaction-scoped advisory locks, in one order everywhere."""
-    hashes = _lock_hashes(keys)
+    hashes = _lock_hashes(group_keys=group_keys, fingerprints=fingerprints)
     if not hashes:
         return
     with connection.cursor() as cursor:
@@ -621,9 +629,7 @@ def _lock_and_load(
     every row committed by a delivery that held the locks before us.
     """
     keys = {group_key_for(a.labels) for a in alerts}
-    hashes = _lock_hashes(
-        {"g:" + k for k in keys} | {"f:" + a.fingerprint for a in alerts}
-    )
+    hashes = _lock_hashes(group_keys=keys, fingerprints=(a.fingerprint for a in alerts))
     occurrences = _json([{"fp": a.fingerprint, "ts": _fired_at(a, at)} for a in alerts])
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
@@ -1325,7 +1331,7 @@ def alerts_resolve_stale(*, now: datetime | None = None) -> int:
     if not candidates:
         return 0
     with transaction.atomic():
-        _lock_keys({"f:" + fp for _, fp in candidates})
+        _lock_keys(fingerprints=(fp for _, fp in candidates))
         ids = [alert_id for alert_id, _ in candidates]
         # Re-check under the lock: a delivery may have refreshed them.
         rows = list(
@@ -1382,19 +1388,14 @@ def _lock_keys_of(*, incident_ids: list[str], alert_filter: Q) -> None:
     the same advisory locks first makes the two wait for each other instead
     of deadlocking.
     """
-    keys = {
-        "g:" + key
-        for key in Incident.objects.filter(pk__in=incident_ids).values_list(
+    _lock_keys(
+        group_keys=Incident.objects.filter(pk__in=incident_ids).values_list(
             "group_key", flat=True
-        )
-    }
-    keys |= {
-        "f:" + fingerprint
-        for fingerprint in Alert.objects.filter(alert_filter).values_list(
+        ),
+        fingerprints=Alert.objects.filter(alert_filter).values_list(
             "fingerprint", flat=True
-        )
-    }
-    _lock_keys(keys)
+        ),
+    )
 
 
 def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:

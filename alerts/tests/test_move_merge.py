@@ -245,7 +245,7 @@ def test_a_move_waits_for_a_delivery_of_its_alert_before_locking_incidents() -> 
     with _blocked(
         (
             "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
-            [_lock_hashes({"f:" + a.fingerprint})],
+            [_lock_hashes(fingerprints=[a.fingerprint])],
         ),
         _move_a_to_b(a, b),
         waits_on="%pg_advisory_xact_lock%",

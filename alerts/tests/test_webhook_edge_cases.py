@@ -93,8 +93,10 @@ def test_statement_result_type_change_does_not_fail_deliveries() -> None:
             )
 
 
-def _buckets(keys: set[str]) -> set[int]:
-    return set(services._lock_hashes(keys))
+def _buckets(group_key: str, fingerprint: str) -> set[int]:
+    return set(
+        services._lock_hashes(group_keys=[group_key], fingerprints=[fingerprint])
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -114,9 +116,9 @@ def test_auto_resolve_never_resolves_an_incident_a_concurrent_delivery_joined() 
     while True:
         run = uuid.uuid4().hex[:6]
         nsx, nsy = f"x{run}", f"y{run}"
-        a_keys = {f"g:cluster=,namespace={nsy}", f"f:a{run}"}
-        b_keys = {f"g:cluster=,namespace={nsx}", f"f:b{run}"}
-        if not _buckets(a_keys) & _buckets(b_keys):
+        a_locks = _buckets(f"cluster=,namespace={nsy}", f"a{run}")
+        b_locks = _buckets(f"cluster=,namespace={nsx}", f"b{run}")
+        if not a_locks & b_locks:
             break
     ingest(
         make_payload(
