@@ -94,9 +94,11 @@ def parse_duration(text: str) -> timedelta | None:
         return None
 
 
-# What any duration setting may be at most: a hundred years from now or ago is
-# still a date, so no arithmetic on a setting can overflow.
-DURATION_MAX = "36500d"
+# What any duration setting (and any count of days) may be at most: a hundred
+# years from now or ago is still a date, so no arithmetic on a setting can
+# overflow.
+DAYS_MAX = 36500
+DURATION_MAX = f"{DAYS_MAX}d"
 
 
 def env_duration(

@@ -14,6 +14,7 @@ from dotenv import load_dotenv
 
 from kuberca import embedded_db
 from kuberca.env import (
+    DAYS_MAX,
     ConfigError,
     env_bool,
     env_choice,
@@ -343,7 +344,7 @@ WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 0, minimum=0)
 # Retention in days, here and for `manage.py prune`: a hundred years at most,
 # which keeps "now minus the retention" a date Python can hold.
-RETENTION_DAYS_MAX = 36500
+RETENTION_DAYS_MAX = DAYS_MAX
 WEBHOOK_RETENTION_DAYS = env_int(
     "WEBHOOK_RETENTION_DAYS", 14, minimum=1, maximum=RETENTION_DAYS_MAX
 )
