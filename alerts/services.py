@@ -755,7 +755,6 @@ def _group(plan: _Plan) -> list[str]:
         ) or row.grouping_reason in PINNED_REASONS:
             if incident.pk not in reopened and incident.is_resolved:
                 incident_reopen(incident=incident)
-                metrics.incidents.labels(event="reopened").inc()
                 reopened.add(incident.pk)
             joined.setdefault(incident.pk, []).append(row.severity)
         else:
@@ -797,7 +796,6 @@ def _group(plan: _Plan) -> list[str]:
         )
     for (_key, target), incident in zip(opening, incidents_open(new=new), strict=True):
         target.incident = incident
-    metrics.incidents.labels(event="opened").inc(len(opening))
     opened = [target.incident.pk for _key, target in opening]
     for (_key, firing), target in targets.items():
         if not firing:
@@ -805,7 +803,6 @@ def _group(plan: _Plan) -> list[str]:
         if target.action == "reopen":
             if target.incident.pk not in reopened:
                 incident_reopen(incident=target.incident)
-                metrics.incidents.labels(event="reopened").inc()
                 reopened.add(target.incident.pk)
             joined.setdefault(target.incident.pk, [])
         if target.action in ("join", "reopen"):
@@ -902,7 +899,6 @@ def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
             )
         except IncidentAlreadyResolved:
             continue
-        metrics.incidents.labels(event="resolved").inc()
         resolved.append(incident_id)
     return resolved
 
@@ -1439,7 +1435,6 @@ def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:
         changed.append("severity")
     if target.is_resolved and alert.status == FIRING:
         incident_reopen(incident=target)
-        metrics.incidents.labels(event="reopened").inc()
 
     events.alerts_moved.send(
         sender=Alert, alert_ids=[alert.pk], incident_id=target.pk, reason="moved"

@@ -26,11 +26,23 @@ from incidents.models import (
     SummaryStatus,
     severity_rank,
 )
+from kuberca import metrics
 from kuberca.errors import Conflict, Disabled, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = ("title", "severity", "analysis_summary", "analysis_detail")
+
+
+def _count(event: str, amount: int = 1) -> None:
+    """Count a lifecycle event (opened, reopened, resolved) once it commits.
+
+    A transaction that rolls back or runs again (a delivery retried after a
+    conflict) counts nothing or once, as the database saw it.
+    """
+    transaction.on_commit(
+        lambda: metrics.incidents.labels(event=event).inc(amount), robust=True
+    )
 
 
 class IncidentNotFound(NotFound):
@@ -100,6 +112,7 @@ def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
     events.incident_opened.send(
         sender=Incident, incident_ids=[incident.pk for incident in incidents]
     )
+    _count("opened", len(incidents))
     return incidents
 
 
@@ -172,6 +185,7 @@ def incident_resolve(
         events.incident_changed.send(
             sender=Incident, incident_id=incident.pk, fields=["status"]
         )
+        _count("resolved")
     return incident
 
 
@@ -195,6 +209,7 @@ def incident_reopen(*, incident: Incident) -> Incident:
     events.incident_changed.send(
         sender=Incident, incident_id=incident.pk, fields=["status"]
     )
+    _count("reopened")
     return incident
 
 

@@ -72,7 +72,9 @@ def test_metrics_exports_every_kuberca_metric_after_its_action(client):
     assert sample(text, "kuberca_task_oldest_pending_seconds") is not None
 
 
-def test_webhook_delivery_moves_the_ingestion_metrics(client, settings):
+def test_webhook_delivery_moves_the_ingestion_metrics(
+    client, settings, django_capture_on_commit_callbacks
+):
     settings.WEBHOOK_AUTH_TOKEN = ""
     settings.WEBHOOK_HMAC_SECRET = ""
     names = [
@@ -105,9 +107,10 @@ def test_webhook_delivery_moves_the_ingestion_metrics(client, settings):
         ],
     }
 
-    response = client.post(
-        "/webhook/alertmanager", payload, content_type="application/json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/webhook/alertmanager", payload, content_type="application/json"
+        )
 
     assert response.status_code == 200, response.content
     after = scrape(client)
@@ -115,6 +118,61 @@ def test_webhook_delivery_moves_the_ingestion_metrics(client, settings):
         assert (sample(after, name, **labels) or 0) - (
             sample(before, name, **labels) or 0
         ) == 1, name
+
+
+def incident_counts() -> dict[str, float]:
+    return {
+        event: metrics.incidents.labels(event=event)._value.get()
+        for event in ("opened", "reopened", "resolved")
+    }
+
+
+def counted_since(before: dict[str, float]) -> dict[str, float]:
+    return {event: value - before[event] for event, value in incident_counts().items()}
+
+
+def test_incident_lifecycle_is_counted_whoever_changes_it(
+    auth_client, django_capture_on_commit_callbacks
+):
+    from alerts.models import Alert
+    from alerts.services import incident_merge
+    from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
+
+    before = incident_counts()
+    earlier = T0.replace(hour=15)
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(make_payload(make_alert("a", fingerprint="a", starts_at=earlier)))
+        ingest(make_payload(make_alert("b", fingerprint="b", namespace="web")))
+    assert counted_since(before) == {"opened": 2, "reopened": 0, "resolved": 0}
+    a = Alert.objects.get(fingerprint="a").incident
+    b = Alert.objects.get(fingerprint="b").incident
+
+    # A person resolves the older one from the API; a merge into it brings it
+    # back (b's alert is firing) and resolves b.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.post(f"/api/v1/incidents/{a.pk}/resolve")
+    assert response.status_code == 200, response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_merge(incident_ids=[a.pk, b.pk], merged_by="oncall")
+    assert counted_since(before) == {"opened": 2, "reopened": 1, "resolved": 2}
+
+
+def test_incident_lifecycle_is_not_counted_when_rolled_back(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+
+    from alerts.tests.webhook_helpers import ingest, make_alert, make_payload
+
+    before = incident_counts()
+    with django_capture_on_commit_callbacks(execute=True):
+        try:
+            with transaction.atomic():
+                ingest(make_payload(make_alert("a", fingerprint="a")))
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+    assert counted_since(before) == {"opened": 0, "reopened": 0, "resolved": 0}
 
 
 def test_metrics_counts_go_up_by_what_happened(client):
