@@ -693,7 +693,6 @@ class IncidentAdmin(ConsoleModelAdmin):
         except ImportError:
             self.message_user(request, "Merging is not available yet.", messages.ERROR)
             return None
-        moved = sum(o.alert_count for o in others)
         try:
             merged = merger(
                 incident_ids=[i.pk for i in ordered],
@@ -702,10 +701,12 @@ class IncidentAdmin(ConsoleModelAdmin):
         except DomainError as exc:
             self.message_user(request, f"Merge refused: {exc.message}", messages.ERROR)
             return None
+        # Counted after the merge: the list page's counts may be out of date.
+        total = merged.alerts.count()
         self.message_user(
             request,
             f"Merged {', '.join(o.pk for o in others)} into {merged.pk};"
-            f" {moved} alert(s) moved.",
+            f" it has {total} alert(s) now.",
             messages.SUCCESS,
         )
         return None

@@ -430,13 +430,14 @@ def test_merge_asks_for_confirmation_naming_the_oldest(staff_client):
 def test_merge_action_moves_alerts_into_the_oldest(staff_client):
     old = IncidentFactory(fired_at=BASE)
     new = IncidentFactory(fired_at=BASE + timedelta(minutes=5))
+    AlertFactory(incident=old)
     moved = AlertFactory.create_batch(2, incident=new)
 
     response = post_action(staff_client, "merge", [new.pk, old.pk], post="yes")
 
     assert_incidents_merged(old.pk, [new.pk], alert_ids=[a.pk for a in moved])
     assert messages_of(response) == [
-        f"Merged {new.pk} into {old.pk}; 2 alert(s) moved."
+        f"Merged {new.pk} into {old.pk}; it has 3 alert(s) now."
     ]
 
 
