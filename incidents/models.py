@@ -48,6 +48,8 @@ class SummaryStatus(models.TextChoices):
 AUTO_RESOLVER = "alertmanager"
 SYSTEM_CREATOR = "system"
 TITLE_MAX_CHARS = 2000
+# A login (Django's usernames are at most 150) or "merged into <id>".
+RESOLVED_BY_MAX_CHARS = 150
 # The full-text index holds title, summary and detail in one tsvector, which
 # PostgreSQL caps at 1 MB; two analyses of this many characters stay under it
 # whatever their words.
@@ -80,7 +82,9 @@ class Incident(models.Model):
     )
     fired_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.CharField(max_length=150, blank=True, default="")
+    resolved_by = models.CharField(
+        max_length=RESOLVED_BY_MAX_CHARS, blank=True, default=""
+    )
     analysis_summary = models.TextField(
         blank=True, default="", max_length=ANALYSIS_MAX_CHARS
     )

@@ -15,7 +15,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from incidents.models import ANALYSIS_MAX_CHARS, TITLE_MAX_CHARS, Severity
+from incidents.models import (
+    ANALYSIS_MAX_CHARS,
+    RESOLVED_BY_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    Severity,
+)
 from kuberca.timefmt import rfc3339
 
 
@@ -153,7 +158,10 @@ class IncidentUpdateSerializer(serializers.Serializer):
 
 class IncidentResolveSerializer(serializers.Serializer):
     resolved_by = serializers.CharField(
-        required=False, allow_blank=True, help_text="Defaults to the caller."
+        required=False,
+        allow_blank=True,
+        max_length=RESOLVED_BY_MAX_CHARS,
+        help_text="Defaults to the caller.",
     )
 
 

@@ -18,6 +18,7 @@ from incidents import events
 from incidents.models import (
     ANALYSIS_MAX_CHARS,
     AUTO_RESOLVER,
+    RESOLVED_BY_MAX_CHARS,
     SYSTEM_CREATOR,
     TITLE_MAX_CHARS,
     Incident,
@@ -147,16 +148,23 @@ def incident_resolve(
 ) -> Incident:
     """Resolve a firing incident; its alerts are left as they are.
 
-    Raises IncidentNotFound, IncidentAlreadyResolved. Sends incident_resolved,
-    which starts the final analysis (SPEC §5.2).
+    Raises IncidentNotFound, IncidentAlreadyResolved, and InvalidInput for a
+    `resolved_by` longer than the column. Sends incident_resolved, which
+    starts the final analysis (SPEC §5.2).
     """
+    resolved_by = resolved_by or AUTO_RESOLVER
+    if len(resolved_by) > RESOLVED_BY_MAX_CHARS:
+        raise InvalidInput(
+            f"resolved_by is at most {RESOLVED_BY_MAX_CHARS} characters",
+            field="resolved_by",
+        )
     with transaction.atomic():
         incident = _locked(incident_id)
         if incident.is_resolved:
             raise IncidentAlreadyResolved(incident_id=incident_id)
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = at or timezone.now()
-        incident.resolved_by = (resolved_by or AUTO_RESOLVER)[:150]
+        incident.resolved_by = resolved_by
         incident.summary_generation += 1
         incident.summary_status = SummaryStatus.PENDING
         incident.summary_error = ""

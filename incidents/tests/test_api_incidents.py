@@ -515,6 +515,29 @@ def test_resolve_rejects_a_resolved_by_that_is_not_a_string(auth_client):
     assert incident.status == "firing"
 
 
+def test_resolve_rejects_a_resolved_by_longer_than_the_column(auth_client):
+    incident = IncidentFactory()
+
+    response = auth_client.post(
+        f"/api/v1/incidents/{incident.pk}/resolve",
+        {"resolved_by": "x" * 151},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["message"] == "resolved_by is at most 150 characters"
+    incident.refresh_from_db()
+    assert (incident.status, incident.resolved_by) == ("firing", "")
+    ok = auth_client.post(
+        f"/api/v1/incidents/{incident.pk}/resolve",
+        {"resolved_by": "x" * 150},
+        format="json",
+    )
+    assert ok.status_code == 200
+    incident.refresh_from_db()
+    assert incident.resolved_by == "x" * 150
+
+
 def test_resolve_rejects_unknown_id(auth_client):
     response = auth_client.post("/api/v1/incidents/INC-ffffffff/resolve")
 
