@@ -7,7 +7,7 @@ row. WebhookDelivery keeps every request as received (SPEC §3.1).
 
 import secrets
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 
 from incidents.models import Incident
@@ -35,12 +35,35 @@ class GroupingReason(models.TextChoices):
 PINNED_REASONS = {GroupingReason.MOVED, GroupingReason.MERGED}
 
 
+_NAMESPACES = """
+WITH RECURSIVE names(namespace) AS (
+    (SELECT namespace FROM alerts_alert WHERE namespace > ''
+     ORDER BY namespace LIMIT 1)
+    UNION ALL
+    SELECT (SELECT a.namespace FROM alerts_alert a
+            WHERE a.namespace > names.namespace ORDER BY a.namespace LIMIT 1)
+    FROM names WHERE names.namespace IS NOT NULL
+)
+SELECT namespace FROM names WHERE namespace IS NOT NULL LIMIT %s
+"""
+
+
 class AlertQuerySet(models.QuerySet["Alert"]):
     def firing(self) -> "AlertQuerySet":
         return self.filter(status=AlertStatus.FIRING)
 
     def visible(self) -> "AlertQuerySet":
         return self.filter(is_enabled=True)
+
+    def namespaces(self, *, limit: int) -> list[str]:
+        """The first `limit` distinct non-empty namespaces of all alerts, in order.
+
+        A loose index scan: one probe of alert_namespace_fired per name, where
+        a DISTINCT reads every alert's index entry.
+        """
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(_NAMESPACES, [limit])
+            return [namespace for (namespace,) in cursor.fetchall()]
 
 
 class Alert(models.Model):

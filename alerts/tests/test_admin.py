@@ -384,3 +384,16 @@ def test_machine_written_pages_offer_no_save_and_ignore_a_post(staff_client):
     assert posted.status_code in {200, 302}
     alert.refresh_from_db()
     assert (alert.alarm_title, alert.updated_at) == ("OOMKilled", updated_at)
+
+
+def test_namespace_filter_lists_each_namespace_once_in_order(staff_client):
+    for n, namespace in enumerate(["web", "db", "web", None, "", "api", "db"]):
+        AlertFactory(namespace=namespace, fingerprint=f"ns{n}")
+
+    assert Alert.objects.namespaces(limit=10) == ["api", "db", "web"]
+    assert Alert.objects.namespaces(limit=2) == ["api", "db"]
+    response = staff_client.get(ALERTS)
+    assert response.status_code == 200
+    page = response.content.decode()
+    for namespace in ("api", "db", "web"):
+        assert page.count(f"?namespace={namespace}") == 1, namespace
