@@ -6,8 +6,10 @@ delivery task runs. One worker at a time holds a thread's lease (on the root
 row) and posts that thread's rows in order: the root first, replies only once
 the root has a ts. Each row is claimed (pending → sending) before its post and
 marked sent with its ts after, so a second run or a second worker posts
-nothing twice. Replies and root edits go in rounds at most one per
-SLACK_THREAD_INTERVAL, so a burst of alerts becomes a few coalesced messages.
+nothing twice. A row found still "sending" (its worker died, or Slack's answer
+was lost) is first looked for in Slack by the metadata of its post. Replies
+and root edits go in rounds at most one per SLACK_THREAD_INTERVAL, so a burst
+of alerts becomes a few coalesced messages.
 """
 
 import logging
@@ -46,6 +48,9 @@ GIVE_UP_AFTER = timedelta(hours=24)
 # Unsent rows older than this with no task in sight are re-enqueued.
 RECOVER_AFTER: timedelta = settings.SLACK_RECOVER_AFTER
 MAX_PASSES = 20
+# An earlier attempt's post is looked for from this long before its row was
+# made: Slack's clock and ours may differ a little.
+LOOKUP_MARGIN = timedelta(minutes=5)
 
 
 def slack_enabled() -> bool:
@@ -353,6 +358,9 @@ class _Thread:
     def _post(
         self, message: SlackMessage, *, root: SlackMessage | None
     ) -> datetime | None:
+        # Left "sending" by a worker that died or an answer that was lost:
+        # Slack may have the post already.
+        unsure = message.state == MessageState.SENDING
         if not self._claim(message):
             return None
         # Read after the claim: alerts folded in until then are in this post.
@@ -365,12 +373,90 @@ class _Thread:
             return None
         channel = root.channel if root is not None else message.channel
         thread_ts = root.ts if root is not None else ""
+        ours = {"incident_id": self.incident_id, "message_id": message.pk}
+        if unsure:
+            try:
+                found = self._earlier_post(message, channel, thread_ts, ours)
+            except SlackError as exc:
+                return self._failed(message, exc, unsure=True)
+            if found is not None:
+                ts, posted = found
+                revision = posted.get("revision")
+                self._sent(
+                    message,
+                    ts=ts,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    revision=revision if isinstance(revision, int) else 0,
+                )
+                return None
+        if message.is_root:
+            ours["revision"] = message.revision
         try:
             ts, channel = self.client.post_message(
-                payload, channel=channel, thread_ts=thread_ts
+                payload, channel=channel, thread_ts=thread_ts, metadata=ours
             )
         except SlackError as exc:
-            return self._failed(message, exc)
+            return self._failed(message, exc, unsure=exc.maybe_done)
+        self._sent(
+            message,
+            ts=ts,
+            channel=channel,
+            thread_ts=thread_ts,
+            revision=message.revision,
+        )
+        return None
+
+    def _earlier_post(
+        self,
+        message: SlackMessage,
+        channel: str,
+        thread_ts: str,
+        ours: dict[str, object],
+    ) -> tuple[str, dict[str, object]] | None:
+        """The post an earlier attempt at `message` made, if Slack has it.
+
+        A lookup Slack refuses for good (a token without the history scopes,
+        say) finds nothing: the message is posted again, at the risk of a
+        second copy, rather than not at all.
+        """
+        self.renew()
+        oldest = (message.created_at - LOOKUP_MARGIN).timestamp()
+        try:
+            found = self.client.find_post(
+                channel=channel, thread_ts=thread_ts, oldest=oldest, match=ours
+            )
+        except SlackError as exc:
+            if exc.transient:
+                raise
+            logger.warning(
+                "slack lookup of an earlier attempt failed; posting again"
+                " incident_id=%s message_id=%s error=%s",
+                self.incident_id,
+                message.pk,
+                exc.code,
+            )
+            return None
+        if found is not None:
+            logger.info(
+                "slack post of an earlier attempt found incident_id=%s"
+                " message_id=%s ts=%s",
+                self.incident_id,
+                message.pk,
+                found[0],
+            )
+        return found
+
+    def _sent(
+        self,
+        message: SlackMessage,
+        *,
+        ts: str,
+        channel: str,
+        thread_ts: str,
+        revision: int,
+    ) -> None:
+        """Record the post; `revision` is the incident state a root shows."""
         now = timezone.now()
         SlackMessage.objects.filter(pk=message.pk).update(
             state=MessageState.SENT,
@@ -380,7 +466,7 @@ class _Thread:
             sent_at=now,
             error="",
             next_attempt_at=None,
-            posted_revision=message.revision,
+            posted_revision=revision,
         )
         self.result.posted += 1
         metrics.slack_messages.labels(kind=message.kind, outcome="sent").inc()
@@ -400,10 +486,9 @@ class _Thread:
             if message.alert_id:
                 covered.append(message.alert_id)
             if covered:
-                Alert.objects.filter(pk__in=covered).exclude(thread_ts=root.ts).update(
-                    thread_ts=root.ts
-                )
-        return None
+                Alert.objects.filter(pk__in=covered).exclude(
+                    thread_ts=thread_ts
+                ).update(thread_ts=thread_ts)
 
     def _edit(self, root: SlackMessage) -> datetime | None:
         self.renew()
@@ -435,12 +520,28 @@ class _Thread:
         return None
 
     def _failed(
-        self, message: SlackMessage, exc: SlackError, *, kind: str = ""
+        self,
+        message: SlackMessage,
+        exc: SlackError,
+        *,
+        kind: str = "",
+        unsure: bool = False,
     ) -> datetime | None:
+        """Record a failed call; a transient one is retried later.
+
+        `unsure`: Slack may have the post. The row stays "sending", so that no
+        alert is folded into what may be posted already, and the next attempt
+        looks for the post first.
+        """
         kind = kind or message.kind
         now = timezone.now()
         rows = SlackMessage.objects.filter(pk=message.pk)
-        back_to = MessageState.SENT if kind == "root_update" else MessageState.PENDING
+        if kind == "root_update":
+            back_to = MessageState.SENT
+        elif unsure:
+            back_to = MessageState.SENDING
+        else:
+            back_to = MessageState.PENDING
         if exc.transient and message.created_at > now - GIVE_UP_AFTER:
             attempts = rows.values_list("attempts", flat=True).first() or 1
             retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))

@@ -1,22 +1,30 @@
-"""The Slack Web API as kuberca uses it: chat.postMessage and chat.update.
+"""The Slack Web API as kuberca uses it: chat.postMessage and chat.update, and
+conversations.history/replies to find a post whose answer was lost.
 
 Built on slack-sdk's WebClient (SLACK_API_URL overrides its base URL). Every
 failure becomes a SlackError that says whether trying again can help: rate
 limits (429, with Retry-After), 5xx and network errors are transient and
 retried by the delivery task with backoff; the rest (invalid_auth,
-channel_not_found, …) are permanent. The client itself never retries, so one
-call is one attempt and the outbox row records each.
+channel_not_found, …) are permanent. It also says whether Slack may have
+acted on the call anyway (a timeout, a dropped connection, a 5xx). The client
+itself never retries, so one call is one attempt and the outbox row records
+each.
+
+Each post carries message metadata (`kuberca_message`, with the outbox row's
+ids), which is how a later attempt recognises a post of its own in the channel.
 """
 
 import http.client
 import logging
 import re
 import urllib.error
+from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +57,32 @@ class SlackPayload(TypedDict):
     thread_ts: NotRequired[str]
 
 
+# The metadata event type of kuberca's posts.
+METADATA_EVENT = "kuberca_message"
+# conversations.history/replies pages read when looking for an earlier post.
+LOOKUP_PAGE_SIZE = 200
+LOOKUP_PAGES = 5
+
+
 class SlackError(Exception):
-    """A Slack call failed; `transient` says whether a retry can help."""
+    """A Slack call failed; `transient` says whether a retry can help.
+
+    `maybe_done` says that Slack may have carried the call out all the same:
+    the answer was lost (network error, timeout), unreadable or a 5xx.
+    """
 
     def __init__(
-        self, code: str, *, transient: bool, retry_after: float | None = None
+        self,
+        code: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        maybe_done: bool = False,
     ) -> None:
         self.code = code
         self.transient = transient
         self.retry_after = retry_after
+        self.maybe_done = maybe_done
         super().__init__(code)
 
 
@@ -87,7 +112,7 @@ def _error_from_api(exc: SlackApiError) -> SlackError:
             retry_after=_retry_after(getattr(response, "headers", {})),
         )
     if status >= 500:
-        return SlackError(code or f"http_{status}", transient=True)
+        return SlackError(code or f"http_{status}", transient=True, maybe_done=True)
     if code in TRANSIENT_ERRORS:
         return SlackError(code, transient=True)
     return SlackError(code or f"http_{status}", transient=False)
@@ -113,8 +138,11 @@ class SlackClient:
         )
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        return self._answer(lambda: self._web.api_call(method, json=kwargs))
+
+    def _answer(self, call: Callable[[], SlackResponse]) -> dict[str, Any]:
         try:
-            response = self._web.api_call(method, json=kwargs)
+            response = call()
         except SlackApiError as exc:
             raise _error_from_api(exc) from None
         except (
@@ -123,17 +151,29 @@ class SlackClient:
             ConnectionError,
             TimeoutError,
         ) as exc:
-            raise SlackError(f"network: {type(exc).__name__}", transient=True) from None
+            raise SlackError(
+                f"network: {type(exc).__name__}", transient=True, maybe_done=True
+            ) from None
         except SlackClientError as exc:
             # e.g. a body that is not JSON (a proxy's error page)
-            raise SlackError(f"client: {type(exc).__name__}", transient=True) from None
+            raise SlackError(
+                f"client: {type(exc).__name__}", transient=True, maybe_done=True
+            ) from None
         data = response.data if isinstance(response.data, dict) else {}
         return data
 
     def post_message(
-        self, payload: SlackPayload, *, channel: str = "", thread_ts: str = ""
+        self,
+        payload: SlackPayload,
+        *,
+        channel: str = "",
+        thread_ts: str = "",
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Post; return (ts, channel id) as Slack answered them."""
+        """Post; return (ts, channel id) as Slack answered them.
+
+        `metadata` goes with the post as its `kuberca_message` event payload.
+        """
         channel = channel or self.channel
         body: dict[str, Any] = {
             "channel": channel,
@@ -144,11 +184,52 @@ class SlackClient:
         }
         if thread_ts:
             body["thread_ts"] = thread_ts
+        if metadata:
+            body["metadata"] = {"event_type": METADATA_EVENT, "event_payload": metadata}
         data = self._call("chat.postMessage", **body)
         ts = str(data.get("ts") or "")
         if not ts:
-            raise SlackError("no ts in response", transient=True)
+            raise SlackError("no ts in response", transient=True, maybe_done=True)
         return ts, str(data.get("channel") or channel)
+
+    def find_post(
+        self, *, channel: str, thread_ts: str, oldest: float, match: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """A post of ours since `oldest` whose metadata holds `match`.
+
+        Reads the thread of `thread_ts` (or the channel's top level without
+        it), newest first, at most LOOKUP_PAGES pages. Returns (ts, the
+        metadata's event payload), or None.
+        """
+        cursor = ""
+        for _ in range(LOOKUP_PAGES):
+            arguments: dict[str, Any] = {
+                "channel": channel or self.channel,
+                "oldest": f"{oldest:.6f}",
+                "include_all_metadata": True,
+                "limit": LOOKUP_PAGE_SIZE,
+            }
+            if cursor:
+                arguments["cursor"] = cursor
+            if thread_ts:
+                data = self._answer(
+                    lambda a=arguments: self._web.conversations_replies(
+                        ts=thread_ts, **a
+                    )
+                )
+            else:
+                data = self._answer(
+                    lambda a=arguments: self._web.conversations_history(**a)
+                )
+            for message in data.get("messages") or []:
+                found = _ours(message, match)
+                if found is not None:
+                    return found
+            next_page = data.get("response_metadata") or {}
+            cursor = next_page.get("next_cursor") if isinstance(next_page, dict) else ""
+            if not cursor or not data.get("has_more", True):
+                return None
+        return None
 
     def update_message(self, payload: SlackPayload, *, channel: str, ts: str) -> None:
         self._call(
@@ -158,6 +239,21 @@ class SlackClient:
             text=payload["text"],
             attachments=payload["attachments"],
         )
+
+
+def _ours(message: Any, match: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    if not isinstance(message, dict):
+        return None
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
+        return None
+    payload = metadata.get("event_payload")
+    ts = message.get("ts")
+    if not isinstance(payload, dict) or not isinstance(ts, str) or not ts:
+        return None
+    if any(payload.get(key) != value for key, value in match.items()):
+        return None
+    return ts, payload
 
 
 def slack_client() -> SlackClient:

@@ -1,8 +1,9 @@
 """A stand-in for the Slack Web API on 127.0.0.1, for tests and bench/.
 
-It speaks the methods kuberca uses (chat.postMessage, chat.update) to the real
-slack-sdk client, records every call in order, keeps the messages it "posted"
-per thread, and can be told to answer the next calls with a rate limit (429 and
+It speaks the methods kuberca uses (chat.postMessage, chat.update,
+conversations.history and conversations.replies) to the real slack-sdk client,
+records every call in order, keeps the messages it "posted" per thread, with
+their metadata, and can be told to answer the next calls with a rate limit (429 and
 Retry-After), a server error (500) or a Slack error (`{"ok": false, ...}`).
 Point SLACK_API_URL at `fake.api_url`.
 """
@@ -12,6 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from kuberca.testing.http import LocalHTTPServer, RecordedRequest, Reply
 
@@ -35,6 +37,16 @@ class Posted:
     text: str
     attachments: list[dict[str, Any]]
     edits: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+    def listed(self) -> dict[str, Any]:
+        """As conversations.history lists it (with include_all_metadata)."""
+        item: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.thread_ts:
+            item["thread_ts"] = self.thread_ts
+        if self.metadata:
+            item["metadata"] = self.metadata
+        return item
 
 
 class FakeSlack:
@@ -48,6 +60,7 @@ class FakeSlack:
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
+        self._lost: deque[float] = deque()
         self.server = LocalHTTPServer(self._respond)
 
     @property
@@ -77,6 +90,13 @@ class FakeSlack:
     def slack_error(self, error: str, times: int = 1) -> None:
         self._push(times, Reply(200, {"ok": False, "error": error}))
 
+    def lose_answers(self, times: int = 1, after: float = 2.0, skip: int = 0) -> None:
+        """Carry out the next calls, but answer only `after` seconds later
+        (past the client's timeout, the answer is lost); the first `skip`
+        calls are answered as usual."""
+        with self._lock:
+            self._lost.extend([0.0] * skip + [after] * times)
+
     def _push(self, times: int, reply: Reply) -> None:
         with self._lock:
             self._script.extend(replace(reply) for _ in range(times))
@@ -99,17 +119,23 @@ class FakeSlack:
     # The server side.
 
     def _respond(self, request: RecordedRequest) -> Reply:
-        method = request.path.rstrip("/").rsplit("/", 1)[-1]
+        url = urlsplit(request.path)
+        method = url.path.rstrip("/").rsplit("/", 1)[-1]
         try:
             body = request.json() or {}
         except ValueError:
-            body = {}
+            # slack-sdk sends the read methods' arguments as a form.
+            body = dict(parse_qsl(request.body.decode(errors="replace")))
+        if url.query:
+            body = {**dict(parse_qsl(url.query)), **body}
         with self._lock:
             reply = self._answer(method, body, request)
             call = Call(method, body, reply.status)
             if reply.status == 200 and isinstance(reply.body, dict):
                 call.ts = str(reply.body.get("ts", "")) if reply.body.get("ok") else ""
             self.calls.append(call)
+            if self._lost:
+                reply.delay = self._lost.popleft() or reply.delay
         if self.delay and not reply.delay:
             reply.delay = self.delay
         return reply
@@ -134,8 +160,20 @@ class FakeSlack:
                 thread_ts=body.get("thread_ts") or "",
                 text=body.get("text", ""),
                 attachments=body.get("attachments") or [],
+                metadata=body.get("metadata"),
             )
             return Reply(200, {"ok": True, "channel": channel, "ts": ts})
+        if method in ("conversations.history", "conversations.replies"):
+            # Newest first, as Slack lists them; `oldest` is recorded, not
+            # applied: the tests' clock is not Slack's.
+            thread = body.get("ts", "") if method == "conversations.replies" else ""
+            listed = [
+                m.listed()
+                for m in reversed(self.messages.values())
+                if m.channel == channel
+                and (m.thread_ts == thread or (thread and m.ts == thread))
+            ]
+            return Reply(200, {"ok": True, "messages": listed, "has_more": False})
         if method == "chat.update":
             posted = self.messages.get(body.get("ts") or "")
             if posted is None:

@@ -61,3 +61,62 @@ def test_a_slack_that_cannot_be_reached_is_transient():
     with pytest.raises(SlackError) as caught:
         client_for(f"http://127.0.0.1:{port}/api/").post_message(PAYLOAD)
     assert caught.value.transient
+
+
+def test_find_post_pages_through_history_and_skips_what_is_not_ours(fake):  # noqa: ANN001
+    from kuberca.testing.http import Reply
+    from notifications.slack import METADATA_EVENT
+
+    ours = {"event_type": METADATA_EVENT, "event_payload": {"message_id": 7, "x": 1}}
+    fake._push(
+        1,
+        Reply(
+            200,
+            {
+                "ok": True,
+                "messages": [
+                    "junk",
+                    {"ts": "1.1", "metadata": "junk"},
+                    {"ts": "1.2", "metadata": {"event_type": "other"}},
+                    {"ts": "1.3", "metadata": {**ours, "event_payload": {"id": 7}}},
+                    {"ts": 5, "metadata": ours},
+                ],
+                "has_more": True,
+                "response_metadata": {"next_cursor": "page2"},
+            },
+        ),
+    )
+    fake._push(
+        1, Reply(200, {"ok": True, "messages": [{"ts": "1.4", "metadata": ours}]})
+    )
+
+    found = client_for(fake.api_url).find_post(
+        channel=CHANNEL, thread_ts="", oldest=1.5, match={"message_id": 7}
+    )
+
+    assert found == ("1.4", {"message_id": 7, "x": 1})
+    assert [c.body.get("cursor") for c in fake.calls] == [None, "page2"]
+    assert fake.calls[0].body["oldest"] == "1.500000"
+
+
+def test_find_post_reads_a_thread_and_gives_up_after_its_pages(fake):  # noqa: ANN001
+    from kuberca.testing.http import Reply
+    from notifications.slack import LOOKUP_PAGES
+
+    page = {
+        "ok": True,
+        "messages": [],
+        "has_more": True,
+        "response_metadata": {"next_cursor": "more"},
+    }
+    fake._push(LOOKUP_PAGES + 1, Reply(200, page))
+
+    found = client_for(fake.api_url).find_post(
+        channel=CHANNEL, thread_ts="9.9", oldest=0, match={"message_id": 1}
+    )
+
+    assert found is None
+    assert len(fake.calls) == LOOKUP_PAGES
+    assert {(c.method, c.body["ts"]) for c in fake.calls} == {
+        ("conversations.replies", "9.9")
+    }
