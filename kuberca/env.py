@@ -5,6 +5,7 @@ ConfigError naming the variable, which manage.py and wsgi turn into one line on
 stderr and a non-zero exit instead of a traceback.
 """
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -131,6 +132,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name)
     text = default if raw is None else raw
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Read a comma-separated list of IP addresses or CIDR networks."""
+    items = env_list(name)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                name, item, "comma-separated IP addresses or CIDR networks"
+            ) from None
+    return items
 
 
 def env_choice(name: str, default: str, choices: set[str]) -> str:

@@ -21,6 +21,7 @@ from kuberca.env import (
     env_duration,
     env_int,
     env_list,
+    env_networks,
     env_str,
 )
 
@@ -348,7 +349,7 @@ RETENTION_DAYS_MAX = DAYS_MAX
 WEBHOOK_RETENTION_DAYS = env_int(
     "WEBHOOK_RETENTION_DAYS", 14, minimum=1, maximum=RETENTION_DAYS_MAX
 )
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 # Django's own limit must never reject a webhook below WEBHOOK_MAX_BYTES; the
 # webhook view enforces that limit itself and other views are small JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BYTES + 1

@@ -1,8 +1,37 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from kuberca.env import ConfigError, env_bool, env_duration, env_int, parse_duration
+from kuberca.env import (
+    ConfigError,
+    env_bool,
+    env_duration,
+    env_int,
+    env_networks,
+    parse_duration,
+)
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {
+        key: os.environ[key]
+        for key in ("PATH", "HOME", "LANG", "KUBERCA_VAR_DIR", "KUBERCA_PGDATA")
+        if key in os.environ
+    }
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "check"],
+        cwd=BASE_DIR,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,3 +116,32 @@ def test_every_duration_is_at_most_a_hundred_years(monkeypatch):
         env_duration("INCIDENT_MAX_AGE", "24h")
     monkeypatch.setenv("INCIDENT_MAX_AGE", "36500d")
     assert env_duration("INCIDENT_MAX_AGE", "24h") == timedelta(days=36500)
+
+
+def test_env_networks_takes_addresses_and_networks(monkeypatch):
+    monkeypatch.setenv("SOME_PROXIES", "10.0.0.0/8, 192.168.1.1,::1,fd00::/8")
+
+    assert env_networks("SOME_PROXIES") == [
+        "10.0.0.0/8",
+        "192.168.1.1",
+        "::1",
+        "fd00::/8",
+    ]
+
+
+@pytest.mark.parametrize("value", ["proxy.local", "10.0.0.0/8,nginx", "10.0.0.300"])
+def test_env_networks_names_the_variable_of_a_bad_entry(monkeypatch, value):
+    monkeypatch.setenv("SOME_PROXIES", value)
+
+    with pytest.raises(ConfigError, match="SOME_PROXIES=.*IP addresses or CIDR"):
+        env_networks("SOME_PROXIES")
+
+
+def test_a_bad_trusted_proxy_stops_start_up():
+    result = _manage_check({"TRUSTED_PROXIES": "10.0.0.1,ingress-nginx"})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "kuberca: configuration error: TRUSTED_PROXIES='ingress-nginx' is not"
+        " valid: expected comma-separated IP addresses or CIDR networks"
+    ]
