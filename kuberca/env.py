@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -132,6 +133,36 @@ def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name)
     text = default if raw is None else raw
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _is_http_url(value: str, *, origin: bool = False) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return not origin or not (parts.path or parts.query or parts.fragment)
+
+
+def env_url(name: str, default: str = "") -> str:
+    """Read an http(s) URL; empty (unset) stays empty."""
+    value = env_str(name, default)
+    if value and not _is_http_url(value):
+        raise ConfigError(name, value, "an http:// or https:// URL")
+    return value
+
+
+def env_origins(name: str) -> list[str]:
+    """Read a comma-separated list of origins such as https://rca.example.com."""
+    items = env_list(name)
+    for item in items:
+        if not _is_http_url(item, origin=True):
+            raise ConfigError(
+                name, item, "comma-separated origins such as https://rca.example.com"
+            )
+    return items
 
 
 def env_networks(name: str) -> list[str]:

@@ -22,7 +22,9 @@ from kuberca.env import (
     env_int,
     env_list,
     env_networks,
+    env_origins,
     env_str,
+    env_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -294,7 +296,7 @@ CACHES = {
     }
 }
 
-CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_CREDENTIALS = True
 CORS_EXPOSE_HEADERS = ["X-Total-Count", "Link", "X-Request-ID"]
 
@@ -323,7 +325,7 @@ X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 
 # Product settings (SPEC §3-§6, §10).
-FRONTEND_URL = env_str("FRONTEND_URL").rstrip("/")
+FRONTEND_URL = env_url("FRONTEND_URL").rstrip("/")
 LANGUAGE = env_choice("LANGUAGE", "en", {"en", "ko"})
 ALLOW_MOCK_INCIDENTS = env_bool("ALLOW_MOCK_INCIDENTS", DEBUG or EMBEDDED_DATABASE)
 
@@ -357,7 +359,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
 
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN")
 SLACK_CHANNEL_ID = env_str("SLACK_CHANNEL_ID")
-SLACK_API_URL = env_str("SLACK_API_URL")
+SLACK_API_URL = env_url("SLACK_API_URL")
 SLACK_ENABLED = bool(SLACK_BOT_TOKEN and SLACK_CHANNEL_ID)
 # Slack delivery (notifications app, docs/worker.md): the client's timeout, and
 # the least time between two rounds of replies and edits in one thread, which
@@ -367,7 +369,7 @@ SLACK_THREAD_INTERVAL = env_duration("SLACK_THREAD_INTERVAL", "30s")
 
 # The in-cluster Agent is the default with a real database; on the embedded
 # database (development, tests) there is none unless AGENT_URL names one.
-AGENT_URL = env_str(
+AGENT_URL = env_url(
     "AGENT_URL", "" if EMBEDDED_DATABASE else "http://kube-rca-agent.kube-rca.svc:8000"
 ).rstrip("/")
 AGENT_ENABLED = bool(AGENT_URL) and env_bool("AGENT_ENABLED", True)
@@ -375,7 +377,7 @@ AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 240, minimum=1)
 AGENT_RETRY_MAX_ATTEMPTS = env_int("AGENT_RETRY_MAX_ATTEMPTS", 3, minimum=1)
 
 GEMINI_API_KEY = env_str("GEMINI_API_KEY") or env_str("AI_API_KEY")
-GEMINI_API_URL = env_str("GEMINI_API_URL")
+GEMINI_API_URL = env_url("GEMINI_API_URL")
 EMBEDDING_PROVIDER = "gemini" if GEMINI_API_KEY else "none"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "gemini-embedding-001")
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 3072, minimum=1)

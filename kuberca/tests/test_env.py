@@ -12,6 +12,8 @@ from kuberca.env import (
     env_duration,
     env_int,
     env_networks,
+    env_origins,
+    env_url,
     parse_duration,
 )
 
@@ -145,3 +147,52 @@ def test_a_bad_trusted_proxy_stops_start_up():
         "kuberca: configuration error: TRUSTED_PROXIES='ingress-nginx' is not"
         " valid: expected comma-separated IP addresses or CIDR networks"
     ]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "http://kube-rca-agent.kube-rca.svc:8000", "https://slack.com/api/"]
+)
+def test_env_url_takes_http_urls_and_empty(monkeypatch, value):
+    monkeypatch.setenv("SOME_URL", value)
+
+    assert env_url("SOME_URL") == value
+
+
+@pytest.mark.parametrize(
+    "value", ["kube-rca-agent:8000", "agent.local", "ftp://x", "http://", "http://a:b"]
+)
+def test_env_url_names_the_variable_of_a_value_that_is_no_url(monkeypatch, value):
+    monkeypatch.setenv("SOME_URL", value)
+
+    with pytest.raises(ConfigError, match="SOME_URL=.*http:// or https:// URL"):
+        env_url("SOME_URL")
+
+
+def test_env_origins_takes_origins_and_refuses_paths(monkeypatch):
+    monkeypatch.setenv("SOME_ORIGINS", "http://localhost:3000, https://rca.example.com")
+    assert env_origins("SOME_ORIGINS") == [
+        "http://localhost:3000",
+        "https://rca.example.com",
+    ]
+
+    monkeypatch.setenv("SOME_ORIGINS", "https://rca.example.com/app")
+    with pytest.raises(ConfigError, match="SOME_ORIGINS='https://rca.example.com/app'"):
+        env_origins("SOME_ORIGINS")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AGENT_URL", "kube-rca-agent:8000"),
+        ("SLACK_API_URL", "slack.internal/api/"),
+        ("GEMINI_API_URL", "generativelanguage"),
+        ("FRONTEND_URL", "rca.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "rca.example.com"),
+    ],
+)
+def test_a_url_variable_that_is_no_url_stops_start_up(name, value):
+    result = _manage_check({name: value})
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"kuberca: configuration error: {name}={value!r}")
