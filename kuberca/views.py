@@ -62,6 +62,25 @@ def optional_parts_off() -> list[str]:
     return off
 
 
+# What turns each optional part on, for the start-up log.
+PART_SETTINGS = {
+    "slack": "SLACK_BOT_TOKEN,SLACK_CHANNEL_ID",
+    "agent": "AGENT_URL,AGENT_ENABLED",
+    "embeddings": "GEMINI_API_KEY",
+}
+
+
+def log_optional_parts_off(process: str) -> None:
+    """Say once per process, at start, which optional parts are off (SPEC §1)."""
+    for part in optional_parts_off():
+        logger.info(
+            "optional part off part=%s process=%s settings=%s",
+            part,
+            process,
+            PART_SETTINGS[part],
+        )
+
+
 @get_only
 def root(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "message": "kuberca is running"})

@@ -14,3 +14,7 @@ try:
 except ConfigError as error:
     sys.stderr.write(f"kuberca: configuration error: {error}\n")
     sys.exit(4)  # gunicorn stops the master when a worker cannot boot
+
+from kuberca.views import log_optional_parts_off  # noqa: E402  (needs the apps)
+
+log_optional_parts_off("web")

@@ -33,6 +33,7 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         "ALLOWED_HOSTS": "*",
         "SLACK_BOT_TOKEN": "",
         "AGENT_ENABLED": "false",
+        "LOG_LEVEL": "INFO",
     }
     log = tmp_path / "serve.log"
     command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
@@ -45,6 +46,9 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         assert health.status_code == 200
         output = live.log_tail(log, chars=100_000)
         assert output.index("kuberca is starting") < output.index("kuberca is ready.")
+        for process_name in ("web", "worker"):
+            line = f"optional part off part=agent process={process_name}"
+            _wait_for_line(log, line, process, timeout=30)
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3  # gunicorn master, its worker, db_worker
 

@@ -13,6 +13,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 
 from kuberca import metrics, scheduler
+from kuberca.views import log_optional_parts_off
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Command(WorkerCommand):
             scheduler.start_thread()
         if not options.get("batch") and not in_reloader_parent:
             metrics.start_worker_exporter(settings.WORKER_METRICS_PORT)
+            log_optional_parts_off("worker")
         while True:
             try:
                 super().handle(*args, **options)
