@@ -28,7 +28,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _inline(line: str) -> str:
+def _inline(line: str, *, bold: str = "*") -> str:
+    """Convert one line's emphasis, strikes and links; code spans stay as written.
+
+    `bold` replaces Markdown's bold marks: "" in a heading, which is bold as a
+    whole, where any asterisk outside code would end the bold early.
+    """
     spans: list[str] = []
 
     def keep(match: re.Match[str]) -> str:
@@ -40,7 +45,9 @@ def _inline(line: str) -> str:
     line = _ITALIC.sub(r"_\1_", line)
     line = _STRIKE.sub(r"~\1~", line)
     line = _LINK.sub(r"<\2|\1>", line)
-    line = line.replace(_B_OPEN, "*").replace(_B_CLOSE, "*")
+    line = line.replace(_B_OPEN, bold).replace(_B_CLOSE, bold)
+    if not bold:
+        line = line.replace("*", "")
     for index, span in enumerate(spans):
         line = line.replace(_SPAN.format(index), span)
     return line
@@ -60,7 +67,7 @@ def markdown_to_mrkdwn(markdown: str) -> str:
             continue
         heading = _HEADING.match(raw)
         if heading:
-            text = _inline(heading.group(1)).replace("*", "").strip()
+            text = _inline(heading.group(1), bold="").strip()
             out.append(f"*{text}*")
             continue
         if _HR.match(raw):

@@ -12,6 +12,12 @@ def test_headings_become_bold_lines():
     )
 
 
+def test_code_spans_in_headings_are_left_as_written():
+    assert markdown_to_mrkdwn("## Fix `a*b` in **values.yaml**") == (
+        "*Fix `a*b` in values.yaml*"
+    )
+
+
 def test_code_spans_and_fences_are_left_as_written():
     text = "run `**not bold**` now\n```\n# not a heading\n**x**\n```\n**y**"
     assert markdown_to_mrkdwn(text) == (
