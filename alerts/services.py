@@ -1458,7 +1458,7 @@ def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
     """Merge incidents into the oldest one (by fired_at) and return it.
 
     Alerts move with grouping_reason "merged"; the other incidents are
-    resolved with resolved_by "merged into <id>". A resolved target with
+    resolved by `merged_by`, the person's login id. A resolved target with
     firing alerts merged in fires again. Raises InvalidInput for fewer than two
     distinct ids, IncidentNotFound for an unknown one.
     """
@@ -1467,14 +1467,16 @@ def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
         raise InvalidInput(
             "select at least two incidents to merge", field="incident_ids"
         )
-    target, other_ids = atomic_retrying(lambda: _merge(ids), name="incident_merge")
+    target, other_ids = atomic_retrying(
+        lambda: _merge(ids, merged_by), name="incident_merge"
+    )
     logger.info(
         "incidents merged into=%s merged=%s by=%s", target.pk, other_ids, merged_by
     )
     return target
 
 
-def _merge(ids: list[str]) -> tuple[Incident, list[str]]:
+def _merge(ids: list[str], merged_by: str) -> tuple[Incident, list[str]]:
     _lock_keys_of(incident_ids=ids, alert_filter=Q(incident_id__in=ids))
     incidents = list(
         Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
@@ -1518,9 +1520,7 @@ def _merge(ids: list[str]) -> tuple[Incident, list[str]]:
     _send_changed(target.pk, changed)
     for other in others:
         if not other.is_resolved:
-            incident_resolve(
-                incident_id=other.pk, resolved_by=f"merged into {target.pk}"
-            )
+            incident_resolve(incident_id=other.pk, resolved_by=merged_by)
         _send_changed(other.pk, ["alert_count"])
     return target, other_ids
 

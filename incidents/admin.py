@@ -676,7 +676,7 @@ class IncidentAdmin(ConsoleModelAdmin):
                 button="Yes, merge",
                 notes=[
                     "Their alerts move to the oldest incident (grouping reason"
-                    " “merged”); the others are resolved as merged, and both"
+                    " “merged”); the others are resolved by you, and both"
                     " Slack threads are told."
                 ],
             )

@@ -78,7 +78,7 @@ def test_merge_moves_alerts_into_the_oldest_incident(clock) -> None:  # noqa: AN
     assert target.alerts.count() == 3 and target.severity == "critical"
     for other in Incident.objects.exclude(pk=target.pk):
         assert other.status == "resolved"
-        assert other.resolved_by == f"merged into {target.pk}"
+        assert other.resolved_by == "oncall"
 
 
 def test_merge_needs_two_known_incidents(clock) -> None:  # noqa: ANN001

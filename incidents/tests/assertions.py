@@ -52,16 +52,17 @@ def assert_final_analysis_requested(
 
 
 def assert_incidents_merged(
-    target_id: str, merged_ids: list[str], *, alert_ids: list[str]
+    target_id: str, merged_ids: list[str], *, alert_ids: list[str], merged_by: str
 ) -> Incident:
-    """The alerts sit in the target as merged; the others resolved as merged."""
+    """The alerts sit in the target as merged; the others resolved by the person
+    who merged them (SPEC §2: resolved_by is a login id or `alertmanager`)."""
     target = Incident.objects.get(pk=target_id)
     merged = {a.pk: a for a in target.alerts.filter(pk__in=alert_ids)}
     assert sorted(merged) == sorted(alert_ids)
     assert {a.grouping_reason for a in merged.values()} <= {"merged"}
     for incident in Incident.objects.filter(pk__in=merged_ids):
         assert incident.status == "resolved"
-        assert incident.resolved_by == f"merged into {target_id}"
+        assert incident.resolved_by == merged_by
         assert not incident.alerts.exists()
     return target
 

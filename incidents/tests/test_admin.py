@@ -435,7 +435,9 @@ def test_merge_action_moves_alerts_into_the_oldest(staff_client):
 
     response = post_action(staff_client, "merge", [new.pk, old.pk], post="yes")
 
-    assert_incidents_merged(old.pk, [new.pk], alert_ids=[a.pk for a in moved])
+    assert_incidents_merged(
+        old.pk, [new.pk], alert_ids=[a.pk for a in moved], merged_by="operator"
+    )
     assert messages_of(response) == [
         f"Merged {new.pk} into {old.pk}; it has 3 alert(s) now."
     ]
