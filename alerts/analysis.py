@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -248,9 +249,31 @@ def previous_firing_analysis(alert_id: str) -> AlertAnalysis | None:
     )
 
 
+def incident_thread_ts(incident_id: str | None) -> str:
+    """The ts of the incident's posted Slack root message, "" when none.
+
+    SlackMessage is looked up by name: notifications sits above this app,
+    which never imports it.
+    """
+    if not incident_id:
+        return ""
+    try:
+        messages = apps.get_model("notifications", "SlackMessage")
+    except LookupError:
+        return ""
+    return (
+        messages.objects.filter(incident_id=incident_id, kind="incident_root")
+        .exclude(ts="")
+        .values_list("ts", flat=True)
+        .first()
+        or ""
+    )
+
+
 def build_analyze_request(analysis: AlertAnalysis) -> AnalyzeRequest:
     """The /analyze body for `analysis` (its alert selected with it)."""
     alert = analysis.alert
+    incident_id = alert.incident_id or analysis.incident_id or ""
     resolved = analysis.status == AnalysisStatus.RESOLVED
     ends_at = (
         _agent_time(alert.resolved_at or analysis.created_at) if resolved else NOT_ENDED
@@ -265,9 +288,11 @@ def build_analyze_request(analysis: AlertAnalysis) -> AnalyzeRequest:
             generatorURL=alert.generator_url,
             fingerprint=alert.fingerprint,
         ),
-        thread_ts=alert.thread_ts or "",
-        # The alert's current incident: thread_ts is that incident's thread.
-        incident_id=alert.incident_id or analysis.incident_id or "",
+        # The thread of the alert's current incident (SPEC §5.1): the alert's
+        # own thread_ts lags behind it until its reply is posted, and still
+        # names the old thread after a move.
+        thread_ts=incident_thread_ts(incident_id),
+        incident_id=incident_id,
         analysis_type=analysis.status,
         language=settings.LANGUAGE,
     )

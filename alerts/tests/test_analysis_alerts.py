@@ -180,11 +180,14 @@ def test_a_pending_analysis_fails_when_the_agent_was_turned_off(settings) -> Non
 def test_analyze_alert_sends_the_spec_body_and_stores_the_analysis(
     agent: FakeAgent, analyzed: list, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001
+    from notifications.tests.factories import SlackMessageFactory
+
     alert = AlertFactory(
         fingerprint="40f1d89db4e049de",
         thread_ts="1764778596.000100",
         generator_url="http://prometheus/graph?g0.expr=up",
     )
+    SlackMessageFactory(incident=alert.incident, ts="1764778596.000100", state="sent")
     fire(django_capture_on_commit_callbacks, alert)
 
     assert run_queued_tasks() == [("analyze_alert", "done")]
@@ -222,6 +225,39 @@ def test_analyze_alert_sends_the_spec_body_and_stores_the_analysis(
     assert analyzed == [
         {"alert_id": alert.pk, "analysis_id": analysis.pk, "status": "firing"}
     ]
+
+
+@pytest.mark.parametrize("alert_thread_ts", ["", "1700000000.000100"])
+def test_analyze_alert_sends_the_thread_of_the_alerts_incident(
+    agent: FakeAgent, django_capture_on_commit_callbacks, alert_thread_ts: str
+) -> None:  # noqa: ANN001
+    # "": its own reply is not posted yet (replies are paced); a ts: it was
+    # posted in the thread of the incident it was moved from.
+    from notifications.tests.factories import SlackMessageFactory
+
+    alert = AlertFactory(thread_ts=alert_thread_ts)
+    SlackMessageFactory(incident=alert.incident, ts="1700000000.000200", state="sent")
+    fire(django_capture_on_commit_callbacks, alert)
+
+    run_queued_tasks()
+
+    (body,) = agent.bodies(ANALYZE)
+    assert body["thread_ts"] == "1700000000.000200"
+
+
+def test_analyze_alert_sends_no_thread_before_its_incidents_root_is_posted(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    from notifications.tests.factories import SlackMessageFactory
+
+    alert = AlertFactory(thread_ts="1700000000.000100")  # its incident before a move
+    SlackMessageFactory(incident=alert.incident, ts="")  # pending
+    fire(django_capture_on_commit_callbacks, alert)
+
+    run_queued_tasks()
+
+    (body,) = agent.bodies(ANALYZE)
+    assert body["thread_ts"] == ""
 
 
 def test_analyze_alert_sends_korean_when_language_is_ko(
