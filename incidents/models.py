@@ -48,7 +48,7 @@ class SummaryStatus(models.TextChoices):
 AUTO_RESOLVER = "alertmanager"
 SYSTEM_CREATOR = "system"
 TITLE_MAX_CHARS = 2000
-# A login (Django's usernames are at most 150) or "merged into <id>".
+# A login id (Django's usernames are at most 150) or "alertmanager".
 RESOLVED_BY_MAX_CHARS = 150
 # The full-text index holds title, summary and detail in one tsvector, which
 # PostgreSQL caps at 1 MB; two analyses of this many characters stay under it
