@@ -29,7 +29,12 @@ ANALYZING_STATES = ("pending", "running")
 # cancelled and the detail answers with `similar_incidents: []`.
 SIMILAR_TIMEOUT_MS = 200
 STATUSES = tuple(IncidentStatus.values)
-SEVERITIES = tuple(Severity.values)
+
+
+def severities() -> tuple[str, ...]:
+    """The severities a list can filter by: the known three and any other
+    that INGEST_SEVERITIES lets in (an alert keeps its label's value)."""
+    return tuple(dict.fromkeys([*Severity.values, *settings.INGEST_SEVERITIES]))
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class ListFilters:
         until = time_param(params, "until")
         return cls(
             status=choice_param(params, "status", STATUSES, many=False),
-            severity=choice_param(params, "severity", SEVERITIES, many=True),
+            severity=choice_param(params, "severity", severities(), many=True),
             namespace=text_param(params, "namespace", max_length=253),
             q=text_param(params, "q"),
             since=since,

@@ -134,6 +134,19 @@ def test_list_filters(auth_client, spread, query, expected):
     assert response["X-Total-Count"] == str(len(expected))
 
 
+def test_list_filters_by_a_severity_the_ingest_gate_lets_in(auth_client, settings):
+    settings.INGEST_SEVERITIES = ["critical", "warning", "info", "page"]
+    paged = AlertFactory(severity="page")
+    AlertFactory(severity="critical")
+
+    response = auth_client.get("/api/v1/alerts?severity=page")
+
+    assert response.status_code == 200, response.content
+    assert ids(response) == [paged.pk]
+    settings.INGEST_SEVERITIES = ["critical"]
+    assert auth_client.get("/api/v1/alerts?severity=page").status_code == 400
+
+
 def test_list_q_matches_an_exact_alert_id_or_fingerprint(auth_client, spread):
     by_id = auth_client.get(f"/api/v1/alerts?q={spread[1].pk}")
     by_fingerprint = auth_client.get(f"/api/v1/alerts?q={spread[2].fingerprint}")
