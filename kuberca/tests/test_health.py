@@ -36,34 +36,35 @@ def test_readyz_lists_optional_parts_that_are_off(client, settings):
     assert "embeddings" in body["off"]
 
 
-def test_start_up_log_names_each_optional_part_that_is_off(settings, caplog):
+@pytest.mark.parametrize(
+    ("slack", "embeddings", "process", "logged"),
+    [
+        (
+            False,
+            "none",
+            "web",
+            [
+                "optional part off part=slack process=web"
+                " settings=SLACK_BOT_TOKEN,SLACK_CHANNEL_ID",
+                "optional part off part=embeddings process=web settings=GEMINI_API_KEY",
+            ],
+        ),
+        (True, "gemini", "worker", []),
+    ],
+)
+def test_start_up_log_names_each_optional_part_that_is_off(
+    settings, caplog, slack, embeddings, process, logged
+):
     from kuberca.views import log_optional_parts_off
 
-    settings.SLACK_ENABLED = False
+    settings.SLACK_ENABLED = slack
     settings.AGENT_ENABLED = True
-    settings.EMBEDDING_PROVIDER = "none"
+    settings.EMBEDDING_PROVIDER = embeddings
 
     with caplog.at_level("INFO", logger="kuberca.views"):
-        log_optional_parts_off("web")
+        log_optional_parts_off(process)
 
-    assert [r.getMessage() for r in caplog.records] == [
-        "optional part off part=slack process=web"
-        " settings=SLACK_BOT_TOKEN,SLACK_CHANNEL_ID",
-        "optional part off part=embeddings process=web settings=GEMINI_API_KEY",
-    ]
-
-
-def test_start_up_log_is_quiet_when_every_part_is_on(settings, caplog):
-    from kuberca.views import log_optional_parts_off
-
-    settings.SLACK_ENABLED = True
-    settings.AGENT_ENABLED = True
-    settings.EMBEDDING_PROVIDER = "gemini"
-
-    with caplog.at_level("INFO", logger="kuberca.views"):
-        log_optional_parts_off("worker")
-
-    assert caplog.records == []
+    assert [r.getMessage() for r in caplog.records] == logged
 
 
 def test_readyz_is_unavailable_without_database(client, monkeypatch):
