@@ -40,8 +40,11 @@ COPY notifications ./notifications
 COPY templates ./templates
 COPY deploy/docker-entrypoint.sh /usr/local/bin/kuberca-entrypoint
 # Static files at build time. DATABASE_URL is a dummy so settings do not start
-# the embedded database; nothing connects to it during collectstatic.
-RUN DATABASE_URL=postgres://build:build@127.0.0.1:1/build \
+# the embedded database; nothing connects to it during collectstatic. The
+# metrics folder set above exists only once the entrypoint has made it, so
+# this step runs without it (prometheus_client would fail to open its files).
+RUN env -u PROMETHEUS_MULTIPROC_DIR \
+    DATABASE_URL=postgres://build:build@127.0.0.1:1/build \
     SECRET_KEY=build-only-not-a-secret \
     ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput --verbosity 0 \

@@ -233,6 +233,8 @@ def test_dockerfile_runs_gunicorn_with_our_config_as_non_root():
     assert "curl" not in healthcheck
     build = next(rest for word, rest in instructions if "collectstatic" in rest)
     assert "DATABASE_URL=" in build  # else settings start the embedded database
+    # The runtime ENV sets the metrics folder, which only the entrypoint makes.
+    assert "env -u PROMETHEUS_MULTIPROC_DIR" in build
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image():
