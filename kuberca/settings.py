@@ -6,6 +6,7 @@ first when present (development); real environment variables win over it.
 """
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -169,7 +170,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Hashed, compressed files once `collectstatic` has run (the container image);
 # plain files served through the finders otherwise (development, tests).
-_COLLECTED = (STATIC_ROOT / "staticfiles.json").exists()
+# collectstatic itself writes through the manifest storage: with the plain one
+# it never writes staticfiles.json, and the image would serve plain files.
+_COLLECTING = sys.argv[1:2] == ["collectstatic"]
+_COLLECTED = _COLLECTING or (STATIC_ROOT / "staticfiles.json").exists()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -313,6 +313,36 @@ def test_settings_allow_the_pod_ip_as_host():
     assert "'localhost'" in hosts
 
 
+def test_collectstatic_writes_through_the_manifest_storage():
+    # The image's build step: without the manifest storage collectstatic
+    # writes no staticfiles.json, and the image then serves plain files.
+    code = (
+        "import sys; sys.argv = ['manage.py', 'collectstatic']; "
+        "from django.conf import settings; "
+        "print(settings.STORAGES['staticfiles']['BACKEND'])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kuberca.settings",
+        "DATABASE_URL": "postgres://build:build@127.0.0.1:1/build",
+        "SECRET_KEY": "build-only-not-a-secret",
+        "ALLOWED_HOSTS": "localhost",
+        "DEBUG": "false",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=BASE,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
+
+
 def test_ci_workflow_runs_make_test_and_builds_the_image():
     workflow = yaml.safe_load((BASE / ".github" / "workflows" / "ci.yml").read_text())
     # PyYAML reads the bare key `on` as True.
