@@ -164,6 +164,18 @@ def test_web_probes_health_endpoints_and_outlasts_graceful_shutdown():
     assert any(e["name"] == "POD_IP" for e in web["env"])
 
 
+def test_allowed_hosts_take_the_web_service_names_alertmanager_posts_to():
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    namespace = kustomization["namespace"]
+    service = next(d for _, d in documents() if d["kind"] == "Service")
+    name = service["metadata"]["name"]
+    config = next(d for _, d in documents() if d["kind"] == "ConfigMap")["data"]
+    hosts = {h.strip() for h in config["ALLOWED_HOSTS"].split(",")}
+    assert {name, f"{name}.{namespace}.svc"} <= hosts
+    webhook_url = f"http://{name}.{namespace}.svc/webhook/alertmanager"
+    assert webhook_url in (BASE / "README.md").read_text()
+
+
 def test_worker_runs_db_worker_and_may_finish_an_agent_call_on_shutdown():
     spec = _deployment("kuberca-worker")["spec"]["template"]["spec"]
     worker = spec["containers"][0]
