@@ -190,6 +190,17 @@ def test_worker_runs_db_worker_and_may_finish_an_agent_call_on_shutdown():
     assert spec["terminationGracePeriodSeconds"] > 240  # AGENT_TIMEOUT_SECONDS
 
 
+@pytest.mark.parametrize("name", ["kuberca-web", "kuberca-worker"])
+def test_pods_wait_for_the_migrate_job_before_starting(name):
+    spec = _deployment(name)["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    assert init["image"] == spec["containers"][0]["image"]
+    assert "migrate --check" in init["args"][-1]
+    assert init["envFrom"] == spec["containers"][0]["envFrom"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    assert init["volumeMounts"] == spec["containers"][0]["volumeMounts"]
+
+
 def test_prune_cronjob_never_overlaps_itself():
     cron = next(d for _, d in documents() if d["kind"] == "CronJob")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
