@@ -220,6 +220,12 @@ def test_compose_runs_postgres_with_pgvector_web_worker_and_migrate():
         assert service["environment"]["DATABASE_URL"].startswith("postgres://")
 
 
+def test_compose_worker_health_asks_its_metrics_port():
+    worker = kuberca_services()["worker"]
+    port = worker["environment"]["WORKER_METRICS_PORT"]
+    assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+
+
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     text = (BASE / "Dockerfile").read_text().replace("\\\n", " ")
     instructions = []
