@@ -16,8 +16,10 @@ if [ "${1:-}" = "gunicorn" ]; then
     # Idempotent; a not-yet-migrated database must not keep the web down,
     # but a bad ADMIN_USERNAME or ADMIN_PASSWORD (exit 2, the line naming it
     # already printed) stops the container like any other bad setting.
+    # Without the metrics folder: a finished process's files there would be
+    # summed into every scrape of the web.
     status=0
-    python manage.py ensure_admin || status=$?
+    env -u PROMETHEUS_MULTIPROC_DIR python manage.py ensure_admin || status=$?
     if [ "$status" -eq 2 ]; then
         exit 2
     elif [ "$status" -ne 0 ]; then

@@ -318,6 +318,34 @@ def test_entrypoint_stops_only_for_a_bad_admin_setting(
     assert done.returncode == (0 if started else 2)
 
 
+def test_entrypoint_runs_ensure_admin_outside_the_metrics_folder(tmp_path):
+    # Its metric files would outlive it and be summed into every scrape.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen"
+    for name, body in [
+        ("python", f'echo "${{PROMETHEUS_MULTIPROC_DIR-unset}}" > {seen}'),
+        ("gunicorn", "echo gunicorn started"),
+    ]:
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+
+    done = subprocess.run(
+        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "gunicorn"],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert seen.read_text().strip() == "unset"
+
+
 def test_settings_allow_the_pod_ip_as_host():
     code = "from django.conf import settings; print(settings.ALLOWED_HOSTS)"
     env = {
