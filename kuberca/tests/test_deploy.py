@@ -289,6 +289,26 @@ def test_entrypoint_empties_metrics_folder_and_execs_the_command(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+def entrypoint_with(
+    tmp_path: Path, *, python: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The entrypoint starting "gunicorn", with `python` (ensure_admin) and
+    gunicorn replaced by shell scripts."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in [("python", python), ("gunicorn", "echo gunicorn started")]:
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    return subprocess.run(
+        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "gunicorn"],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize(
     ("ensure_admin_exit", "started"),
     [(0, True), (1, True), (2, False)],  # 1: database not ready; 2: bad setting
@@ -296,23 +316,7 @@ def test_entrypoint_empties_metrics_folder_and_execs_the_command(tmp_path):
 def test_entrypoint_stops_only_for_a_bad_admin_setting(
     tmp_path, ensure_admin_exit, started
 ):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in [
-        ("python", f"exit {ensure_admin_exit}"),
-        ("gunicorn", "echo gunicorn started"),
-    ]:
-        script = bin_dir / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
-        script.chmod(0o755)
-
-    done = subprocess.run(
-        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "gunicorn"],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = entrypoint_with(tmp_path, python=f"exit {ensure_admin_exit}")
 
     assert ("gunicorn started" in done.stdout) is started
     assert done.returncode == (0 if started else 2)
@@ -320,26 +324,11 @@ def test_entrypoint_stops_only_for_a_bad_admin_setting(
 
 def test_entrypoint_runs_ensure_admin_outside_the_metrics_folder(tmp_path):
     # Its metric files would outlive it and be summed into every scrape.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     seen = tmp_path / "seen"
-    for name, body in [
-        ("python", f'echo "${{PROMETHEUS_MULTIPROC_DIR-unset}}" > {seen}'),
-        ("gunicorn", "echo gunicorn started"),
-    ]:
-        script = bin_dir / name
-        script.write_text(f"#!/bin/sh\n{body}\n")
-        script.chmod(0o755)
-
-    done = subprocess.run(
-        ["sh", str(BASE / "deploy" / "docker-entrypoint.sh"), "gunicorn"],
-        env={
-            "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
+    done = entrypoint_with(
+        tmp_path,
+        python=f'echo "${{PROMETHEUS_MULTIPROC_DIR-unset}}" > {seen}',
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
     )
 
     assert done.returncode == 0, done.stderr
