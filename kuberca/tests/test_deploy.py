@@ -266,9 +266,28 @@ def test_dockerfile_runs_gunicorn_with_our_config_as_non_root():
     assert "env -u PROMETHEUS_MULTIPROC_DIR" in build
 
 
+APPS = ("kuberca", "alerts", "incidents", "accounts", "embeddings", "notifications")
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = (BASE / ".dockerignore").read_text().split()
     assert {".venv", ".env", "var/", ".git"} <= set(ignored)
+    # Test code stays out too; nothing the image runs may import it.
+    assert {"tests/", "*/tests/", "kuberca/testing/"} <= set(ignored)
+    runtime = [
+        path
+        for app in APPS
+        for path in (BASE / app).rglob("*.py")
+        if "tests" not in path.parts and "testing" not in path.parts
+    ]
+    importing = [
+        str(path.relative_to(BASE))
+        for path in runtime
+        if re.search(
+            r"^\s*(from|import) \S*\.(tests|testing)\b", path.read_text(), re.M
+        )
+    ]
+    assert importing == []
 
 
 def test_entrypoint_empties_metrics_folder_and_execs_the_command(tmp_path):
