@@ -3,12 +3,12 @@ conversations.history/replies to find a post whose answer was lost.
 
 Built on slack-sdk's WebClient (SLACK_API_URL overrides its base URL). Every
 failure becomes a SlackError that says whether trying again can help: rate
-limits (429, with Retry-After), 5xx and network errors are transient and
-retried by the delivery task with backoff; the rest (invalid_auth,
-channel_not_found, …) are permanent. It also says whether Slack may have
-acted on the call anyway (a timeout, a dropped connection, a 5xx). The client
-itself never retries, so one call is one attempt and the outbox row records
-each.
+limits (429, with Retry-After), 5xx, network errors and answers that are not
+Slack's JSON are transient and retried by the delivery task with backoff; the
+rest (invalid_auth, channel_not_found, …) are permanent. It also says whether
+Slack may have acted on the call anyway (a timeout, a dropped connection, a
+5xx, an answer it cannot read). The client itself never retries, so one call
+is one attempt and the outbox row records each.
 
 Each post carries message metadata (`kuberca_message`, with the outbox row's
 ids), which is how a later attempt recognises a post of its own in the channel.
@@ -115,6 +115,12 @@ def _error_from_api(exc: SlackApiError) -> SlackError:
         return SlackError(code or f"http_{status}", transient=True, maybe_done=True)
     if code in TRANSIENT_ERRORS:
         return SlackError(code, transient=True)
+    if not code and status < 400:
+        # Slack answers every call with JSON naming its error; a success
+        # status without one (a proxy's page) says nothing about the post.
+        return SlackError(
+            "unreadable answer: not Slack's JSON", transient=True, maybe_done=True
+        )
     return SlackError(code or f"http_{status}", transient=False)
 
 
@@ -155,9 +161,18 @@ class SlackClient:
                 f"network: {type(exc).__name__}", transient=True, maybe_done=True
             ) from None
         except SlackClientError as exc:
-            # e.g. a body that is not JSON (a proxy's error page)
             raise SlackError(
                 f"client: {type(exc).__name__}", transient=True, maybe_done=True
+            ) from None
+        except (ValueError, LookupError, RecursionError, AttributeError) as exc:
+            # slack-sdk failing to read an answer: bytes not in its charset, an
+            # unknown charset, JSON nested too deeply or not an object. Raised
+            # from here they would leave the message claimed and untimed, so
+            # recovery would post it again every minute, for ever.
+            raise SlackError(
+                f"unreadable answer: {type(exc).__name__}",
+                transient=True,
+                maybe_done=True,
             ) from None
         data = response.data if isinstance(response.data, dict) else {}
         return data

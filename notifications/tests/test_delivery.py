@@ -12,6 +12,7 @@ from incidents.events import (
     incident_opened,
     incident_summarized,
 )
+from kuberca.testing.http import Reply
 from notifications import services
 from notifications.models import MessageKind, MessageState, SlackMessage
 from notifications.tasks import deliver_slack, recover_slack
@@ -418,6 +419,28 @@ def test_server_errors_are_retried_with_backoff(fake_slack, signal, clock, run_t
         ("conversations.history", 200),  # not there: post it
         ("chat.postMessage", 200),
     ]
+
+
+def test_an_unreadable_answer_is_retried_with_backoff_not_left_sending(
+    fake_slack, signal, clock, run_tasks
+):  # noqa: ANN001
+    fake_slack._script.append(Reply(200, b'{"ok": true, "ts": "1.2", "x": "\xff"}'))
+    incident, _ = open_incident(signal)
+
+    run_tasks()
+    root = root_of(incident)
+    # Slack may have posted it: the next attempt looks before posting.
+    assert root.state == MessageState.SENDING
+    assert root.error == "unreadable answer: UnicodeDecodeError"
+    assert root.next_attempt_at > clock.now
+
+    for _ in range(5):
+        clock.advance(10)
+        run_tasks()
+
+    assert root_of(incident).state == MessageState.SENT
+    assert unsent() == 0
+    assert len(fake_slack.posts()) == 2
 
 
 def test_retry_delay_grows_with_jitter_and_honours_retry_after():

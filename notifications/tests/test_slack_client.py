@@ -2,6 +2,7 @@ import socket
 
 import pytest
 
+from kuberca.testing.http import Reply
 from notifications.slack import SlackClient, SlackError
 from notifications.tests.fake_slack import CHANNEL, TOKEN, FakeSlack
 
@@ -120,3 +121,27 @@ def test_find_post_reads_a_thread_and_gives_up_after_its_pages(fake):  # noqa: A
     assert {(c.method, c.body["ts"]) for c in fake.calls} == {
         ("conversations.replies", "9.9")
     }
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, b'{"ok": true, "ts": "1.2", "x": "\xff"}'),
+        Reply(
+            200,
+            b'{"ok": true, "ts": "1.2"}',
+            {"Content-Type": "application/json; charset=klingon"},
+        ),
+        Reply(200, b"[1, 2]"),
+        Reply(200, b'{"ok": true, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        Reply(200, b"<html>proxy says hi</html>", {"Content-Type": "text/html"}),
+        Reply(200, {"ok": False}),
+    ],
+    ids=["not-utf8", "unknown-charset", "array", "nested", "html", "no-error-code"],
+)
+def test_an_answer_that_is_not_slacks_is_transient(fake, reply):  # noqa: ANN001
+    fake._script.append(reply)
+    with pytest.raises(SlackError) as caught:
+        client_for(fake.api_url).post_message(PAYLOAD)
+    assert caught.value.transient
+    assert caught.value.code.startswith("unreadable answer")
