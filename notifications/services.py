@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 LEASE: timedelta = settings.SLACK_LEASE
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
+# Slack's Retry-After is honoured up to this; a larger one (or "inf") would
+# park the message for years, or overflow the date of its next try.
+RETRY_AFTER_CAP_SECONDS = 3600.0
 # Transient failures are retried for this long; then the row fails for good.
 GIVE_UP_AFTER = timedelta(hours=24)
 # Unsent rows older than this with no task in sight are re-enqueued.
@@ -65,11 +68,12 @@ def retry_delay(
 ) -> float:
     """Seconds to wait before the next try after `attempts` failed ones.
 
-    Slack's Retry-After wins when given (plus a little jitter, so threads
-    spread out); otherwise exponential backoff with equal jitter, capped.
+    Slack's Retry-After wins when given (up to an hour, plus a little jitter,
+    so threads spread out); otherwise exponential backoff with equal jitter,
+    capped.
     """
     if retry_after is not None:
-        return retry_after + rand() * 0.5
+        return min(retry_after, RETRY_AFTER_CAP_SECONDS) + rand() * 0.5
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
     return ceiling / 2 + rand() * ceiling / 2
 

@@ -1,4 +1,5 @@
 import logging
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -443,6 +444,27 @@ def test_an_unreadable_answer_is_retried_with_backoff_not_left_sending(
     assert len(fake_slack.posts()) == 2
 
 
+@pytest.mark.parametrize("retry_after", ["1e12", "inf", "99999999"])
+def test_a_retry_after_beyond_reason_waits_at_most_an_hour(
+    fake_slack, signal, clock, run_tasks, retry_after
+):  # noqa: ANN001
+    fake_slack._script.append(
+        Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after})
+    )
+    incident, _ = open_incident(signal)
+
+    run_tasks()
+    root = root_of(incident)
+    assert root.state == MessageState.PENDING and root.error == "ratelimited"
+    assert root.next_attempt_at <= clock.now + timedelta(
+        seconds=services.RETRY_AFTER_CAP_SECONDS + 1
+    )
+
+    clock.advance(services.RETRY_AFTER_CAP_SECONDS + 1)
+    run_tasks()
+    assert root_of(incident).state == MessageState.SENT
+
+
 def test_retry_delay_grows_with_jitter_and_honours_retry_after():
     assert services.retry_delay(1, rand=lambda: 0.0) == 1.0
     assert services.retry_delay(1, rand=lambda: 1.0) == 2.0
@@ -450,6 +472,9 @@ def test_retry_delay_grows_with_jitter_and_honours_retry_after():
     assert services.retry_delay(30, rand=lambda: 1.0) == services.BACKOFF_CAP_SECONDS
     assert services.retry_delay(5, retry_after=1.0, rand=lambda: 0.0) == 1.0
     assert services.retry_delay(5, retry_after=7.0, rand=lambda: 1.0) == 7.5
+    cap = services.RETRY_AFTER_CAP_SECONDS
+    assert services.retry_delay(1, retry_after=1e12, rand=lambda: 0.0) == cap
+    assert services.retry_delay(1, retry_after=float("inf"), rand=lambda: 0.0) == cap
 
 
 def test_the_kick_posts_roots_first_and_leaves_replies_to_a_later_task(
