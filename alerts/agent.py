@@ -1,12 +1,15 @@
 """The HTTP client of the Agent service and the JSON it exchanges (SPEC §5).
 
 One requests Session per process, explicit connect and read timeouts. A call
-either returns a checked response or raises AgentTransient (5xx, connection
-failure, timeout: worth retrying) or AgentRejected (4xx, a response that is not
-the documented shape: retrying cannot help). Callers are the analysis tasks.
+either returns a checked response that PostgreSQL can store or raises
+AgentTransient (5xx, connection failure, timeout: worth retrying) or
+AgentRejected (4xx, a response that is not the documented shape or cannot be
+stored: retrying cannot help). Callers are the analysis tasks.
 """
 
 import logging
+import math
+import re
 import threading
 import time
 from typing import Any, NotRequired, TypedDict
@@ -22,6 +25,13 @@ ANALYZE = "analyze"
 SUMMARIZE = "summarize-incident"
 # Connecting should never take long even when the answer may take minutes.
 MAX_CONNECT_TIMEOUT = 10.0
+# PostgreSQL text and jsonb hold no NUL, and no UTF-8 text holds a lone
+# surrogate; JSON can carry both. They become U+FFFD, as in webhooks, so the
+# analysis is kept and the spot stays visible.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Deeper JSON than this is refused: storing it as jsonb would recurse past
+# Python's limit (the parser alone takes about 990 levels).
+MAX_DEPTH = 500
 
 
 class AgentAlert(TypedDict):
@@ -182,6 +192,50 @@ def parse_summarize_response(data: Any) -> SummarizeResponse:
     return response
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise AgentRejected("malformed response: a number out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise AgentRejected(f"malformed response: {text} is not a JSON number")
+
+
+def _text_storable(text: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable(data: Any) -> Any:
+    """`data` with its strings and keys made storable, changed in place.
+
+    Iterative, so any nesting the JSON parser took is walked; raises
+    AgentRejected past MAX_DEPTH.
+    """
+    if isinstance(data, str):
+        return _text_storable(data)
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise AgentRejected("malformed response: JSON nested too deeply")
+        if isinstance(value, dict):
+            items = list(value.items())
+            value.clear()
+            for key, item in items:
+                if isinstance(item, str):
+                    item = _text_storable(item)
+                value[_text_storable(key)] = item
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, str):
+                    value[index] = _text_storable(item)
+                pending.append((item, depth + 1))
+    return data
+
+
 class AgentClient:
     """POST JSON to the Agent at `base_url` with one Session."""
 
@@ -228,12 +282,16 @@ class AgentClient:
             raise AgentTransient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise AgentRejected(
-                f"HTTP {response.status_code}: {response.text[:300].strip()}"
+                f"HTTP {response.status_code}:"
+                f" {_text_storable(response.text[:300].strip())}"
             )
         try:
-            return response.json()
+            data = response.json(parse_constant=_no_constant, parse_float=_finite)
+        except RecursionError:
+            raise AgentRejected("malformed response: JSON nested too deeply") from None
         except ValueError:
             raise AgentRejected("malformed response: not JSON") from None
+        return _storable(data)
 
 
 _clients: dict[tuple[str, float], AgentClient] = {}

@@ -26,6 +26,7 @@ from alerts.tests.fake_agent import (
     run_queued_tasks,
     serve_fake_agent,
 )
+from kuberca.testing.http import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -454,6 +455,56 @@ def test_a_malformed_answer_is_recorded_and_not_retried(agent: FakeAgent) -> Non
 
     analysis.refresh_from_db()
     assert analysis.error == "malformed response: not JSON"
+    assert run_queued_tasks() == []
+
+
+def test_an_answer_holding_nul_characters_is_stored(agent: FakeAgent) -> None:
+    agent.then(
+        ANALYZE,
+        Reply(
+            200,
+            {
+                "analysis": "log line: a\u0000b",
+                "context": {"k": "v\u0000"},
+                "artifacts": [
+                    {"type": "logs", "query": "q\u0000", "result": ["\u0000"]}
+                ],
+            },
+        ),
+    )
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "done"
+
+    analysis.refresh_from_db()
+    assert analysis.analysis == "log line: a\ufffdb"
+    assert analysis.context == {"k": "v\ufffd"}
+    [artifact] = AnalysisArtifact.objects.filter(analysis=analysis)
+    assert (artifact.query, artifact.result) == ("q\ufffd", ["\ufffd"])
+
+
+def test_a_refusal_holding_a_nul_byte_is_recorded(agent: FakeAgent) -> None:
+    agent.then(ANALYZE, Reply(422, b"bad \x00 input"))
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "failed"
+
+    analysis.refresh_from_db()
+    assert analysis.error == "HTTP 422: bad \ufffd input"
+
+
+def test_an_answer_nested_too_deeply_fails_at_once(agent: FakeAgent) -> None:
+    nested = b"[" * 950 + b"]" * 950
+    agent.then(
+        ANALYZE, Reply(200, b'{"analysis": "x", "context": {"a": ' + nested + b"}}")
+    )
+    analysis = AlertAnalysisFactory(state="pending")
+
+    assert analyze_alert.call(analysis.pk) == "failed"
+
+    analysis.refresh_from_db()
+    assert analysis.state == "failed" and not analysis.transient_failure
+    assert analysis.error == "malformed response: JSON nested too deeply"
     assert run_queued_tasks() == []
 
 

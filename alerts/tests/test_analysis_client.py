@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from alerts.agent import (
+    MAX_DEPTH,
     AgentClient,
     AgentRejected,
     AgentTransient,
@@ -169,3 +170,58 @@ def test_fake_agent_answers_a_queued_reply(agent: FakeAgent) -> None:
     agent.then("/analyze", Reply(200, canned_analysis(BODY) | {"analysis": "mine"}))
 
     assert client_for(agent).analyze(BODY)["analysis"] == "mine"
+
+
+def _nested(depth: int) -> bytes:
+    """An /analyze answer whose context nests `depth` levels in all."""
+    inner = depth - 2  # the answer and its context are two levels
+    return b'{"analysis": "x", "context": {"a": ' + b"[" * inner + b"]" * inner + b"}}"
+
+
+def test_client_makes_nul_and_lone_surrogates_storable(agent: FakeAgent) -> None:
+    agent.then(
+        "/analyze",
+        Reply(
+            200,
+            b'{"analysis": "a\\u0000b", "analysis_summary": "s\\ud800",'
+            b' "context": {"k\\u0000": ["v\\u0000", {"w": "\\udc00"}]},'
+            b' "artifacts": [{"type": "t", "query": "q\\u0000", "summary": "",'
+            b' "result": {"r": "\\u0000"}}]}',
+        ),
+    )
+
+    response = client_for(agent).analyze(BODY)
+
+    assert response["analysis"] == "a\ufffdb"
+    assert response["analysis_summary"] == "s\ufffd"
+    assert response["context"] == {"k\ufffd": ["v\ufffd", {"w": "\ufffd"}]}
+    assert response["artifacts"][0]["query"] == "q\ufffd"
+    assert response["artifacts"][0]["result"] == {"r": "\ufffd"}
+
+
+def test_client_keeps_an_answer_nested_as_deep_as_it_can_store(
+    agent: FakeAgent,
+) -> None:
+    agent.then("/analyze", Reply(200, _nested(MAX_DEPTH)))
+
+    assert client_for(agent).analyze(BODY)["analysis"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_nested(MAX_DEPTH + 1), "nested too deeply"),
+        (_nested(5000), "nested too deeply"),
+        (b'{"analysis": "x", "context": {"a": NaN}}', "NaN is not a JSON number"),
+        (b'{"analysis": "x", "context": {"a": -Infinity}}', "not a JSON number"),
+        (b'{"analysis": "x", "context": {"a": 1e999}}', "a number out of range"),
+    ],
+    ids=["one-too-deep", "very-deep", "nan", "infinity", "overflow"],
+)
+def test_client_rejects_an_answer_that_cannot_be_stored(
+    agent: FakeAgent, body: bytes, reason: str
+) -> None:
+    agent.then("/analyze", Reply(200, body))
+
+    with pytest.raises(AgentRejected, match=reason):
+        client_for(agent).analyze(BODY)

@@ -289,6 +289,25 @@ def test_a_malformed_summary_is_recorded_and_not_retried(
     assert incident.title == "Mine"
 
 
+def test_a_summary_holding_nul_characters_is_stored(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    agent.then(
+        SUMMARIZE,
+        Reply(200, {"title": "T\u0000", "summary": "s\u0000", "detail": "d\u0000"}),
+    )
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+
+    assert run_queued_tasks() == [("summarize_incident", "done")]
+
+    incident.refresh_from_db()
+    assert (incident.title, incident.analysis_summary, incident.analysis_detail) == (
+        "T\ufffd",
+        "s\ufffd",
+        "d\ufffd",
+    )
+
+
 def test_a_summary_too_long_for_the_search_index_is_cut_and_stored(
     agent: FakeAgent, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001
