@@ -9,6 +9,7 @@ EmbeddingUnavailable (transient) or EmbeddingRejected (permanent).
 
 import functools
 import logging
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from rest_framework import status
 
+from embeddings import schema
 from kuberca import metrics
 from kuberca.errors import DomainError
 
@@ -31,6 +33,10 @@ logger = logging.getLogger(__name__)
 TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
 # Gemini's batchEmbedContents takes at most 100 requests per call.
 GEMINI_MAX_BATCH = 100
+# The largest magnitudes pgvector's float4 `vector` and its `halfvec` (the
+# index expression above 2,000 dimensions) hold.
+VECTOR_MAX = 3.4028234e38
+HALFVEC_MAX = 65504.0
 
 
 class ProviderNotConfigured(DomainError):
@@ -64,6 +70,17 @@ class EmbeddingProvider(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one vector per text, in order."""
         ...
+
+
+def usable(vector: Sequence[float], dimensions: int) -> bool:
+    """Whether pgvector can store `vector` and compare it by cosine distance.
+
+    NaN and infinities are refused on insert, values past halfvec's range by
+    the index expression, and an all-zero vector has no direction: its
+    similarity to anything is NaN, which no JSON answer can carry.
+    """
+    limit = HALFVEC_MAX if schema.uses_halfvec(dimensions) else VECTOR_MAX
+    return all(math.isfinite(v) and abs(v) <= limit for v in vector) and any(vector)
 
 
 class NoProvider:
@@ -159,6 +176,17 @@ class GeminiProvider:
             raise EmbeddingRejected(
                 f"gemini returned {len(vectors)} vectors for {len(texts)} texts"
                 f" or not {self.dimensions} dimensions"
+            )
+        if not all(usable(v, self.dimensions) for v in vectors):
+            metrics.embedding_calls.labels(outcome="rejected").inc()
+            logger.warning(
+                "embedding call gave an unusable vector model=%s texts=%s",
+                self.model,
+                len(texts),
+            )
+            raise EmbeddingRejected(
+                "gemini returned an unusable vector (not finite, out of range"
+                " or all zeros)"
             )
         metrics.embedding_calls.labels(outcome="ok").inc()
         return vectors

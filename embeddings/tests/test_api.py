@@ -6,6 +6,7 @@ from embeddings.tests.factories import (
     IncidentEmbeddingFactory,
     SummarizedIncidentFactory,
 )
+from kuberca.testing.http import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +133,29 @@ def test_create_answers_502_when_gemini_refuses(auth_client, fake_gemini):
 
     assert response.status_code == 502
     assert len(fake_gemini.requests) == 1  # a 400 is not retried
+
+
+def test_create_answers_502_when_gemini_returns_an_unusable_vector(
+    auth_client, local_server, fake_gemini, settings
+):
+    zero = [0.0] * settings.EMBEDDING_DIMENSIONS
+    server = local_server(
+        lambda request: Reply(body={"embeddings": [{"values": zero}]})
+    )
+    settings.GEMINI_API_URL = server.url
+    incident = SummarizedIncidentFactory()
+
+    response = auth_client.post(
+        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
+    )
+
+    assert response.status_code == 502
+    assert response.json()["error"] == "embedding provider error"
+    assert not IncidentEmbedding.objects.exists()
+
+    response = auth_client.post(SEARCH, {"query": "x"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["model"] == "fulltext"
 
 
 def test_create_retries_429_and_500_then_succeeds(auth_client, fake_gemini):

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _provider(url, **options):
+    options = {"dimensions": 16, **options}
     return GeminiProvider(
         api_key="k",
         model="gemini-embedding-001",
-        dimensions=16,
         base_url=url,
         retry_initial_delay=0.01,
         retry_attempts=2,
@@ -89,6 +89,28 @@ def test_gemini_answer_of_the_wrong_size_is_rejected(local_server):
 
     with pytest.raises(EmbeddingRejected):
         _provider(server.url).embed(["x"])
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "values"),
+    [
+        (16, [float("nan")] + [0.25] * 15),
+        (16, [float("inf")] + [0.25] * 15),
+        (16, [0.0] * 16),
+        (16, [1e39] + [0.25] * 15),
+        (3072, [1e5] + [0.01] * 3071),
+    ],
+    ids=["nan", "infinity", "all-zero", "over-float4", "over-halfvec"],
+)
+def test_gemini_vector_that_cannot_be_stored_or_compared_is_rejected(
+    local_server, dimensions, values
+):
+    server = local_server(
+        lambda request: Reply(body={"embeddings": [{"values": values}]})
+    )
+
+    with pytest.raises(EmbeddingRejected, match="unusable vector"):
+        _provider(server.url, dimensions=dimensions).embed(["x"])
 
 
 def test_resize_retypes_the_column_and_index(settings):

@@ -17,6 +17,7 @@ from embeddings.tests.factories import (
 )
 from incidents import events
 from incidents.models import Incident
+from kuberca.testing.http import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -133,6 +134,22 @@ def test_embed_incident_does_not_retry_a_refusal(fake_gemini):
 
     assert embed_incident.call(incident.pk) == "failed"
     assert _queued() == []
+
+
+def test_embed_incident_does_not_retry_a_vector_it_cannot_store(
+    fake_gemini, local_server, settings
+):
+    nan = [float("nan")] * settings.EMBEDDING_DIMENSIONS
+    server = local_server(lambda request: Reply(body={"embeddings": [{"values": nan}]}))
+    settings.GEMINI_API_URL = server.url
+    incident = SummarizedIncidentFactory()
+
+    assert embed_incident.call(incident.pk) == "failed"
+
+    failure = EmbeddingFailure.objects.get(incident=incident)
+    assert failure.permanent and "unusable vector" in failure.reason
+    assert _queued() == []
+    assert not IncidentEmbedding.objects.exists()
 
 
 def test_retry_delay_grows_and_stays_bounded():
