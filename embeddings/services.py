@@ -9,6 +9,7 @@ says so with the model name "fulltext".
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
@@ -516,7 +517,9 @@ def _fulltext(
 
 
 def _score(value: float | None) -> float:
-    return round(float(value or 0.0), 4)
+    # NaN: the cosine distance of a vector without direction (all zeros).
+    value = float(value or 0.0)
+    return round(value, 4) if math.isfinite(value) else 0.0
 
 
 def embedding_search(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:

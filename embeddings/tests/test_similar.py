@@ -44,6 +44,33 @@ def test_similar_incidents_ranks_by_the_incidents_own_embedding(
     assert fake_gemini.calls == 0  # the stored vector is the query
 
 
+def test_a_stored_vector_without_direction_scores_zero_instead_of_failing(
+    auth_client, fake_gemini
+):
+    # An all-zero vector (as stored before Gemini's answers were checked) has
+    # a NaN cosine distance to everything.
+    zero = IncidentEmbeddingFactory(embedding=[0.0] * settings.EMBEDDING_DIMENSIONS)
+    other = _embedded("oom killed payments api pods")
+
+    for incident_id, similar_id in (
+        (zero.incident_id, other.pk),
+        (other.pk, zero.incident_id),
+    ):
+        response = auth_client.get(f"/api/v1/incidents/{incident_id}")
+        assert response.status_code == 200
+        assert (
+            response.json()["data"]["similar_incidents"][-1]["incident_id"]
+            == similar_id
+        )
+        assert response.json()["data"]["similar_incidents"][-1]["score"] == 0.0
+
+    response = auth_client.post(
+        "/api/v1/embeddings/search", {"query": "oom killed"}, format="json"
+    )
+    assert response.status_code == 200
+    assert [hit["similarity"] for hit in response.json()["results"]][-1] == 0.0
+
+
 def test_similar_incidents_returns_at_most_five(fake_gemini):
     incident = _embedded("disk full")
     for n in range(7):
