@@ -222,6 +222,42 @@ def embeddings_store_batch(
     return len(rows)
 
 
+def embeddings_backfill_batch(
+    *, incidents: Sequence[tuple[str, str]], provider: EmbeddingProvider
+) -> tuple[int, list[str]]:
+    """Embed a batch of the backfill; return (rows stored, incident ids refused).
+
+    When the provider refuses the batch, each summary is tried alone, so the
+    one it refuses costs only itself (kept as a permanent EmbeddingFailure)
+    instead of stopping every later run at the same batch. Raises
+    EmbeddingUnavailable, before writing anything.
+    """
+    try:
+        return embeddings_store_batch(incidents=incidents, provider=provider), []
+    except EmbeddingRejected as exc:
+        if len(incidents) > 1:
+            each = [
+                embeddings_backfill_batch(incidents=[item], provider=provider)
+                for item in incidents
+            ]
+            return sum(n for n, _ in each), [pk for _, ids in each for pk in ids]
+        [(incident_id, text)] = incidents
+        embedding_failure_record(
+            incident_id=incident_id,
+            model=provider.model,
+            text=text,
+            reason=exc.message,
+            attempts=1,
+            permanent=True,
+        )
+        logger.warning(
+            "backfill summary refused incident_id=%s reason=%s",
+            incident_id,
+            exc.message,
+        )
+        return 0, [incident_id]
+
+
 def backfill_candidates(*, model: str, everything: bool = False) -> QuerySet[Incident]:
     """Resolved incidents with a summary whose embedding for `model` is missing.
 

@@ -4,12 +4,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from embeddings import schema
-from embeddings.models import IncidentEmbedding
+from embeddings.models import EmbeddingFailure, IncidentEmbedding
 from embeddings.tests.factories import (
     IncidentEmbeddingFactory,
     SummarizedIncidentFactory,
 )
 from incidents.tests.factories import IncidentFactory
+from kuberca.testing.http import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,28 @@ def test_backfill_resumes_after_a_provider_failure(fake_gemini, incidents):
     out, _ = _backfill("--batch-size", "2")
     assert "embedded 3 of 3" in out
     assert IncidentEmbedding.objects.count() == 6
+
+
+def test_a_summary_the_provider_refuses_does_not_block_the_others(fake_gemini):
+    answer = fake_gemini.respond
+
+    def refuse_poison(request):
+        if b"poison" in request.body:
+            return Reply(400, {"error": {"code": 400, "message": "no", "status": "X"}})
+        return answer(request)
+
+    fake_gemini.server.responder = refuse_poison
+    refused = SummarizedIncidentFactory(analysis_summary="poison text")
+    others = SummarizedIncidentFactory.create_batch(4)
+
+    named = f"refused the summaries of 1 incidents: {refused.pk}"
+    with pytest.raises(CommandError, match=named):
+        _backfill("--batch-size", "2")
+
+    embedded = set(IncidentEmbedding.objects.values_list("incident_id", flat=True))
+    assert embedded == {incident.pk for incident in others}
+    failure = EmbeddingFailure.objects.get()
+    assert (failure.incident_id, failure.permanent) == (refused.pk, True)
 
 
 def test_backfill_exits_non_zero_when_no_provider_is_configured(no_provider, incidents):

@@ -1,7 +1,9 @@
 """`manage.py backfill_embeddings`: embed resolved incidents that lack one.
 
 Each batch is one provider call and one transaction, so a crash loses at most
-the batch in flight and a second run goes on with what is still missing.
+the batch in flight and a second run goes on with what is still missing. A
+batch the provider refuses is tried one summary at a time, so a summary it
+refuses is skipped (and named at the end) rather than stopping every run.
 `--all` re-embeds everything (resume one that stopped with `--after`);
 `--rebuild-index` drops the HNSW index for a bulk load and builds it once at
 the end, far faster than updating it row by row (docs/embeddings.md).
@@ -17,8 +19,8 @@ from tqdm import tqdm
 
 from embeddings import schema
 from embeddings.models import IncidentEmbedding
-from embeddings.providers import EmbeddingRejected, EmbeddingUnavailable, get_provider
-from embeddings.services import backfill_candidates, embeddings_store_batch
+from embeddings.providers import EmbeddingUnavailable, get_provider
+from embeddings.services import backfill_candidates, embeddings_backfill_batch
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Command(BaseCommand):
                 cursor.execute(schema.drop_index_sql())
         started = time.monotonic()
         done = 0
+        refused: list[str] = []
         last = after
         bar = tqdm(
             total=total, unit="incident", desc="embedding", file=self.stderr._out
@@ -112,8 +115,10 @@ class Command(BaseCommand):
                 if not batch:
                     break
                 try:
-                    done += embeddings_store_batch(incidents=batch, provider=provider)
-                except (EmbeddingUnavailable, EmbeddingRejected) as exc:
+                    stored, batch_refused = embeddings_backfill_batch(
+                        incidents=batch, provider=provider
+                    )
+                except EmbeddingUnavailable as exc:
                     bar.close()
                     logger.error(
                         "backfill stopped done=%s after=%s reason=%s",
@@ -126,6 +131,8 @@ class Command(BaseCommand):
                         f"embedding provider failed after retries: {exc.message};"
                         f" embedded {done} of {total}; run again{resume} to resume"
                     ) from exc
+                done += stored
+                refused += batch_refused
                 last = batch[-1][0]
                 bar.update(len(batch))
             bar.close()
@@ -140,3 +147,9 @@ class Command(BaseCommand):
             f"backfill done: embedded {done} of {total} incidents"
             f" with {provider.model} in {elapsed:.1f}s ({rate:.1f}/s)"
         )
+        if refused:
+            shown = ", ".join(refused[:20]) + (" …" if len(refused) > 20 else "")
+            raise CommandError(
+                f"the provider refused the summaries of {len(refused)} incidents:"
+                f" {shown}; every other one was embedded"
+            )
