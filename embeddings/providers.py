@@ -37,6 +37,12 @@ GEMINI_MAX_BATCH = 100
 # index expression above 2,000 dimensions) hold.
 VECTOR_MAX = 3.4028234e38
 HALFVEC_MAX = 65504.0
+# What a web request (search, POST /api/v1/embeddings) spends on the provider
+# at most: three tries of 10 s and the backoff between them stay inside
+# gunicorn's 60 s, so a hung Gemini gives full-text results or a 503, not a
+# worker killed mid-request. Tasks keep the EMBEDDING_* settings.
+REQUEST_ATTEMPTS = 3
+REQUEST_TIMEOUT_SECONDS = 10
 
 
 class ProviderNotConfigured(DomainError):
@@ -114,6 +120,8 @@ class GeminiProvider:
     ) -> None:
         self.model = model
         self.dimensions = dimensions
+        self.timeout_seconds = timeout_seconds
+        self.retry_attempts = retry_attempts
         retry = types.HttpRetryOptions(
             attempts=retry_attempts,
             initial_delay=retry_initial_delay,
@@ -215,14 +223,23 @@ def _build(
     )
 
 
-def get_provider() -> EmbeddingProvider:
-    """The provider the settings describe (one client per configuration)."""
+def get_provider(*, in_request: bool = False) -> EmbeddingProvider:
+    """The provider the settings describe (one client per configuration).
+
+    `in_request`: for a web request, whose wait is bounded by REQUEST_ATTEMPTS
+    and REQUEST_TIMEOUT_SECONDS.
+    """
+    timeout = settings.EMBEDDING_TIMEOUT_SECONDS
+    attempts = settings.EMBEDDING_RETRY_ATTEMPTS
+    if in_request:
+        timeout = min(timeout, REQUEST_TIMEOUT_SECONDS)
+        attempts = min(attempts, REQUEST_ATTEMPTS)
     return _build(
         settings.GEMINI_API_KEY,
         settings.GEMINI_API_URL,
         settings.EMBEDDING_MODEL,
         settings.EMBEDDING_DIMENSIONS,
-        settings.EMBEDDING_TIMEOUT_SECONDS,
-        settings.EMBEDDING_RETRY_ATTEMPTS,
+        timeout,
+        attempts,
         settings.EMBEDDING_RETRY_INITIAL_DELAY,
     )

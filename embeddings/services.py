@@ -163,7 +163,7 @@ def embedding_store(
     # An unknown incident is the caller's mistake whatever the provider.
     if not Incident.objects.filter(pk=incident_id).exists():
         raise IncidentNotFound(incident_id=incident_id)
-    provider = provider or get_provider()
+    provider = provider or get_provider(in_request=True)
     if provider.name == "none":
         raise ProviderNotConfigured()
 
@@ -565,7 +565,7 @@ def embedding_search(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
     full-text ranking (model "fulltext"). `limit` is clamped to 1..100.
     """
     limit = min(max(limit, 1), MAX_LIMIT)
-    provider = get_provider()
+    provider = get_provider(in_request=True)
     if provider.name != "none":
         try:
             [vector] = provider.embed([query])

@@ -1,6 +1,7 @@
 import pytest
 
 from embeddings.models import IncidentEmbedding
+from embeddings.providers import REQUEST_ATTEMPTS, REQUEST_TIMEOUT_SECONDS, get_provider
 from embeddings.tests.factories import (
     AlertFactory,
     IncidentEmbeddingFactory,
@@ -303,3 +304,40 @@ def test_search_falls_back_to_full_text_when_gemini_is_down(auth_client, fake_ge
 
     assert body["model"] == "fulltext"
     assert [hit["incident_id"] for hit in body["results"]] == [incident.pk]
+
+
+def test_search_answers_within_the_web_timeout_when_gemini_hangs(
+    auth_client, local_server, fake_gemini, settings
+):
+    hung = local_server(lambda request: Reply(delay=10))
+    settings.GEMINI_API_URL = hung.url
+    settings.EMBEDDING_TIMEOUT_SECONDS = 1
+    settings.EMBEDDING_RETRY_ATTEMPTS = 6  # what the worker may spend
+    incident = SummarizedIncidentFactory(title="Disk full on node")
+
+    response = auth_client.post(SEARCH, {"query": "disk full"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["model"] == "fulltext"
+    assert [hit["incident_id"] for hit in response.json()["results"]] == [incident.pk]
+    assert len(hung.requests) == REQUEST_ATTEMPTS
+
+    response = auth_client.post(
+        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
+    )
+    assert response.status_code == 503
+    assert len(hung.requests) == 2 * REQUEST_ATTEMPTS
+
+
+def test_a_web_request_waits_for_gemini_a_bounded_time(fake_gemini, settings):
+    settings.EMBEDDING_TIMEOUT_SECONDS = 300
+    settings.EMBEDDING_RETRY_ATTEMPTS = 10
+
+    provider = get_provider(in_request=True)
+
+    assert provider.timeout_seconds == REQUEST_TIMEOUT_SECONDS
+    assert provider.retry_attempts == REQUEST_ATTEMPTS
+    # The calls and the backoff between them (1 s, then 2 s, each plus up to
+    # 1 s of jitter) fit in gunicorn's 60 s.
+    assert REQUEST_ATTEMPTS * REQUEST_TIMEOUT_SECONDS + 5 < 60
+    assert get_provider().timeout_seconds == 300
