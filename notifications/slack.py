@@ -111,7 +111,7 @@ def _error_from_api(exc: SlackApiError) -> SlackError:
             transient=True,
             retry_after=_retry_after(getattr(response, "headers", {})),
         )
-    if status >= 500:
+    if status >= 500 or status == 408:  # 408: a proxy gave up waiting
         return SlackError(code or f"http_{status}", transient=True, maybe_done=True)
     if code in TRANSIENT_ERRORS:
         return SlackError(code, transient=True)

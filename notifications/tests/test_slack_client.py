@@ -45,6 +45,15 @@ def test_server_errors_are_transient(fake):  # noqa: ANN001
     assert caught.value.transient and caught.value.code == "http_500"
 
 
+def test_a_proxys_request_timeout_is_transient(fake):  # noqa: ANN001
+    fake._script.append(
+        Reply(408, b"<html>timeout</html>", {"Content-Type": "text/html"})
+    )
+    with pytest.raises(SlackError) as caught:
+        client_for(fake.api_url).post_message(PAYLOAD)
+    assert caught.value.transient and caught.value.code == "http_408"
+
+
 @pytest.mark.parametrize(
     "error", ["channel_not_found", "invalid_auth", "not_in_channel"]
 )
