@@ -174,8 +174,11 @@ class SlackClient:
                 transient=True,
                 maybe_done=True,
             ) from None
-        data = response.data if isinstance(response.data, dict) else {}
-        return data
+        if not isinstance(response.data, dict):  # bytes: a gzip body, say
+            raise SlackError(
+                "unreadable answer: not Slack's JSON", transient=True, maybe_done=True
+            )
+        return response.data
 
     def post_message(
         self,
@@ -204,7 +207,9 @@ class SlackClient:
         data = self._call("chat.postMessage", **body)
         ts = str(data.get("ts") or "")
         if not ts:
-            raise SlackError("no ts in response", transient=True, maybe_done=True)
+            # Slack took the message (ok) but gave nothing to thread on;
+            # posting it again would only post it again.
+            raise SlackError("no ts in response", transient=False)
         return ts, str(data.get("channel") or channel)
 
     def find_post(

@@ -394,6 +394,23 @@ def test_permanent_errors_are_recorded_and_logged_once_without_retry(
     assert len([m for m in logged if "replies dropped" in m]) == 1
 
 
+def test_a_post_accepted_without_a_ts_is_not_posted_again(
+    fake_slack, signal, clock, run_tasks
+):  # noqa: ANN001
+    fake_slack._script.append(Reply(200, {"ok": True, "channel": "C0KUBERCA"}))
+    incident, _ = open_incident(signal)
+
+    for _ in range(5):
+        run_tasks()
+        clock.advance(600)
+        recover_slack.call()
+
+    root = root_of(incident)
+    assert root.state == MessageState.FAILED
+    assert root.error == "no ts in response"
+    assert len(fake_slack.calls) == 1  # Slack took it: a retry would repeat it
+
+
 def test_server_errors_are_retried_with_backoff(fake_slack, signal, clock, run_tasks):  # noqa: ANN001
     fake_slack.server_error(times=2)
     incident, _ = open_incident(signal)

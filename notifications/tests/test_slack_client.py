@@ -145,8 +145,17 @@ def test_find_post_reads_a_thread_and_gives_up_after_its_pages(fake):  # noqa: A
         Reply(200, b'{"ok": true, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
         Reply(200, b"<html>proxy says hi</html>", {"Content-Type": "text/html"}),
         Reply(200, {"ok": False}),
+        Reply(200, b"\x1f\x8b", {"Content-Type": "application/gzip"}),
     ],
-    ids=["not-utf8", "unknown-charset", "array", "nested", "html", "no-error-code"],
+    ids=[
+        "not-utf8",
+        "unknown-charset",
+        "array",
+        "nested",
+        "html",
+        "no-error-code",
+        "gzip",
+    ],
 )
 def test_an_answer_that_is_not_slacks_is_transient(fake, reply):  # noqa: ANN001
     fake._script.append(reply)
