@@ -43,6 +43,10 @@ TRANSIENT_ERRORS = {
 
 
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+# What Slack's message timestamps and channel ids look like; anything else
+# in an answer (which would not fit the outbox's columns) is not Slack's.
+_TS = re.compile(r"^[0-9]{1,20}\.[0-9]{1,20}$")
+_CHANNEL_ID = re.compile(r"^[A-Z0-9]{1,64}$")
 
 
 class Attachment(TypedDict):
@@ -205,12 +209,15 @@ class SlackClient:
         if metadata:
             body["metadata"] = {"event_type": METADATA_EVENT, "event_payload": metadata}
         data = self._call("chat.postMessage", **body)
-        ts = str(data.get("ts") or "")
-        if not ts:
+        ts = data.get("ts")
+        if not (isinstance(ts, str) and _TS.match(ts)):
             # Slack took the message (ok) but gave nothing to thread on;
             # posting it again would only post it again.
             raise SlackError("no ts in response", transient=False)
-        return ts, str(data.get("channel") or channel)
+        answered = data.get("channel")
+        if isinstance(answered, str) and _CHANNEL_ID.match(answered):
+            channel = answered
+        return ts, channel
 
     def find_post(
         self, *, channel: str, thread_ts: str, oldest: float, match: dict[str, Any]

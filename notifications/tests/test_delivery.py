@@ -411,6 +411,38 @@ def test_a_post_accepted_without_a_ts_is_not_posted_again(
     assert len(fake_slack.calls) == 1  # Slack took it: a retry would repeat it
 
 
+@pytest.mark.parametrize("ts", ["1" * 100, "1700000000.\u0000001", "soon"])
+def test_a_post_accepted_with_a_ts_unlike_slacks_is_not_posted_again(
+    fake_slack, signal, clock, run_tasks, ts
+):  # noqa: ANN001
+    fake_slack._script.append(Reply(200, {"ok": True, "channel": "C1", "ts": ts}))
+    incident, _ = open_incident(signal)
+
+    for _ in range(3):
+        run_tasks()
+        clock.advance(600)
+        recover_slack.call()
+
+    root = root_of(incident)
+    assert (root.state, root.error) == (MessageState.FAILED, "no ts in response")
+    assert len(fake_slack.calls) == 1
+
+
+def test_a_channel_unlike_slacks_in_the_answer_keeps_the_one_posted_to(
+    fake_slack, signal, run_tasks
+):  # noqa: ANN001
+    answer = {"ok": True, "channel": "C" * 100, "ts": "1700000000.000001"}
+    fake_slack._script.append(Reply(200, answer))
+    incident, _ = open_incident(signal)
+
+    run_tasks()
+
+    root = root_of(incident)
+    assert (root.state, root.channel) == (MessageState.SENT, "C0KUBERCA")
+    reply = fake_slack.calls[-1].body
+    assert (reply["channel"], reply["thread_ts"]) == ("C0KUBERCA", root.ts)
+
+
 def test_server_errors_are_retried_with_backoff(fake_slack, signal, clock, run_tasks):  # noqa: ANN001
     fake_slack.server_error(times=2)
     incident, _ = open_incident(signal)
