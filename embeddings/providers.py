@@ -174,6 +174,20 @@ class GeminiProvider:
             raise EmbeddingUnavailable(
                 f"gemini unreachable: {type(exc).__name__}"
             ) from exc
+        except (_transport.RequestError, ValueError, RecursionError) as exc:
+            # google-genai reading an answer that is not Gemini's: a proxy's
+            # page, another JSON shape (pydantic's ValidationError is a
+            # ValueError), JSON nested too deeply, endless redirects. Like an
+            # outage: search falls back to full text, the task retries.
+            metrics.embedding_calls.labels(outcome="unavailable").inc()
+            logger.warning(
+                "embedding call gave an unreadable answer model=%s error=%s",
+                self.model,
+                type(exc).__name__,
+            )
+            raise EmbeddingUnavailable(
+                f"gemini answered something unreadable: {type(exc).__name__}"
+            ) from exc
 
         embeddings = response.embeddings or []
         vectors = [list(item.values or []) for item in embeddings]

@@ -341,3 +341,24 @@ def test_a_web_request_waits_for_gemini_a_bounded_time(fake_gemini, settings):
     # 1 s of jitter) fit in gunicorn's 60 s.
     assert REQUEST_ATTEMPTS * REQUEST_TIMEOUT_SECONDS + 5 < 60
     assert get_provider().timeout_seconds == 300
+
+
+def test_search_falls_back_to_full_text_when_gemini_answers_garbage(
+    auth_client, local_server, fake_gemini, settings
+):
+    html = Reply(
+        200, b"<html>sign in to the proxy</html>", {"Content-Type": "text/html"}
+    )
+    settings.GEMINI_API_URL = local_server(lambda request: html).url
+    incident = SummarizedIncidentFactory(title="Disk full on node")
+
+    response = auth_client.post(SEARCH, {"query": "disk full"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["model"] == "fulltext"
+    assert [hit["incident_id"] for hit in response.json()["results"]] == [incident.pk]
+
+    response = auth_client.post(
+        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
+    )
+    assert response.status_code == 503

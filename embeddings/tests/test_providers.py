@@ -21,13 +21,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _provider(url, **options):
-    options = {"dimensions": 16, **options}
+    options = {"dimensions": 16, "retry_attempts": 2, **options}
     return GeminiProvider(
         api_key="k",
         model="gemini-embedding-001",
         base_url=url,
         retry_initial_delay=0.01,
-        retry_attempts=2,
         **options,
     )
 
@@ -111,6 +110,25 @@ def test_gemini_vector_that_cannot_be_stored_or_compared_is_rejected(
 
     with pytest.raises(EmbeddingRejected, match="unusable vector"):
         _provider(server.url, dimensions=dimensions).embed(["x"])
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, b"<html>proxy</html>", {"Content-Type": "text/html"}),
+        Reply(200, {"embeddings": "not a list"}),
+        Reply(200, {"embeddings": [{"values": ["a", "b", "c", "d"]}]}),
+        Reply(200, b'{"embeddings": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        Reply(200, b'{"embeddings": [{"values": [' + b"9" * 5000 + b"]}]}"),
+        Reply(302, b"", {"Location": "/again"}),
+    ],
+    ids=["html", "wrong-shape", "wrong-type", "nested", "huge-number", "redirects"],
+)
+def test_gemini_answer_that_cannot_be_read_is_transient(local_server, reply):
+    server = local_server(lambda request: reply)
+
+    with pytest.raises(EmbeddingUnavailable, match="unreadable"):
+        _provider(server.url, retry_attempts=1).embed(["x"])
 
 
 def test_resize_retypes_the_column_and_index(settings):
