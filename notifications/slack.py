@@ -276,7 +276,7 @@ def _ours(message: Any, match: dict[str, Any]) -> tuple[str, dict[str, Any]] | N
         return None
     payload = metadata.get("event_payload")
     ts = message.get("ts")
-    if not isinstance(payload, dict) or not isinstance(ts, str) or not ts:
+    if not isinstance(payload, dict) or not (isinstance(ts, str) and _TS.match(ts)):
         return None
     if any(payload.get(key) != value for key, value in match.items()):
         return None

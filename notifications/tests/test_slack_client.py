@@ -90,6 +90,7 @@ def test_find_post_pages_through_history_and_skips_what_is_not_ours(fake):  # no
                     {"ts": "1.2", "metadata": {"event_type": "other"}},
                     {"ts": "1.3", "metadata": {**ours, "event_payload": {"id": 7}}},
                     {"ts": 5, "metadata": ours},
+                    {"ts": "9" * 100 + ".1", "metadata": ours},
                 ],
                 "has_more": True,
                 "response_metadata": {"next_cursor": "page2"},
