@@ -370,6 +370,9 @@ SLACK_ENABLED = bool(SLACK_BOT_TOKEN and SLACK_CHANNEL_ID)
 # coalesces bursts (Slack takes about one message per second per channel).
 SLACK_TIMEOUT_SECONDS = env_int("SLACK_TIMEOUT_SECONDS", 10, minimum=1)
 SLACK_THREAD_INTERVAL = env_duration("SLACK_THREAD_INTERVAL", "30s")
+# Once Slack has answered 429 in a channel, the least time between two posts
+# there, whatever the thread or worker, for a minute after the last 429.
+SLACK_CHANNEL_INTERVAL = env_duration("SLACK_CHANNEL_INTERVAL", "1s", maximum="1m")
 
 # The in-cluster Agent is the default with a real database; on the embedded
 # database (development, tests) there is none unless AGENT_URL names one.

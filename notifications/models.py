@@ -90,6 +90,8 @@ class SlackMessage(models.Model):
     last_round_at = models.DateTimeField(null=True, blank=True)
     # A delivery task is enqueued to run at this time.
     wake_at = models.DateTimeField(null=True, blank=True)
+    # The channel turn (SlackChannel) this thread holds for its next call.
+    turn_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -148,3 +150,21 @@ class SlackMessage(models.Model):
             and self.state == MessageState.SENT
             and (self.revision > self.posted_revision)
         )
+
+
+class SlackChannel(models.Model):
+    """The pacing of one channel (SPEC §4: Slack takes about one message per
+    second per channel).
+
+    Each post takes the channel's next turn. Posts go at once until Slack
+    answers 429; then no turn comes before its Retry-After, and for a while
+    (`paced_until`) turns are SLACK_CHANNEL_INTERVAL apart, so a burst of
+    threads queues instead of trading 429s.
+    """
+
+    channel = models.CharField(max_length=64, primary_key=True)
+    next_turn_at = models.DateTimeField()
+    paced_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel} (next turn {self.next_turn_at:%H:%M:%S})"

@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import sleep
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -262,6 +263,7 @@ class _Thread:
         self.owner = owner
         self.client = client
         self.result = Delivery()
+        self.channel = ""
 
     def _root_qs(self):  # noqa: ANN202
         return SlackMessage.objects.roots().filter(incident_id=self.incident_id)
@@ -306,9 +308,12 @@ class _Thread:
         if root.wake_at and root.wake_at <= now:
             self._root_qs().filter(wake_at__lte=now).update(wake_at=None)
 
+        self.channel = root.channel
         if root.state in (MessageState.PENDING, MessageState.SENDING):
             if root.next_attempt_at and root.next_attempt_at > now:
                 return root.next_attempt_at
+            if turn := self._turn(root):
+                return turn
             retry_at = self._post(root, root=None)
             if retry_at is not None:
                 return retry_at
@@ -340,11 +345,40 @@ class _Thread:
         for reply in replies:
             if reply.next_attempt_at and reply.next_attempt_at > now:
                 return reply.next_attempt_at
+            if turn := self._turn(root):
+                return turn
             retry_at = self._post(reply, root=root)
             if retry_at is not None:
                 return retry_at
         self._root_qs().update(last_round_at=timezone.now())
         return None
+
+    def _turn(self, root: SlackMessage) -> datetime | None:
+        """This thread's turn to post in its channel: None to post now, else
+        when to come back (the turn is kept on the root until then).
+
+        A turn at most SLACK_CHANNEL_INTERVAL away is waited for here, which
+        costs less than a task run later. Edits take no turn: Slack limits
+        chat.update apart from posts.
+        """
+        now = timezone.now()
+        held = root.turn_at
+        if held is not None:
+            if held > now:
+                return held
+            root.turn_at = None
+            SlackMessage.objects.filter(pk=root.pk).update(turn_at=None)
+            return None
+        turn = channel_take_turn(channel=root.channel, now=now)
+        if turn <= now:
+            return None
+        if turn - now <= settings.SLACK_CHANNEL_INTERVAL:
+            self.renew()
+            sleep((turn - now).total_seconds())
+            return None
+        root.turn_at = turn
+        SlackMessage.objects.filter(pk=root.pk).update(turn_at=turn)
+        return turn
 
     def _claim(self, message: SlackMessage) -> bool:
         self.renew()
@@ -546,6 +580,12 @@ class _Thread:
             back_to = MessageState.SENDING
         else:
             back_to = MessageState.PENDING
+        if exc.retry_after is not None and self.channel:
+            channel_pause(
+                channel=self.channel,
+                until=now
+                + timedelta(seconds=min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)),
+            )
         if exc.transient and message.created_at > now - GIVE_UP_AFTER:
             attempts = rows.values_list("attempts", flat=True).first() or 1
             retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))
@@ -595,6 +635,50 @@ class _Thread:
                 self.incident_id,
                 failed,
             )
+
+
+# A 429 paces the channel for this long after it (SlackChannel).
+PACED_FOR = timedelta(minutes=1)
+
+_TAKE_TURN = """
+INSERT INTO notifications_slackchannel AS c (channel, next_turn_at)
+VALUES (%(channel)s, %(now)s)
+ON CONFLICT (channel) DO UPDATE
+    SET next_turn_at = GREATEST(c.next_turn_at, %(now)s) + CASE
+        WHEN c.paced_until > %(now)s THEN %(interval)s ELSE interval '0' END
+RETURNING next_turn_at, paced_until
+"""
+
+_PAUSE = """
+INSERT INTO notifications_slackchannel AS c (channel, next_turn_at, paced_until)
+VALUES (%(channel)s, %(until)s, %(paced_until)s)
+ON CONFLICT (channel) DO UPDATE
+    SET next_turn_at = GREATEST(c.next_turn_at, EXCLUDED.next_turn_at),
+        paced_until = GREATEST(c.paced_until, EXCLUDED.paced_until)
+"""
+
+
+def channel_take_turn(*, channel: str, now: datetime) -> datetime:
+    """Take the channel's next turn for one post; returns its time, `now` or
+    later. One statement, so concurrent workers each get their own turn."""
+    interval = settings.SLACK_CHANNEL_INTERVAL
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TAKE_TURN, {"channel": channel, "now": now, "interval": interval}
+        )
+        next_turn_at, paced_until = cursor.fetchone()
+    if paced_until is not None and paced_until > now:
+        return next_turn_at - interval
+    return next_turn_at
+
+
+def channel_pause(*, channel: str, until: datetime) -> None:
+    """Slack answered 429: no turn before `until`, and paced turns after it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PAUSE,
+            {"channel": channel, "until": until, "paced_until": until + PACED_FOR},
+        )
 
 
 def _schedule_wake(incident_id: str, at: datetime) -> bool:

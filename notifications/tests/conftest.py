@@ -19,6 +19,9 @@ def fake_slack(settings) -> Iterator[FakeSlack]:  # noqa: ANN001
     settings.SLACK_ENABLED = True
     settings.SLACK_API_URL = fake.api_url
     settings.SLACK_TIMEOUT_SECONDS = 5
+    # Channel pacing has tests of its own (test_channel_pacing.py); elsewhere
+    # a thread's calls go at once, as the tests' clock only moves when told.
+    settings.SLACK_CHANNEL_INTERVAL = timedelta(0)
     settings.AGENT_ENABLED = False  # no peer but the fake Slack in these tests
     yield fake
     fake.stop()
@@ -40,8 +43,12 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch) -> Clock:  # noqa: ANN001
+    """The clock, which a wait for a channel turn moves on (not the test)."""
+    from notifications import services
+
     clock = Clock(timezone.now().replace(microsecond=0))
     monkeypatch.setattr(timezone, "now", clock)
+    monkeypatch.setattr(services, "sleep", clock.advance)
     return clock
 
 

@@ -284,6 +284,7 @@ def scenario_env(
             "SLACK_API_URL": slack.api_url,
             "SLACK_TIMEOUT_SECONDS": "5",
             "SLACK_THREAD_INTERVAL": "1s",
+            "SLACK_CHANNEL_INTERVAL": "0.1s",
             "SLACK_LEASE": "3s",
             "SLACK_RECOVER_AFTER": "3s",
             "AGENT_URL": agent.url,
