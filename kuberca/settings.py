@@ -409,6 +409,14 @@ AGENT_OUTAGE_RETRY_EVERY = env_duration("AGENT_OUTAGE_RETRY_EVERY", "10m")
 AGENT_OUTAGE_RETRY_FOR = env_duration("AGENT_OUTAGE_RETRY_FOR", "6h")
 AGENT_RUNNING_MARGIN = env_duration("AGENT_RUNNING_MARGIN", "2m")
 SLACK_LEASE = env_duration("SLACK_LEASE", "60s")
+if SLACK_LEASE.total_seconds() <= SLACK_TIMEOUT_SECONDS:
+    # Else a call still waiting for Slack outlives its thread's lease, and a
+    # second worker takes the thread over meanwhile.
+    raise ConfigError(
+        "SLACK_LEASE",
+        os.environ.get("SLACK_LEASE", "60s"),
+        f"longer than SLACK_TIMEOUT_SECONDS ({SLACK_TIMEOUT_SECONDS}s)",
+    )
 SLACK_RECOVER_AFTER = env_duration("SLACK_RECOVER_AFTER", "2m")
 PERIODIC_TASKS["notifications.tasks.recover_slack"] = env_duration(
     "RECOVER_SLACK_EVERY", "1m"

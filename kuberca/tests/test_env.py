@@ -196,3 +196,17 @@ def test_a_url_variable_that_is_no_url_stops_start_up(name, value):
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"kuberca: configuration error: {name}={value!r}")
+
+
+def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
+    result = _manage_check({"SLACK_LEASE": "10s", "SLACK_TIMEOUT_SECONDS": "10"})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "kuberca: configuration error: SLACK_LEASE='10s' is not valid: expected"
+        " longer than SLACK_TIMEOUT_SECONDS (10s)"
+    ]
+    assert (
+        _manage_check({"SLACK_LEASE": "11s", "SLACK_TIMEOUT_SECONDS": "10"}).returncode
+        == 0
+    )

@@ -282,7 +282,7 @@ def scenario_env(
             "SLACK_BOT_TOKEN": slack.token,
             "SLACK_CHANNEL_ID": CHANNEL,
             "SLACK_API_URL": slack.api_url,
-            "SLACK_TIMEOUT_SECONDS": "5",
+            "SLACK_TIMEOUT_SECONDS": "2",
             "SLACK_THREAD_INTERVAL": "1s",
             "SLACK_CHANNEL_INTERVAL": "0.1s",
             "SLACK_LEASE": "3s",
