@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,21 @@ def test_get_only_path_rejects_other_methods_with_json_405(path, method):
     assert response["Allow"] == "GET"
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["error"] == "method not allowed"
+
+
+def test_docs_page_loads_swagger_ui_from_our_own_static_files(
+    client, plain_static_storage
+):
+    page = client.get("/api/docs/").content.decode()
+
+    assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
+    scripts = re.findall(r'src="([^"]+\.js)"', page)
+    assert scripts, page
+    for src in scripts:
+        assert src.startswith("/static/drf_spectacular_sidecar/"), src
+        served = client.get(src)
+        assert served.status_code == 200, src
+        assert b"".join(served.streaming_content)
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
