@@ -399,6 +399,8 @@ class _Thread:
         # Left "sending" by a worker that died or an answer that was lost:
         # Slack may have the post already.
         unsure = message.state == MessageState.SENDING
+        if self._spent(message):
+            return None
         if not self._claim(message):
             return None
         # Read after the claim: alerts folded in until then are in this post.
@@ -444,6 +446,30 @@ class _Thread:
             revision=message.revision,
         )
         return None
+
+    def _spent(self, message: SlackMessage) -> bool:
+        """Fail for good a message tried for GIVE_UP_AFTER already.
+
+        Slack's errors end that way in _failed; this ends the rest, such as a
+        worker that dies at every try of one message.
+        """
+        if message.created_at > timezone.now() - GIVE_UP_AFTER:
+            return False
+        error = f"gave up after {message.attempts} attempts"
+        failed = SlackMessage.objects.filter(
+            pk=message.pk, state__in=[MessageState.PENDING, MessageState.SENDING]
+        ).update(state=MessageState.FAILED, error=error, next_attempt_at=None)
+        if failed:
+            self.result.failed += 1
+            metrics.slack_messages.labels(kind=message.kind, outcome="failed").inc()
+            logger.error(
+                "slack message failed incident_id=%s kind=%s message_id=%s error=%s",
+                self.incident_id,
+                message.kind,
+                message.pk,
+                error,
+            )
+        return True
 
     def _earlier_post(
         self,

@@ -201,3 +201,21 @@ def test_a_lookup_slack_refuses_posts_again_and_says_so(
         and "missing_scope" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_a_message_that_kills_its_worker_every_time_fails_after_a_day(
+    fake_slack, signal, clock, run_tasks, monkeypatch, caplog
+):  # noqa: ANN001
+    incident = killed_after_slack_took(signal, monkeypatch, MessageKind.INCIDENT_ROOT)
+    fake_slack.calls.clear()
+    clock.advance(services.GIVE_UP_AFTER.total_seconds() + 1)
+
+    with caplog.at_level(logging.ERROR, logger="notifications.services"):
+        recover(clock, run_tasks)
+
+    root = root_of(incident)
+    assert (root.state, root.error) == (MessageState.FAILED, "gave up after 1 attempts")
+    assert fake_slack.calls == []  # not tried again, nor looked for
+    (reply,) = replies_of(incident)
+    assert reply.state == MessageState.FAILED
+    assert any("gave up after 1 attempts" in r.getMessage() for r in caplog.records)
