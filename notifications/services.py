@@ -418,7 +418,9 @@ class _Thread:
             try:
                 found = self._earlier_post(message, channel, thread_ts, ours)
             except SlackError as exc:
-                return self._failed(message, exc, unsure=True)
+                # A lookup's 429 is conversations.history's own limit (Slack's
+                # tier 3), not the channel's message a second: posts go on.
+                return self._failed(message, exc, unsure=True, paces=False)
             if found is not None:
                 ts, posted = found
                 revision = posted.get("revision")
@@ -590,12 +592,13 @@ class _Thread:
         *,
         kind: str = "",
         unsure: bool = False,
+        paces: bool = True,
     ) -> datetime | None:
         """Record a failed call; a transient one is retried later.
 
         `unsure`: Slack may have the post. The row stays "sending", so that no
         alert is folded into what may be posted already, and the next attempt
-        looks for the post first.
+        looks for the post first. `paces`: a 429 pauses the channel's posts.
         """
         kind = kind or message.kind
         now = timezone.now()
@@ -606,7 +609,7 @@ class _Thread:
             back_to = MessageState.SENDING
         else:
             back_to = MessageState.PENDING
-        if exc.retry_after is not None and self.channel:
+        if paces and exc.retry_after is not None and self.channel:
             channel_pause(
                 channel=self.channel,
                 until=now

@@ -4,6 +4,7 @@ post, or an answer lost to a timeout. The next attempt looks for the post
 (by its metadata) before posting again."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 
@@ -219,3 +220,25 @@ def test_a_message_that_kills_its_worker_every_time_fails_after_a_day(
     (reply,) = replies_of(incident)
     assert reply.state == MessageState.FAILED
     assert any("gave up after 1 attempts" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rate_limited_lookup_does_not_hold_the_channels_posts(
+    fake_slack, signal, clock, run_tasks, monkeypatch, settings
+):  # noqa: ANN001
+    settings.SLACK_CHANNEL_INTERVAL = timedelta(seconds=1)
+    incident = killed_after_slack_took(signal, monkeypatch, MessageKind.INCIDENT_ROOT)
+    # conversations.history has a rate limit of its own (Slack's tier 3),
+    # apart from chat.postMessage's message a second in a channel.
+    fake_slack.rate_limit(times=1, retry_after=30)
+    recover(clock, run_tasks)
+    assert root_of(incident).state == MessageState.SENDING
+
+    other, _ = open_incident(signal)
+    run_tasks()
+
+    assert root_of(other).state == MessageState.SENT
+    assert [r.state for r in replies_of(other)] == [MessageState.SENT]
+    clock.advance(31)
+    run_tasks()
+    assert len(fake_slack.roots()) == 2  # the first one found, not posted again
+    assert unsent() == 0
