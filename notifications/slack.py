@@ -248,7 +248,10 @@ class SlackClient:
                 data = self._answer(
                     lambda a=arguments: self._web.conversations_history(**a)
                 )
-            for message in data.get("messages") or []:
+            messages = data.get("messages") or []
+            if not isinstance(messages, list):
+                raise SlackError("unreadable answer: not Slack's JSON", transient=True)
+            for message in messages:
                 found = _ours(message, match)
                 if found is not None:
                     return found

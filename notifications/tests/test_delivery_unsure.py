@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from alerts.events import alerts_fired
+from kuberca.testing.http import Reply
 from notifications import services
 from notifications.models import MessageKind, MessageState, SlackMessage
 from notifications.slack import METADATA_EVENT
@@ -241,4 +242,23 @@ def test_a_rate_limited_lookup_does_not_hold_the_channels_posts(
     clock.advance(31)
     run_tasks()
     assert len(fake_slack.roots()) == 2  # the first one found, not posted again
+    assert unsent() == 0
+
+
+def test_a_lookup_answer_that_is_not_slacks_is_retried_not_raised(
+    fake_slack, signal, clock, run_tasks, monkeypatch
+):  # noqa: ANN001
+    incident = killed_after_slack_took(signal, monkeypatch, MessageKind.INCIDENT_ROOT)
+    fake_slack._push(1, Reply(200, {"ok": True, "messages": 7}))
+
+    recover(clock, run_tasks)
+    root = root_of(incident)
+    assert root.state == MessageState.SENDING
+    assert root.error.startswith("unreadable answer")
+    assert root.next_attempt_at is not None
+
+    clock.advance(10)
+    run_tasks()
+    (slack_root,) = fake_slack.roots()
+    assert root_of(incident).ts == slack_root.ts
     assert unsent() == 0
