@@ -226,7 +226,8 @@ class SlackClient:
 
         Reads the thread of `thread_ts` (or the channel's top level without
         it), newest first, at most LOOKUP_PAGES pages. Returns (ts, the
-        metadata's event payload), or None.
+        metadata's event payload), or None; raises a permanent SlackError
+        when the pages ran out before `oldest`.
         """
         cursor = ""
         for _ in range(LOOKUP_PAGES):
@@ -259,7 +260,9 @@ class SlackClient:
             cursor = next_page.get("next_cursor") if isinstance(next_page, dict) else ""
             if not cursor or not data.get("has_more", True):
                 return None
-        return None
+        # More messages since `oldest` than the pages read: the post may be
+        # among those left unread.
+        raise SlackError(f"lookup read {LOOKUP_PAGES} pages", transient=False)
 
     def update_message(self, payload: SlackPayload, *, channel: str, ts: str) -> None:
         self._call(

@@ -12,7 +12,7 @@ from alerts.events import alerts_fired
 from kuberca.testing.http import Reply
 from notifications import services
 from notifications.models import MessageKind, MessageState, SlackMessage
-from notifications.slack import METADATA_EVENT
+from notifications.slack import LOOKUP_PAGES, METADATA_EVENT
 from notifications.tasks import deliver_slack, recover_slack
 from notifications.tests.factories import AlertFactory
 from notifications.tests.helpers import open_incident, unsent
@@ -262,3 +262,28 @@ def test_a_lookup_answer_that_is_not_slacks_is_retried_not_raised(
     (slack_root,) = fake_slack.roots()
     assert root_of(incident).ts == slack_root.ts
     assert unsent() == 0
+
+
+def test_a_lookup_that_reads_every_page_without_an_end_posts_again_and_says_so(
+    fake_slack, signal, clock, run_tasks, monkeypatch, caplog
+):  # noqa: ANN001
+    incident = killed_after_slack_took(signal, monkeypatch, MessageKind.INCIDENT_ROOT)
+    # A busy channel: more messages since the row was made than the lookup
+    # reads (here, the same cursor for ever).
+    page = {
+        "ok": True,
+        "messages": [{"type": "message", "ts": "1700000000.999999", "text": "x"}],
+        "has_more": True,
+        "response_metadata": {"next_cursor": "same"},
+    }
+    fake_slack._push(LOOKUP_PAGES, Reply(200, page))
+
+    with caplog.at_level(logging.WARNING, logger="notifications.services"):
+        recover(clock, run_tasks)
+
+    assert root_of(incident).state == MessageState.SENT
+    lookups = [c for c in fake_slack.calls if c.method == "conversations.history"]
+    assert len(lookups) == LOOKUP_PAGES
+    assert any(
+        "lookup of an earlier attempt failed" in r.getMessage() for r in caplog.records
+    )
