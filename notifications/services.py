@@ -502,7 +502,10 @@ class _Thread:
                 message.pk,
                 exc.code,
             )
-            return None
+            found = None
+        # A lookup reads several pages, which can take longer than the lease;
+        # a worker that took the thread over meanwhile posts it, not us.
+        self.renew()
         if found is not None:
             logger.info(
                 "slack post of an earlier attempt found incident_id=%s"

@@ -4,9 +4,12 @@ post, or an answer lost to a timeout. The next attempt looks for the post
 (by its metadata) before posting again."""
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from alerts.events import alerts_fired
 from kuberca.testing.http import Reply
@@ -287,3 +290,33 @@ def test_a_lookup_that_reads_every_page_without_an_end_posts_again_and_says_so(
     assert any(
         "lookup of an earlier attempt failed" in r.getMessage() for r in caplog.records
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_that_outlasts_the_lease_does_not_post_twice(
+    fake_slack, signal, settings, monkeypatch
+):  # noqa: ANN001
+    monkeypatch.setattr(services, "LEASE", timedelta(seconds=1))
+    incident, _ = open_incident(signal)
+    # A 5xx: Slack may have the post (here it has not).
+    fake_slack.server_error(1)
+    services.thread_deliver(incident_id=incident.pk, roots_only=True)
+    assert root_of(incident).state == MessageState.SENDING
+    SlackMessage.objects.filter(pk=root_of(incident).pk).update(next_attempt_at=None)
+    # Slack answers slowly: the lookup takes longer than the lease.
+    fake_slack.delay = 1.5
+
+    def first_worker() -> None:
+        try:
+            services.thread_deliver(incident_id=incident.pk, roots_only=True)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_worker)
+    first.start()
+    time.sleep(1.2)  # its lease is over; a second worker takes the thread
+    services.thread_deliver(incident_id=incident.pk, roots_only=True)
+    first.join(timeout=10)
+
+    assert len(fake_slack.roots()) == 1
+    assert root_of(incident).ts == fake_slack.roots()[0].ts
