@@ -308,7 +308,9 @@ class _Thread:
         if root.wake_at and root.wake_at <= now:
             self._root_qs().filter(wake_at__lte=now).update(wake_at=None)
 
-        self.channel = root.channel
+        # Pacing is the configured channel's, whatever id Slack answered with
+        # (SLACK_CHANNEL_ID may be a name) or the thread it is in.
+        self.channel = settings.SLACK_CHANNEL_ID or root.channel
         if root.state in (MessageState.PENDING, MessageState.SENDING):
             if root.next_attempt_at and root.next_attempt_at > now:
                 return root.next_attempt_at
@@ -369,7 +371,7 @@ class _Thread:
             root.turn_at = None
             SlackMessage.objects.filter(pk=root.pk).update(turn_at=None)
             return None
-        turn = channel_take_turn(channel=root.channel, now=now)
+        turn = channel_take_turn(channel=self.channel, now=now)
         if turn <= now:
             return None
         if turn - now <= settings.SLACK_CHANNEL_INTERVAL:
@@ -672,12 +674,16 @@ class _Thread:
 # A 429 paces the channel for this long after it (SlackChannel).
 PACED_FOR = timedelta(minutes=1)
 
+# Unpaced, the turn is now whatever the row says: a worker whose clock runs
+# ahead cannot hold the channel; paced, it holds it at most that much longer.
 _TAKE_TURN = """
 INSERT INTO notifications_slackchannel AS c (channel, next_turn_at)
 VALUES (%(channel)s, %(now)s)
 ON CONFLICT (channel) DO UPDATE
-    SET next_turn_at = GREATEST(c.next_turn_at, %(now)s) + CASE
-        WHEN c.paced_until > %(now)s THEN %(interval)s ELSE interval '0' END
+    SET next_turn_at = CASE
+        WHEN c.paced_until > %(now)s
+        THEN GREATEST(c.next_turn_at, %(now)s) + %(interval)s
+        ELSE %(now)s END
 RETURNING next_turn_at, paced_until
 """
 

@@ -225,7 +225,7 @@ class SlackClient:
         """A post of ours since `oldest` whose metadata holds `match`.
 
         Reads the thread of `thread_ts` (or the channel's top level without
-        it), newest first, at most LOOKUP_PAGES pages. Returns (ts, the
+        it), at most LOOKUP_PAGES pages. Returns (ts, the
         metadata's event payload), or None; raises a permanent SlackError
         when the pages ran out before `oldest`.
         """

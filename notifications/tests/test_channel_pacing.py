@@ -129,3 +129,39 @@ def test_a_429_holds_every_thread_of_the_channel(
     first_after = min(i for i, c in enumerate(fake_slack.calls) if c.answered == 200)
     assert first_after == 1
     assert len(fake_slack.posts()) == 4
+
+
+def test_a_worker_whose_clock_runs_ahead_does_not_hold_an_unpaced_channel(paced, clock):  # noqa: ANN001
+    now = clock.now
+    ahead = now + timedelta(hours=1)
+
+    assert channel_take_turn(channel=CHANNEL, now=ahead) == ahead
+    assert channel_take_turn(channel=CHANNEL, now=now) == now
+
+
+def test_pacing_is_the_configured_channels_whatever_id_slack_answers(
+    paced, signal, clock, run_tasks
+):  # noqa: ANN001
+    from notifications.models import MessageKind, SlackMessage
+
+    incident, _ = open_incident(signal)
+    # Slack answered the root's post with its own id for the channel.
+    SlackMessage.objects.filter(
+        incident=incident, kind=MessageKind.INCIDENT_ROOT
+    ).update(
+        state="sent",
+        ts="1700000000.000001",
+        thread_ts="1700000000.000001",
+        channel="C0REALID",
+        posted_revision=1,
+        revision=1,
+    )
+    paced.rate_limit(times=1, retry_after=10)
+
+    run_tasks()  # the reply, in the thread of C0REALID: 429
+
+    assert [c.body["channel"] for c in paced.calls] == ["C0REALID"]
+    assert list(SlackChannel.objects.values_list("channel", flat=True)) == [CHANNEL]
+    assert SlackChannel.objects.get(pk=CHANNEL).next_turn_at >= clock.now + timedelta(
+        seconds=10
+    )
