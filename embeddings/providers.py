@@ -164,30 +164,29 @@ class GeminiProvider:
             )
             error = EmbeddingUnavailable if transient else EmbeddingRejected
             raise error(f"gemini answered {exc.code}") from exc
-        except _transport.TransportError as exc:
+        except (
+            _transport.RequestError,
+            ValueError,
+            RecursionError,
+        ) as exc:
+            # No answer (a transport error), or one google-genai cannot read
+            # as Gemini's: a proxy's page, another JSON shape (pydantic's
+            # ValidationError is a ValueError), JSON nested too deeply,
+            # endless redirects. Either is an outage: search falls back to
+            # full text, the task retries.
+            what = (
+                "unreachable"
+                if isinstance(exc, _transport.TransportError)
+                else "answered something unreadable"
+            )
             metrics.embedding_calls.labels(outcome="unavailable").inc()
             logger.warning(
-                "embedding call failed model=%s error=%s",
+                "embedding call failed model=%s gemini %s error=%s",
                 self.model,
+                what,
                 type(exc).__name__,
             )
-            raise EmbeddingUnavailable(
-                f"gemini unreachable: {type(exc).__name__}"
-            ) from exc
-        except (_transport.RequestError, ValueError, RecursionError) as exc:
-            # google-genai reading an answer that is not Gemini's: a proxy's
-            # page, another JSON shape (pydantic's ValidationError is a
-            # ValueError), JSON nested too deeply, endless redirects. Like an
-            # outage: search falls back to full text, the task retries.
-            metrics.embedding_calls.labels(outcome="unavailable").inc()
-            logger.warning(
-                "embedding call gave an unreadable answer model=%s error=%s",
-                self.model,
-                type(exc).__name__,
-            )
-            raise EmbeddingUnavailable(
-                f"gemini answered something unreadable: {type(exc).__name__}"
-            ) from exc
+            raise EmbeddingUnavailable(f"gemini {what}: {type(exc).__name__}") from exc
 
         embeddings = response.embeddings or []
         vectors = [list(item.values or []) for item in embeddings]

@@ -364,25 +364,32 @@ def test_entrypoint_runs_ensure_admin_outside_the_metrics_folder(tmp_path):
     assert seen.read_text().strip() == "unset"
 
 
-def test_settings_allow_the_pod_ip_as_host():
-    code = "from django.conf import settings; print(settings.ALLOWED_HOSTS)"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "kuberca.settings",
-        "DATABASE_URL": "postgres://x:x@127.0.0.1:1/x",
-        "ALLOWED_HOSTS": "kuberca.example.com",
-        "POD_IP": "10.1.2.3",
-    }
+def settings_printed(code: str, **env: str) -> str:
+    """What `code` prints with the settings of `env` (a real database URL that
+    nothing connects to, so settings do not start the embedded server)."""
     done = subprocess.run(
         [sys.executable, "-c", code],
-        env=env,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "kuberca.settings",
+            "DATABASE_URL": "postgres://build:build@127.0.0.1:1/build",
+            **env,
+        },
         cwd=BASE,
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    hosts = done.stdout.strip()
+    return done.stdout.strip()
+
+
+def test_settings_allow_the_pod_ip_as_host():
+    hosts = settings_printed(
+        "from django.conf import settings; print(settings.ALLOWED_HOSTS)",
+        ALLOWED_HOSTS="kuberca.example.com",
+        POD_IP="10.1.2.3",
+    )
     assert "'kuberca.example.com'" in hosts
     assert "'10.1.2.3'" in hosts
     assert "'localhost'" in hosts
@@ -391,31 +398,15 @@ def test_settings_allow_the_pod_ip_as_host():
 def test_collectstatic_writes_through_the_manifest_storage():
     # The image's build step: without the manifest storage collectstatic
     # writes no staticfiles.json, and the image then serves plain files.
-    code = (
+    backend = settings_printed(
         "import sys; sys.argv = ['manage.py', 'collectstatic']; "
         "from django.conf import settings; "
-        "print(settings.STORAGES['staticfiles']['BACKEND'])"
+        "print(settings.STORAGES['staticfiles']['BACKEND'])",
+        SECRET_KEY="build-only-not-a-secret",
+        ALLOWED_HOSTS="localhost",
+        DEBUG="false",
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "kuberca.settings",
-        "DATABASE_URL": "postgres://build:build@127.0.0.1:1/build",
-        "SECRET_KEY": "build-only-not-a-secret",
-        "ALLOWED_HOSTS": "localhost",
-        "DEBUG": "false",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=BASE,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert done.stdout.strip() == (
-        "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    )
+    assert backend == ("whitenoise.storage.CompressedManifestStaticFilesStorage")
 
 
 def test_ci_workflow_runs_make_test_and_builds_the_image():
