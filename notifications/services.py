@@ -464,15 +464,7 @@ class _Thread:
             pk=message.pk, state__in=[MessageState.PENDING, MessageState.SENDING]
         ).update(state=MessageState.FAILED, error=error, next_attempt_at=None)
         if failed:
-            self.result.failed += 1
-            metrics.slack_messages.labels(kind=message.kind, outcome="failed").inc()
-            logger.error(
-                "slack message failed incident_id=%s kind=%s message_id=%s error=%s",
-                self.incident_id,
-                message.kind,
-                message.pk,
-                error,
-            )
+            self._count_failure(message, message.kind, error)
         return True
 
     def _earlier_post(
@@ -641,6 +633,11 @@ class _Thread:
             rows.update(posted_revision=message.revision, error=error)
         else:
             rows.update(state=MessageState.FAILED, error=error, next_attempt_at=None)
+        self._count_failure(message, kind, error)
+        return None
+
+    def _count_failure(self, message: SlackMessage, kind: str, error: str) -> None:
+        """Count and log a message (or root edit) that failed for good."""
         self.result.failed += 1
         metrics.slack_messages.labels(kind=kind, outcome="failed").inc()
         logger.error(
@@ -650,7 +647,6 @@ class _Thread:
             message.pk,
             error,
         )
-        return None
 
     def _fail_replies(self, root: SlackMessage) -> None:
         failed = (
