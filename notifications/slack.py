@@ -90,6 +90,11 @@ class SlackError(Exception):
         super().__init__(code)
 
 
+def _unreadable(what: str) -> SlackError:
+    """An answer that is not Slack's: transient, and Slack may have acted."""
+    return SlackError(f"unreadable answer: {what}", transient=True, maybe_done=True)
+
+
 def _retry_after(headers: Any) -> float | None:
     for name, value in (headers or {}).items():
         if name.lower() == "retry-after":
@@ -122,9 +127,7 @@ def _error_from_api(exc: SlackApiError) -> SlackError:
     if not code and status < 400:
         # Slack answers every call with JSON naming its error; a success
         # status without one (a proxy's page) says nothing about the post.
-        return SlackError(
-            "unreadable answer: not Slack's JSON", transient=True, maybe_done=True
-        )
+        return _unreadable("not Slack's JSON")
     return SlackError(code or f"http_{status}", transient=False)
 
 
@@ -173,15 +176,9 @@ class SlackClient:
             # unknown charset, JSON nested too deeply or not an object. Raised
             # from here they would leave the message claimed and untimed, so
             # recovery would post it again every minute, for ever.
-            raise SlackError(
-                f"unreadable answer: {type(exc).__name__}",
-                transient=True,
-                maybe_done=True,
-            ) from None
+            raise _unreadable(type(exc).__name__) from None
         if not isinstance(response.data, dict):  # bytes: a gzip body, say
-            raise SlackError(
-                "unreadable answer: not Slack's JSON", transient=True, maybe_done=True
-            )
+            raise _unreadable("not Slack's JSON")
         return response.data
 
     def post_message(
@@ -225,9 +222,9 @@ class SlackClient:
         """A post of ours since `oldest` whose metadata holds `match`.
 
         Reads the thread of `thread_ts` (or the channel's top level without
-        it), at most LOOKUP_PAGES pages. Returns (ts, the
-        metadata's event payload), or None; raises a permanent SlackError
-        when the pages ran out before `oldest`.
+        it), at most LOOKUP_PAGES pages. Returns (ts, the metadata's event
+        payload), or None; raises a permanent SlackError when the pages ran
+        out before `oldest`.
         """
         cursor = ""
         for _ in range(LOOKUP_PAGES):
@@ -251,7 +248,7 @@ class SlackClient:
                 )
             messages = data.get("messages") or []
             if not isinstance(messages, list):
-                raise SlackError("unreadable answer: not Slack's JSON", transient=True)
+                raise _unreadable("not Slack's JSON")
             for message in messages:
                 found = _ours(message, match)
                 if found is not None:
