@@ -30,13 +30,8 @@ _READ_CHUNK = 256 * 1024
 def _trusted_networks(
     proxies: tuple[str, ...],
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    networks = []
-    for item in proxies:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            logger.warning("TRUSTED_PROXIES entry ignored value=%s", item)
-    return tuple(networks)
+    # Settings refuse an entry that is not an address or network (env_networks).
+    return tuple(ipaddress.ip_network(item, strict=False) for item in proxies)
 
 
 def _is_trusted(address: str) -> bool:
