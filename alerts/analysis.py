@@ -49,6 +49,7 @@ from incidents.models import (
 from incidents.services import IncidentNotFound
 from kuberca import tasking
 from kuberca.errors import Disabled
+from kuberca.timefmt import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,7 @@ def _agent_time(value: datetime | None) -> str:
 
 def _second_time(value: datetime | None) -> str:
     """`YYYY-MM-DDTHH:MM:SSZ`, the format of /summarize-incident; "" for none."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(value) or ""
 
 
 def _on_commit_robust(func: Callable[..., None], *args: Any) -> None:

@@ -14,7 +14,9 @@ def rfc3339(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Not strftime: its %Y writes the year 999 as "999", not RFC 3339's "0999".
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(sep="T", timespec="seconds") + "Z"
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -172,6 +172,21 @@ def test_summary_body_carries_the_incident_and_each_alerts_latest_analysis(
     }
 
 
+def test_summary_body_times_before_year_1000_keep_four_digit_years(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    resolved_incident(
+        django_capture_on_commit_callbacks,
+        fired_at=datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+
+    run_queued_tasks()
+
+    (body,) = agent.bodies(SUMMARIZE)
+    assert body["fired_at"] == "0999-01-02T03:04:05Z"
+    assert agent.invalid == []
+
+
 def test_summary_is_stored_and_announced(
     agent: FakeAgent, summarized: list, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001

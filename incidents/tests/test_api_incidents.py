@@ -164,6 +164,15 @@ def test_list_formats_times_as_rfc3339_with_z(auth_client):
     assert item["resolved_at"] == "2026-01-02T03:07:05Z"
 
 
+def test_times_before_year_1000_keep_four_digit_years(auth_client):
+    # A sender's clock far off: the year is still RFC 3339's four digits.
+    IncidentFactory(fired_at=datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC))
+
+    item = auth_client.get("/api/v1/incidents").json()[0]
+
+    assert item["fired_at"] == "0001-01-01T00:00:01Z"
+
+
 def test_hidden_list_returns_only_hidden_incidents(auth_client):
     IncidentFactory()
     hidden = IncidentFactory(hidden=True)
