@@ -133,6 +133,10 @@ class DocsView(SpectacularSwaggerView):
     """The API's docs page (HTML); its errors, such as a POST's 405, are JSON
     like every other error, not an HTML page of DRF's."""
 
+    # OPTIONS too is a 405: DRF's answer to it is data, which the page's HTML
+    # renderer cannot render without a template.
+    http_method_names = ["get", "head"]
+
     def handle_exception(self, exc: Exception) -> Response:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type

@@ -110,7 +110,7 @@ def test_docs_page_loads_swagger_ui_from_our_own_static_files(
         assert b"".join(served.streaming_content)
 
 
-@pytest.mark.parametrize("method", ["post", "put", "delete"])
+@pytest.mark.parametrize("method", ["post", "put", "delete", "options"])
 def test_docs_page_answers_other_methods_with_json_405(client, method):
     page = client.get("/api/docs/")
     assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
