@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from rest_framework_simplejwt import authentication
-from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.tokens import RefreshToken, Token
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,22 @@ def token_readable(read: Callable[[], T]) -> T:
         return read()
     except (OverflowError, ValueError):
         raise InvalidToken("Token has an impossible date") from None
+
+
+class SafeRefreshToken(RefreshToken):
+    """simplejwt's refresh token, refusing a `jti` no database column can hold.
+
+    Its blacklist lookup runs while the token is read: a correctly signed
+    token whose `jti` holds a NUL character would make that query raise (a
+    400 for refresh, and logout must always answer 200) instead of finding
+    nothing.
+    """
+
+    def check_blacklist(self) -> None:
+        jti = self.payload.get(api_settings.JTI_CLAIM)
+        if isinstance(jti, str) and "\x00" in jti:
+            raise TokenError("Token has an impossible id")
+        super().check_blacklist()
 
 
 class JWTAuthentication(authentication.JWTAuthentication):

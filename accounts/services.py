@@ -27,7 +27,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.authentication import token_readable, token_user_id
+from accounts.authentication import SafeRefreshToken, token_readable, token_user_id
 from accounts.serializers import CredentialsSerializer
 from accounts.throttling import login_attempt_reserve
 from kuberca.env import ConfigError
@@ -184,7 +184,7 @@ def token_revoke(*, refresh_token: str) -> bool:
 def _decode_refresh(raw: str) -> RefreshToken:
     try:
         # signature, expiry, type and blacklist
-        return token_readable(lambda: RefreshToken(raw))
+        return token_readable(lambda: SafeRefreshToken(raw))
     except (TokenError, InvalidToken):
         raise Unauthorized() from None
 

@@ -159,7 +159,9 @@ def test_refresh_rejects_token_with_malformed_user_id(api_client, user_id):
     assert response.json() == {"error": "unauthorized"}
 
 
-@pytest.mark.parametrize("claim", [("user_id", float("inf")), ("exp", 10**20)])
+@pytest.mark.parametrize(
+    "claim", [("user_id", float("inf")), ("exp", 10**20), ("jti", "a\u0000b")]
+)
 def test_refresh_and_logout_with_an_impossible_claim_are_safe(api_client, claim):
     session = services.token_issue(user=UserFactory(username="oncall"))
     token = RefreshToken(session.refresh_token)
