@@ -18,7 +18,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import (
@@ -80,13 +80,19 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
     Raises SignupDisabled, InvalidInput (a login id Django does not accept as
     a username, or a password its validators reject), LoginIdTaken (also for
     a login id differing only in case), or LoginThrottled. Failed attempts
-    count against the client's login budget.
+    count against the client's login budget. The login id is checked in the
+    NFKC form Django stores usernames in ("ＡＢＣ" is stored as "ABC").
     """
     if not settings.ALLOW_SIGNUP:
         raise SignupDisabled()
     User = get_user_model()
     reservation = login_attempt_reserve(client=client, login_id=None)
 
+    login_id = User.normalize_username(login_id)
+    try:
+        CredentialsSerializer().fields["id"].run_validation(login_id)
+    except serializers.ValidationError as error:
+        raise InvalidInput(f"id: {' '.join(map(str, error.detail))}") from None
     try:
         UnicodeUsernameValidator()(login_id)
         validate_password(password, user=User(username=login_id))

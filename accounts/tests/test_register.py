@@ -58,6 +58,40 @@ def test_register_rejects_login_id_differing_only_in_case(post_json, signup):
     assert response.json() == {"error": "already exists"}
 
 
+def test_register_rejects_a_full_width_spelling_of_an_existing_login_id(
+    post_json, signup
+):
+    # Django stores usernames NFKC-normalised: "ＯＮＣＡＬＬ" would become "ONCALL".
+    UserFactory(username="oncall")
+
+    response = post_json(REGISTER, {"id": "ＯＮＣＡＬＬ", "password": PASSWORD})
+
+    assert response.status_code == 409
+    assert response.json() == {"error": "already exists"}
+    assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "login_id",
+    ["\ufdfa" * 3, "\ufdfa" * 64],
+    ids=["spaces-once-normalised", "too-long-once-normalised"],
+)
+def test_register_checks_the_login_id_it_would_store(post_json, signup, login_id):
+    response = post_json(REGISTER, {"id": login_id, "password": PASSWORD})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid input"
+    assert "id" in response.json()["detail"]
+    assert not get_user_model().objects.exists()
+
+
+def test_register_stores_the_normalised_login_id(post_json, signup):
+    response = post_json(REGISTER, {"id": "ｎｅｗｃｏｍｅｒ", "password": PASSWORD})
+
+    assert response.status_code == 200
+    assert get_user_model().objects.get().username == "newcomer"
+
+
 def test_register_rejects_common_password(post_json, signup):
     response = post_json(REGISTER, {"id": "newcomer", "password": "password123"})
 
