@@ -17,7 +17,7 @@ from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework import serializers, status
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -98,17 +98,36 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
         validate_password(password, user=User(username=login_id))
     except ValidationError as error:
         raise InvalidInput(" ".join(error.messages)) from None
-    if User.objects.filter(username__iexact=login_id).exists():
-        raise LoginIdTaken()
     try:
         with transaction.atomic():
+            _lock_login_id(login_id)
+            if User.objects.filter(username__iexact=login_id).exists():
+                raise LoginIdTaken()
             user = User.objects.create_user(username=login_id, password=password)
     except IntegrityError:
-        raise LoginIdTaken() from None  # registered meanwhile
+        raise LoginIdTaken() from None  # created meanwhile, not by a sign-up
 
     reservation.release()
     logger.info("user registered user_id=%s", user.pk)
     return user
+
+
+# pg advisory lock namespace of sign-ups (two int4 keys).
+SIGNUP_LOCK_CLASS = 0x6B73
+
+
+def _lock_login_id(login_id: str) -> None:
+    """Make sign-ups of one login id, in any case, take turns until commit.
+
+    No constraint says that ids differing only in case are one account, so
+    two sign-ups of "alice" and "Alice" at once would both pass the check.
+    The key is the database's own upper(), the one `iexact` compares.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(upper(%s)))",
+            [SIGNUP_LOCK_CLASS, login_id],
+        )
 
 
 def user_login(*, login_id: str, password: str, client: str) -> AbstractBaseUser:

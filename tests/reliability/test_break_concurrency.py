@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
@@ -205,6 +206,26 @@ def test_concurrent_refreshes_over_http_with_one_cookie_let_one_through() -> Non
     responses = run_at_once(8, refresh)
 
     assert statuses(responses) == Counter({200: 1, 401: 7})
+
+
+def test_concurrent_sign_ups_of_one_id_in_different_cases_make_one_account(
+    settings,  # noqa: ANN001
+) -> None:
+    settings.ALLOW_SIGNUP = True
+    settings.LOGIN_THROTTLE_PER_CLIENT = "100/min"
+    spellings = ["newcomer", "Newcomer", "NEWCOMER", "newComer", "NewComer"] * 2
+
+    def register(index: int) -> Any:
+        return APIClient().post(
+            "/api/v1/auth/register",
+            {"id": spellings[index], "password": PASSWORD},
+            format="json",
+        )
+
+    responses = run_at_once(len(spellings), register)
+
+    assert statuses(responses) == Counter({200: 1, 409: len(spellings) - 1})
+    assert get_user_model().objects.filter(username__iexact="newcomer").count() == 1
 
 
 def test_concurrent_failed_logins_cannot_slip_past_the_throttle(settings) -> None:  # noqa: ANN001
