@@ -134,8 +134,10 @@ def user_login(*, login_id: str, password: str, client: str) -> AbstractBaseUser
     """Check a login id and password; return the active user.
 
     Raises Unauthorized (unknown id, wrong password and inactive user alike)
-    or LoginThrottled. Only failures use up the throttle budget.
+    or LoginThrottled. Only failures use up the throttle budget. The id is
+    read NFKC-normalised, the form sign-up stores it in.
     """
+    login_id = get_user_model().normalize_username(login_id)
     reservation = login_attempt_reserve(client=client, login_id=login_id)
 
     # Django's backend hashes the password even for an unknown login id, so

@@ -61,6 +61,19 @@ def test_login_trims_id_and_password(post_json):
     assert response.status_code == 200
 
 
+def test_login_takes_the_id_as_it_was_signed_up(post_json, settings):
+    # Sign-up stores "ｏｎｃａｌｌ" NFKC-normalised, as "oncall".
+    settings.ALLOW_SIGNUP = True
+    signed_up = post_json(
+        "/api/v1/auth/register", {"id": "ｏｎｃａｌｌ", "password": PASSWORD}
+    )
+    assert signed_up.status_code == 200
+
+    response = post_json(LOGIN, {"id": "ｏｎｃａｌｌ", "password": PASSWORD})
+
+    assert response.status_code == 200
+
+
 def test_login_rejects_wrong_password(post_json):
     UserFactory(username="oncall")
 
