@@ -244,13 +244,10 @@ def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
                 "severity must be one of critical, warning, info", field="severity"
             )
         changes["severity"] = severity
-    if "title" in changes:
-        if _blank(changes["title"]):
-            raise InvalidInput("title must not be blank", field="title")
-        if len(changes["title"]) > TITLE_MAX_CHARS:
-            raise InvalidInput(
-                f"title must be at most {TITLE_MAX_CHARS} characters", field="title"
-            )
+    if "title" in changes and len(changes["title"]) > TITLE_MAX_CHARS:
+        raise InvalidInput(
+            f"title must be at most {TITLE_MAX_CHARS} characters", field="title"
+        )
     for field in ("analysis_summary", "analysis_detail"):
         if len(changes.get(field, "")) > ANALYSIS_MAX_CHARS:
             raise InvalidInput(
@@ -263,12 +260,17 @@ def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
 def incident_update(*, incident_id: str, data: dict[str, Any]) -> Incident:
     """Apply the editable fields present in `data`; other keys are ignored.
 
-    Raises InvalidInput for a wrong type or an unknown severity, IncidentNotFound.
+    Raises InvalidInput for a wrong type, an unknown severity or a new title
+    that is blank, IncidentNotFound. A title sent back unchanged is no edit,
+    even one kuberca made blank from an alert's blank summary: the frontend
+    sends the whole detail back with every edit.
     """
     changes = _validated_changes(data)
     with transaction.atomic():
         incident = _locked(incident_id)
         changed = [f for f, v in changes.items() if getattr(incident, f) != v]
+        if "title" in changed and _blank(changes["title"]):
+            raise InvalidInput("title must not be blank", field="title")
         for field in changed:
             setattr(incident, field, changes[field])
         if changed:

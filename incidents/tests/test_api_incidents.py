@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.tests.factories import AlertAnalysisFactory, AlertFactory
+from alerts.tests.webhook_helpers import make_alert, make_payload
 from incidents import events, selectors
 from incidents.models import Incident
 from incidents.serializers import (
@@ -375,6 +377,25 @@ def test_update_keeps_fields_left_out(auth_client):
     assert response.status_code == 200
     incident.refresh_from_db()
     assert (incident.title, incident.severity) == ("T", "critical")
+
+
+def test_update_takes_back_a_blank_title_kuberca_gave_the_incident(auth_client):
+    # A summary annotation of only a zero-width space becomes the title; the
+    # frontend then sends it back unchanged with every edit.
+    alert = make_alert(summary="\u200b")
+    webhook = Client().post(
+        "/webhook/alertmanager", make_payload(alert), content_type="application/json"
+    )
+    assert webhook.status_code == 200
+    incident = Incident.objects.get()
+    detail = auth_client.get(f"/api/v1/incidents/{incident.pk}").json()["data"]
+    detail["severity"] = "critical"
+
+    response = put(auth_client, f"/api/v1/incidents/{incident.pk}", detail)
+
+    assert response.status_code == 200, response.json()
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("\u200b", "critical")
 
 
 @pytest.mark.parametrize(
