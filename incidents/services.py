@@ -27,6 +27,7 @@ from incidents.models import (
     SummaryStatus,
     severity_rank,
 )
+from incidents.selectors import severities
 from kuberca import metrics
 from kuberca.errors import Conflict, Disabled, InvalidInput, NotFound
 
@@ -239,9 +240,12 @@ def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
         changes[field] = value
     if "severity" in changes:
         severity = changes["severity"].strip().lower()
-        if severity not in Severity.values:
+        # Also one the ingest gate lets in: an incident can hold it, and the
+        # frontend sends an incident's severity back with every edit.
+        allowed = severities()
+        if severity not in allowed:
             raise InvalidInput(
-                "severity must be one of critical, warning, info", field="severity"
+                f"severity must be one of {', '.join(allowed)}", field="severity"
             )
         changes["severity"] = severity
     if "title" in changes and len(changes["title"]) > TITLE_MAX_CHARS:

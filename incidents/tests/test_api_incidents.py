@@ -398,6 +398,27 @@ def test_update_takes_back_a_blank_title_kuberca_gave_the_incident(auth_client):
     assert (incident.title, incident.severity) == ("\u200b", "critical")
 
 
+def test_update_takes_a_severity_the_ingest_gate_lets_in(auth_client, settings):
+    # Such an incident's own severity comes back with every edit the
+    # frontend makes.
+    settings.INGEST_SEVERITIES = ["critical", "warning", "info", "page"]
+    alert = make_alert(severity="page")
+    webhook = Client().post(
+        "/webhook/alertmanager", make_payload(alert), content_type="application/json"
+    )
+    assert webhook.status_code == 200
+    incident = Incident.objects.get()
+    assert incident.severity == "page"
+    detail = auth_client.get(f"/api/v1/incidents/{incident.pk}").json()["data"]
+    detail["title"] = "Paged"
+
+    response = put(auth_client, f"/api/v1/incidents/{incident.pk}", detail)
+
+    assert response.status_code == 200, response.json()
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("Paged", "page")
+
+
 @pytest.mark.parametrize(
     "body",
     [
