@@ -5,6 +5,7 @@ is not a payload at all, and lists each bad alert as a rejection so the others
 are kept. msgspec decodes the envelope and then each alert on its own.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
@@ -25,6 +26,26 @@ INTEGER_COLUMN_MAX = 2**31 - 1
 # PostgreSQL stores no NUL character in text or jsonb; JSON can carry one as
 # \u0000. It becomes U+FFFD, so the alert is kept and the spot stays visible.
 _NUL_ESCAPE = b"\\u0000"
+
+
+# JSON's grammar allows a lone UTF-16 surrogate escape ("\\ud800"), which
+# msgspec refuses and no UTF-8 text holds. Like NUL it becomes U+FFFD, so one
+# such string costs no alert. An escaped backslash and a surrogate pair are
+# matched too, and kept, so that only a real lone escape is replaced.
+_ESCAPES = re.compile(
+    rb"\\\\"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+_LONE_SURROGATE_LENGTH = len(rb"\ud800")
+
+
+def _without_lone_surrogates(body: bytes) -> bytes:
+    def replace(match: re.Match[bytes]) -> bytes:
+        escape = match.group()
+        return rb"\ufffd" if len(escape) == _LONE_SURROGATE_LENGTH else escape
+
+    return _ESCAPES.sub(replace, body)
 
 
 def _without_nul(value: Any) -> Any:
@@ -225,7 +246,10 @@ def parse_payload(body: bytes) -> ParsedPayload:
     except msgspec.ValidationError as error:
         raise PayloadError(_envelope_detail(body, error)) from None
     except msgspec.DecodeError as error:
-        raise PayloadError(f"malformed JSON: {error}") from None
+        repaired = _without_lone_surrogates(body) if b"\\u" in body else body
+        if repaired == body:
+            raise PayloadError(f"malformed JSON: {error}") from None
+        return parse_payload(repaired)
     except RecursionError:
         # Even skipping a value walks its nesting; Alertmanager's labels and
         # annotations are flat string maps, so such a body is not its payload.

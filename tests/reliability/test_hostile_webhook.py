@@ -174,6 +174,44 @@ def test_nul_escape_in_the_envelope_never_answers_503(field: str) -> None:
     assert response.status_code == 200, response.content[:300]
 
 
+@pytest.mark.parametrize(
+    "alert",
+    [
+        make_alert("Lone", summary="s\ud800s"),
+        make_alert("Lone", team="\udc00"),
+        make_alert("Lone", team="\ud800\ud800"),
+    ],
+    ids=["high-in-annotation", "low-in-label", "two-highs"],
+)
+def test_lone_surrogate_escape_in_an_alert_costs_no_other_alert(alert: dict) -> None:
+    # JSON's grammar allows "\ud800", which no UTF-8 text holds; json.dumps
+    # writes such a string that way. Like NUL, it becomes U+FFFD.
+    body = json.dumps(make_payload(alert, make_alert("Good", namespace="other")))
+    response = post(body.encode())
+    assert_partial_accept(response, stored=2, rejected=0)
+    lone = Alert.objects.get(alarm_title="Lone")
+    assert "\ufffd" in json.dumps(lone.labels | lone.annotations, ensure_ascii=False)
+    assert bytes(WebhookDelivery.objects.get().body) == body.encode()
+
+
+def test_an_escaped_backslash_before_u_stays_text() -> None:
+    # "\\ud800" is a backslash and "ud800", not an escape.
+    response = post(make_payload(make_alert("Text", summary="\\ud800")))
+    assert_partial_accept(response, stored=1, rejected=0)
+    assert Alert.objects.get().annotations["summary"] == "\\ud800"
+
+
+@pytest.mark.parametrize(
+    ("field", "column"), [("groupKey", "group_key"), ("receiver", "receiver")]
+)
+def test_lone_surrogate_escape_in_the_envelope_is_kept_as_u_fffd(
+    field: str, column: str
+) -> None:
+    response = post(make_payload(make_alert(), **{field: "x\ud800y"}))
+    assert_partial_accept(response, stored=1, rejected=0)
+    assert getattr(WebhookDelivery.objects.get(), column) == "x\ufffdy"
+
+
 def test_numbers_where_strings_belong_reject_only_those_alerts() -> None:
     alerts = [
         {**make_alert("A"), "status": 1},
