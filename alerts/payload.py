@@ -188,8 +188,10 @@ def _group_key(raw: msgspec.Raw) -> str:
 def _truncated(value: Any) -> int:
     if isinstance(value, bool):
         return 0
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
+    if text.isascii() and text.isdigit():
+        value = int(text)
     if isinstance(value, int):
         # Kept in an integer column: a larger count says no more than this.
         return min(max(value, 0), INTEGER_COLUMN_MAX)

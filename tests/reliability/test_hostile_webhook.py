@@ -302,6 +302,18 @@ def test_huge_truncated_alerts_is_clamped_not_a_503() -> None:
     assert response.status_code == 200, response.content[:300]
 
 
+@pytest.mark.parametrize(
+    ("sent", "recorded"), [("²", 0), ("3²", 0), ("①", 0), (" 7 ", 7), ("1_000", 0)]
+)
+def test_truncated_alerts_text_that_is_not_a_count_is_zero_not_a_500(
+    sent: str, recorded: int
+) -> None:
+    # "²" is a digit to str.isdigit but not to int().
+    response = post(make_payload(make_alert(), truncatedAlerts=sent))
+    assert_partial_accept(response, stored=1, rejected=0)
+    assert WebhookDelivery.objects.get().truncated_alerts == recorded
+
+
 @pytest.mark.parametrize("label", ["namespace", "cluster"])
 def test_huge_grouping_label_is_stored_not_a_503(label: str) -> None:
     payload = make_payload(make_alert(**{label: random_text(20_000)}))
