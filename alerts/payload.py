@@ -139,6 +139,8 @@ def parse_time(text: str | None) -> datetime | None:
     """
     if not text:
         return None
+    if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat does not
+        text = text[:-1] + "Z"
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError("time has no offset")

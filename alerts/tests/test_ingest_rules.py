@@ -161,6 +161,10 @@ def test_timestamps_with_nanoseconds_and_offsets_parse() -> None:
         2024, 9, 26, 16, 27, tzinfo=UTC
     )
     assert parse_time("2016-04-27T20:46:37.903Z").microsecond == 903000
+    # RFC 3339 lets T and Z be lower case.
+    assert parse_time("2016-04-27t20:46:37.903z") == datetime(
+        2016, 4, 27, 20, 46, 37, 903000, tzinfo=UTC
+    )
     with pytest.raises(ValueError):
         parse_time("yesterday")
     with pytest.raises(ValueError):
