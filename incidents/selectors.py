@@ -9,7 +9,7 @@ this app never imports the alerts app.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypedDict
 
@@ -71,7 +71,11 @@ class ListFilters:
             condition &= Q(severity__in=self.severity)
         if self.since:
             condition &= Q(fired_at__gte=self.since)
-        if self.until:
+        if self.until and self.until.microsecond == 0:
+            # Times are shown to the second: `until` at a whole second takes in
+            # everything fired during that second, as shown.
+            condition &= Q(fired_at__lt=self.until + timedelta(seconds=1))
+        elif self.until:
             condition &= Q(fired_at__lte=self.until)
         return condition
 

@@ -70,7 +70,10 @@ FILTER_PARAMETERS = [
         "since", OpenApiTypes.DATETIME, description="fired_at at or after (RFC 3339)."
     ),
     OpenApiParameter(
-        "until", OpenApiTypes.DATETIME, description="fired_at at or before (RFC 3339)."
+        "until",
+        OpenApiTypes.DATETIME,
+        description="fired_at at or before (RFC 3339); a whole second takes in "
+        "all of that second, as times are shown.",
     ),
 ]
 INCIDENT_ID = OpenApiParameter(

@@ -186,6 +186,19 @@ def test_list_filters(auth_client, spread, query, expected):
     assert response["X-Total-Count"] == str(len(expected))
 
 
+def test_until_at_a_whole_second_takes_in_that_second(auth_client, db):  # noqa: ANN001
+    """The API shows fired_at to the second; the row keeps its microseconds."""
+    during = IncidentFactory(fired_at=T0 + timedelta(microseconds=999_999))
+    IncidentFactory(fired_at=T0 + timedelta(seconds=1))
+
+    whole = auth_client.get("/api/v1/incidents?until=2026-03-01T12:00:00Z")
+    exact = auth_client.get("/api/v1/incidents?until=2026-03-01T12:00:00.5Z")
+
+    assert whole.json()[0]["fired_at"] == "2026-03-01T12:00:00Z"
+    assert ids(whole) == [during.pk]
+    assert ids(exact) == []
+
+
 def test_list_q_matches_an_exact_incident_id(auth_client, spread):
     response = auth_client.get(f"/api/v1/incidents?q={spread[2].pk}")
 
