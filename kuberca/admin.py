@@ -1,8 +1,9 @@
 """Pieces the admin console of every app shares, and the worker's task results.
 
-Holds the model admin base that checks an action's selection, the paginator
-that never COUNTs a huge table, the coloured badges, the key/value tables for
-labels and JSON, the Slack thread link, and the confirmation page of actions.
+Holds the model admin base that checks an action's selection and the date
+drill-down, the paginator that never COUNTs a huge table, the coloured badges,
+the key/value tables for labels and JSON, the Slack thread link, and the
+confirmation page of actions.
 Apps' admin modules import from here; this module imports no app.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
@@ -236,7 +239,29 @@ class CheckedSelection:
         return super().response_action(request, queryset)  # type: ignore[misc]
 
 
-class ConsoleModelAdmin(CheckedSelection, admin.ModelAdmin):
+class DrillDownChangeList(ChangeList):
+    """A change list whose date drill-down refuses a date past the calendar.
+
+    Django answers its error page (`?e=1`) for a year it cannot read, but a
+    year too big for a C long, or 9999 (whose next year, month or day is past
+    datetime's range), fails in its date arithmetic with a 500.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+class CheckedDrillDown:
+    """For a ModelAdmin (put it before the base): see DrillDownChangeList."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return DrillDownChangeList
+
+
+class ConsoleModelAdmin(CheckedSelection, CheckedDrillDown, admin.ModelAdmin):
     """The base of the console's model admins."""
 
 
@@ -279,7 +304,7 @@ class MachineWrittenAdmin(ConsoleModelAdmin):
         return None
 
 
-class TaskResultAdmin(DBTaskResultAdmin):
+class TaskResultAdmin(CheckedDrillDown, DBTaskResultAdmin):
     """The worker's task results: failed ones first to find, searchable by task."""
 
     list_display = (
