@@ -45,6 +45,7 @@ from incidents.models import TITLE_MAX_CHARS, Incident, IncidentStatus, Severity
 from incidents.services import (
     EDITABLE_FIELDS,
     IncidentAlreadyResolved,
+    incident_changes_check,
     incident_hide,
     incident_resolve,
     incident_unhide,
@@ -61,7 +62,7 @@ from kuberca.admin import (
     slack_messages_of,
     slack_thread_url,
 )
-from kuberca.errors import DomainError
+from kuberca.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,18 @@ class IncidentForm(forms.ModelForm):
     class Meta:
         model = Incident
         fields = list(EDITABLE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        # The service's rules, so save_model never meets a refusal: a title of
+        # only invisible characters passes the form's own checks.
+        cleaned = super().clean()
+        data = {f: cleaned[f] for f in EDITABLE_FIELDS if f in cleaned}
+        try:
+            incident_changes_check(data=data)
+        except InvalidInput as error:
+            field = error.context.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+        return cleaned
 
 
 class AlertInline(admin.TabularInline):

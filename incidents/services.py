@@ -229,7 +229,13 @@ def _blank(text: str) -> bool:
     )
 
 
-def _validated_changes(data: dict[str, Any]) -> dict[str, str]:
+def incident_changes_check(*, data: dict[str, Any]) -> dict[str, str]:
+    """Return the editable fields of `data`, checked and normalised.
+
+    Raises InvalidInput naming the field for a wrong type, an unknown
+    severity, a blank or too long title, a too long analysis. incident_update
+    checks with it; the admin's form too, to show the problem beside the field.
+    """
     changes: dict[str, str] = {}
     for field in EDITABLE_FIELDS:
         if field not in data:
@@ -269,7 +275,7 @@ def incident_update(*, incident_id: str, data: dict[str, Any]) -> Incident:
     even one kuberca made blank from an alert's blank summary: the frontend
     sends the whole detail back with every edit.
     """
-    changes = _validated_changes(data)
+    changes = incident_changes_check(data=data)
     with transaction.atomic():
         incident = _locked(incident_id)
         changed = [f for f, v in changes.items() if getattr(incident, f) != v]

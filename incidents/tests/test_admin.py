@@ -347,6 +347,28 @@ def test_incident_edit_rejects_an_unknown_severity(staff_client):
     assert incident.severity == "warning"
 
 
+@pytest.mark.parametrize("title", ["\u200b", "\x01\x02", "\u200b\u2060\ufeff"])
+def test_incident_edit_rejects_a_title_with_nothing_to_read(staff_client, title):
+    incident = IncidentFactory(title="old", severity="warning")
+
+    response = staff_client.post(
+        change_url(incident.pk),
+        {
+            "title": title,
+            "severity": "critical",
+            "alerts-TOTAL_FORMS": "0",
+            "alerts-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["title"] == [
+        "title must not be blank"
+    ]
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("old", "warning")
+
+
 # Actions --------------------------------------------------------------------
 
 
