@@ -1,5 +1,7 @@
 """Replaying stored deliveries, the ingest and prune commands, the prune task."""
 
+import os
+import threading
 from datetime import timedelta
 from io import StringIO
 
@@ -99,6 +101,47 @@ def test_ingest_command_fails_for_a_bad_file(tmp_path) -> None:  # noqa: ANN001
     bad.write_text("[]")
     with pytest.raises(CommandError):
         call_command("ingest_alertmanager", str(bad), stdout=StringIO())
+
+
+def test_ingest_command_answers_413_for_a_file_over_the_limit(tmp_path, settings):  # noqa: ANN001
+    settings.WEBHOOK_MAX_BYTES = 1000
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 100_000)
+
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("ingest_alertmanager", str(big), stdout=StringIO())
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.http_status, delivery.body_size) == (413, 100_000)
+    assert delivery.body_truncated
+
+
+def test_ingest_command_stops_reading_a_body_past_the_limit(tmp_path, settings):  # noqa: ANN001
+    # A pipe, or /dev/zero, or a file of many gigabytes: what is past the
+    # limit is never read, let alone held in memory.
+    settings.WEBHOOK_MAX_BYTES = 1000
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    written = []
+
+    def feed() -> None:
+        chunk = b" " * 65536
+        try:
+            with pipe.open("wb") as sink:
+                for _ in range(1000):  # 64 MiB unless the reader stops
+                    sink.write(chunk)
+                    written.append(len(chunk))
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("ingest_alertmanager", str(pipe), stdout=StringIO())
+    writer.join(timeout=30)
+
+    assert WebhookDelivery.objects.get().http_status == 413
+    assert sum(written) < 1024 * 1024
 
 
 def test_prune_drops_only_old_deliveries(clock, settings) -> None:  # noqa: ANN001
