@@ -3,6 +3,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -160,6 +161,25 @@ def test_prune_works_in_small_batches_and_twice_is_harmless():
 
     assert "deliveries=5" in first
     assert "deliveries=0" in second
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_prune_counts_only_rows_it_deleted_itself_beside_another_run():
+    for _ in range(4):
+        delivery(30 * DAY)
+    taken = []
+
+    def other_run_first(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        # Another prune deletes the first batch just before this one does.
+        if sql.startswith('DELETE FROM "alerts_webhookdelivery"') and not taken:
+            taken.append(execute(sql, params, many, context))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(other_run_first):
+        output = prune("--batch-size", "2")
+
+    assert taken
+    assert "deliveries=2" in output
     assert not WebhookDelivery.objects.exists()
 
 

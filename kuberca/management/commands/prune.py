@@ -51,7 +51,12 @@ def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
 def _delete_in_batches(
     queryset: models.QuerySet, *, batch_size: int, dry_run: bool
 ) -> int:
-    """Delete the rows of `queryset`, `batch_size` primary keys at a time."""
+    """Delete the rows of `queryset`, `batch_size` primary keys at a time.
+
+    Returns the rows of the queryset's model this run deleted: a second run
+    beside it may delete some of the keys read here first, and those are
+    counted once, by whichever run deleted them.
+    """
     if dry_run:
         return queryset.count()
     model = queryset.model
@@ -61,8 +66,8 @@ def _delete_in_batches(
             keys = list(queryset.values_list("pk", flat=True)[:batch_size])
             if not keys:
                 return deleted
-            model.objects.filter(pk__in=keys).delete()
-        deleted += len(keys)
+            _, by_model = model.objects.filter(pk__in=keys).delete()
+        deleted += by_model.get(model._meta.label, 0)
 
 
 def old_deliveries(*, now: datetime, days: int) -> models.QuerySet:
