@@ -813,8 +813,9 @@ def _group(plan: _Plan) -> list[str]:
         if firing:
             continue
         if target.action == "follow":
-            follow = targets[(key, True)]
-            target.incident, target.reason = follow.incident, follow.reason
+            # Its firing neighbours opened or reopened the incident; it joined.
+            target.incident = targets[(key, True)].incident
+            target.reason = GroupingReason.JOINED
         elif target.incident is not None:
             joined.setdefault(target.incident.pk, []).extend(
                 r.severity for r in target.rows

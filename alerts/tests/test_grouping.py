@@ -94,6 +94,40 @@ def test_reopen_window_brings_back_an_auto_resolved_incident(clock, settings) ->
     assert reason("c") == "new_incident"
 
 
+def test_resolved_alert_beside_the_firing_one_that_opens_an_incident_joins_it(
+    clock,  # noqa: ANN001
+) -> None:
+    ingest(
+        make_payload(
+            make_alert("a", fingerprint="a"),
+            make_alert("b", status="resolved", fingerprint="b", ends_at=T0),
+        )
+    )
+
+    incident = Incident.objects.get()
+    assert Alert.objects.get(fingerprint="b").incident == incident
+    assert [reason("a"), reason("b")] == ["new_incident", "joined"]
+
+
+def test_resolved_alert_beside_the_firing_one_that_reopens_an_incident_joins_it(
+    clock,  # noqa: ANN001
+) -> None:
+    fire("a")
+    clock.advance(minutes=5)
+    resolve("a", ends_at=clock.now)
+    clock.advance(minutes=5)
+
+    ingest(
+        make_payload(
+            make_alert("b", fingerprint="b", starts_at=clock.now),
+            make_alert("c", status="resolved", fingerprint="c", ends_at=clock.now),
+        )
+    )
+
+    assert Incident.objects.get().status == "firing"
+    assert [reason("b"), reason("c")] == ["reopened", "joined"]
+
+
 def test_incident_resolved_by_a_person_is_not_reopened(clock) -> None:  # noqa: ANN001
     from incidents.services import incident_resolve
 
