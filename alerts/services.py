@@ -814,9 +814,10 @@ def _group(plan: _Plan) -> list[str]:
             continue
         if target.action == "follow":
             # Its firing neighbours opened or reopened the incident; it joined.
+            # (An incident opened here took these severities when it opened.)
             target.incident = targets[(key, True)].incident
             target.reason = GroupingReason.JOINED
-        elif target.incident is not None:
+        if target.incident is not None:
             joined.setdefault(target.incident.pk, []).extend(
                 r.severity for r in target.rows
             )

@@ -128,6 +128,31 @@ def test_resolved_alert_beside_the_firing_one_that_reopens_an_incident_joins_it(
     assert [reason("b"), reason("c")] == ["reopened", "joined"]
 
 
+def test_resolved_alert_joining_a_reopened_incident_raises_its_severity(
+    clock,  # noqa: ANN001
+) -> None:
+    fire("a", severity="warning")
+    clock.advance(minutes=5)
+    resolve("a", severity="warning", ends_at=clock.now)
+    clock.advance(minutes=5)
+
+    ingest(
+        make_payload(
+            make_alert("b", fingerprint="b", severity="warning", starts_at=clock.now),
+            make_alert(
+                "c",
+                status="resolved",
+                fingerprint="c",
+                severity="critical",
+                ends_at=clock.now,
+            ),
+        )
+    )
+
+    incident = Incident.objects.get()
+    assert (incident.status, incident.severity) == ("firing", "critical")
+
+
 def test_incident_resolved_by_a_person_is_not_reopened(clock) -> None:  # noqa: ANN001
     from incidents.services import incident_resolve
 
