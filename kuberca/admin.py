@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django import forms
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
@@ -187,16 +188,30 @@ def confirmation_page(
     """The intermediate page of an action that asks before it changes anything.
 
     Re-posting it sends `post=yes` with the same action and selection, so the
-    action runs again and finds its confirmation.
+    action runs again and finds its confirmation. A selection of every row of
+    the list ("select all") is posted back as that, not as one id per row:
+    past DATA_UPLOAD_MAX_NUMBER_FIELDS ids Django refuses the post.
     """
     opts = modeladmin.model._meta
+    objects = list(queryset[:200])
+    across = forms.BooleanField().to_python(request.POST.get("select_across"))
+    if across:
+        # One id, as the changelist needs some selection to run an action.
+        selected = [obj.pk for obj in objects[:1]]
+        count = queryset.count()
+    else:
+        selected = list(queryset.values_list("pk", flat=True))
+        count = len(selected)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
         "question": question,
         "button": button,
-        "objects": list(queryset[:200]),
-        "selected": list(queryset.values_list("pk", flat=True)),
+        "objects": objects,
+        "selected": selected,
+        "select_across": across,
+        "count": count,
+        "more": count - len(objects),
         "action": action,
         "form": form,
         "notes": notes or [],

@@ -1,5 +1,6 @@
 """The incident admin of the triage console: pages, filters, search, actions."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -391,6 +392,45 @@ def test_resolve_action_resolves_like_the_api(staff_client):
     assert response.status_code == 200
     assert_incident_resolved(incident.pk, "operator", generation_before=generation)
     assert any(m.startswith("Resolved 1 incident(s)") for m in messages_of(response))
+
+
+def confirmation_fields(page) -> dict[str, list[str]]:  # noqa: ANN001
+    """What a browser posts back from an action's confirmation page."""
+    form = page.content.decode().split('id="kuberca-selected"', 1)[1]
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form
+    ):
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def test_resolve_of_a_whole_filtered_list_confirms_without_listing_every_id(
+    staff_client, settings
+):
+    # Past DATA_UPLOAD_MAX_NUMBER_FIELDS ids, the confirming post would be
+    # refused (400) however few incidents the page shows.
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 8
+    shop = IncidentFactory.create_batch(10, title="shop down")
+    other = IncidentFactory(title="payments slow")
+    url = CHANGELIST + "?q=shop"
+
+    page = staff_client.post(
+        url,
+        {
+            "action": "resolve",
+            "_selected_action": [shop[0].pk],
+            "select_across": "1",
+            "index": "0",
+        },
+    )
+    response = staff_client.post(url, confirmation_fields(page), follow=True)
+
+    assert "Resolve 10 firing incident(s)?" in page.content.decode()
+    assert response.status_code == 200
+    for incident in shop:
+        assert_incident_resolved(incident.pk, "operator")
+    assert_incident_firing(other.pk)
 
 
 def test_resolve_action_skips_resolved_incidents(staff_client):
