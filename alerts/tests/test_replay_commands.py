@@ -75,6 +75,20 @@ def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
         call_command("replay_deliveries")
 
 
+def test_replay_command_rejects_a_range_that_ends_before_it_starts(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="x1")))
+
+    with pytest.raises(CommandError, match="--since must be before --until"):
+        call_command(
+            "replay_deliveries",
+            "--since",
+            "2026-12-05T00:00:00Z",
+            "--until",
+            "2026-12-01T00:00:00Z",
+            stdout=StringIO(),
+        )
+
+
 @pytest.mark.parametrize("option", ["--since", "--until"])
 def test_replay_command_rejects_a_bad_time_in_one_line_not_a_traceback(option):
     code, stderr = run_from_command_line("replay_deliveries", option, "garbage")

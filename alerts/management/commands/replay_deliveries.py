@@ -38,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--until", type=_time)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        since, until = options["since"], options["until"]
+        if since and until and since >= until:
+            raise CommandError(
+                f"--since must be before --until ({since.isoformat()} is not"
+                f" before {until.isoformat()})"
+            )
         deliveries = WebhookDelivery.objects.order_by("received_at", "pk")
         if options["ids"]:
             deliveries = deliveries.filter(pk__in=options["ids"])
