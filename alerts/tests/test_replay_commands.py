@@ -64,6 +64,18 @@ def test_replay_recovers_a_delivery_that_failed(clock, monkeypatch) -> None:  # 
     assert WebhookDelivery.objects.get().outcome == "processed"
 
 
+def test_replay_command_fails_when_a_delivery_is_not_processed(clock) -> None:  # noqa: ANN001
+    good = ingest(make_payload(make_alert(fingerprint="x1")))
+    bad = ingest(b"[]")
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="1 of 2 deliveries were not processed"):
+        call_command("replay_deliveries", "--since", "2020-01-01T00:00:00Z", stdout=out)
+
+    assert f"delivery {good.delivery_id}: 200" in out.getvalue()
+    assert f"delivery {bad.delivery_id}: 400" in out.getvalue()
+
+
 def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
     ingest(make_payload(make_alert(fingerprint="x1")))
     out = StringIO()

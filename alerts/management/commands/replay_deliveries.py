@@ -57,12 +57,21 @@ class Command(BaseCommand):
         if options["ids"] and len(ids) < len(set(options["ids"])):
             missing = sorted(set(options["ids"]) - set(ids))
             raise CommandError(f"no delivery with id {missing[0]}")
-        stored = 0
+        stored = failed = 0
         for delivery_id in ids:
             result = delivery_replay(delivery_id=delivery_id)
             stored += result.stored
-            self.stdout.write(
+            line = (
                 f"delivery {delivery_id}: {result.http_status} stored={result.stored} "
                 f"duplicates={result.duplicates}"
             )
+            if result.http_status != 200:
+                failed += 1
+                line += f" error={result.error}: {result.detail}"
+            self.stdout.write(line)
         self.stdout.write(f"replayed {len(ids)} deliveries, {stored} alerts changed")
+        if failed:
+            # As ingest_alertmanager: a script or CronJob must see it.
+            raise CommandError(
+                f"{failed} of {len(ids)} deliveries were not processed (see above)"
+            )
