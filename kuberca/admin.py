@@ -231,7 +231,10 @@ class CheckedSelection:
 
     The selected ids come from the form as text; one the primary key cannot
     hold (`abc` for an integer id) would fail in the queryset filter with a
-    500. Such a selection runs no action, like an empty one.
+    500. Such a selection runs no action, like an empty one, and so does one
+    whose rows have all left the list (pruned, or no longer matching its
+    filters since the page was loaded): actions would otherwise ask about,
+    or report, zero rows.
     """
 
     model: type[Model]
@@ -240,14 +243,24 @@ class CheckedSelection:
         self, request: HttpRequest, queryset: QuerySet
     ) -> HttpResponseBase | None:
         pk = self.model._meta.pk
+        selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
         try:
-            for value in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME):
+            for value in selected:
                 pk.to_python(value)
         except ValidationError:
             self.message_user(
                 request,
                 "The selection holds an id that is not valid here."
                 " No items have been changed.",
+                messages.WARNING,
+            )
+            return None
+        across = forms.BooleanField().to_python(request.POST.get("select_across"))
+        if selected and not across and not queryset.filter(pk__in=selected).exists():
+            self.message_user(
+                request,
+                f"None of the selected {self.model._meta.verbose_name_plural}"
+                " are in this list any more. No items have been changed.",
                 messages.WARNING,
             )
             return None

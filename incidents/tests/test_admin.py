@@ -433,6 +433,20 @@ def test_resolve_of_a_whole_filtered_list_confirms_without_listing_every_id(
     assert_incident_firing(other.pk)
 
 
+@pytest.mark.parametrize("action", ["resolve", "hide", "unhide", "rerun_analysis"])
+@pytest.mark.parametrize("confirmed", [{}, {"post": "yes"}])
+def test_action_on_incidents_no_longer_in_the_list_says_so(
+    staff_client, action, confirmed
+):
+    response = post_action(staff_client, action, ["INC-00000000dead"], **confirmed)
+
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        "None of the selected incidents are in this list any more."
+        " No items have been changed."
+    ]
+
+
 def test_resolve_action_skips_resolved_incidents(staff_client):
     done = IncidentFactory(resolved=True)
     before = (done.resolved_by, done.resolved_at)
