@@ -198,6 +198,21 @@ def test_a_url_variable_that_is_no_url_stops_start_up(name, value):
     assert line.startswith(f"kuberca: configuration error: {name}={value!r}")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("two", "a whole number"), ("0", "a whole number of at least 1")],
+)
+def test_a_bad_web_concurrency_stops_start_up(value, expected):
+    # `make run` reads it too (manage.py serve --web-workers), not only gunicorn.
+    result = _manage_check({"WEB_CONCURRENCY": value})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"kuberca: configuration error: WEB_CONCURRENCY={value!r} is not valid:"
+        f" expected {expected}"
+    ]
+
+
 def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
     result = _manage_check({"SLACK_LEASE": "10s", "SLACK_TIMEOUT_SECONDS": "10"})
 
