@@ -15,7 +15,7 @@ from prometheus_client import multiprocess
 
 from kuberca.env import env_choice, env_int, env_list, env_str
 
-bind = f"{env_str('HOST', '0.0.0.0')}:{env_int('PORT', 8080, minimum=1)}"  # noqa: S104
+bind = f"{env_str('HOST', '0.0.0.0')}:{env_int('PORT', 8080, minimum=1, maximum=65535)}"  # noqa: S104
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 threads = env_int("WEB_THREADS", 1, minimum=1)
 timeout = env_int("WEB_TIMEOUT_SECONDS", 60, minimum=1)

@@ -213,6 +213,16 @@ def test_a_bad_web_concurrency_stops_start_up(value, expected):
     ]
 
 
+def test_a_port_past_65535_stops_start_up():
+    result = _manage_check({"PORT": "99999"})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "kuberca: configuration error: PORT='99999' is not valid:"
+        " expected a whole number from 1 to 65535"
+    ]
+
+
 def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
     result = _manage_check({"SLACK_LEASE": "10s", "SLACK_TIMEOUT_SECONDS": "10"})
 

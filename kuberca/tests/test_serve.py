@@ -10,7 +10,9 @@ import psutil
 import pytest
 import requests
 
+from kuberca.management.commands import serve
 from kuberca.testing import live
+from kuberca.testing.commands import run_from_command_line
 
 
 def _wait_for_line(log: Path, line: str, process, timeout: float) -> None:  # noqa: ANN001
@@ -58,3 +60,31 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         live.stop(process, timeout=10)
     assert "kuberca stopped" in live.log_tail(log)
     assert not [c for c in children if c.is_running() and c.status() != "zombie"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--port", "99999", "from 1 to 65535"),
+        ("--port", "0", "from 1 to 65535"),
+        ("--web-workers", "0", "from 1 to 64"),
+    ],
+)
+def test_serve_rejects_a_bad_port_or_worker_count_in_one_line(
+    monkeypatch,  # noqa: ANN001
+    option: str,
+    value: str,
+    allowed: str,
+) -> None:
+    def started(*args: object, **options: object) -> None:
+        pytest.fail(f"serve started with {option} {value}")
+
+    monkeypatch.setattr(serve.Command, "handle", started)
+
+    code, stderr = run_from_command_line("serve", option, value)
+
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"manage.py serve: error: argument {option}: must be {allowed}, not {value}"
+    )

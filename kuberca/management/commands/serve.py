@@ -21,9 +21,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from kuberca import embedded_db
+from kuberca.management.commands.prune import whole_number
 from kuberca.metrics import prepare_multiprocess_dir
 
 logger = logging.getLogger(__name__)
+
+PORT_MAX = 65535
+# Far more than a pod's cores; scale with pods (README, Scaling).
+WEB_WORKERS_MAX = 64
 
 
 class Probe:
@@ -56,8 +61,11 @@ class Command(BaseCommand):
     help = "Run the web server and the task worker in the foreground."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        # PORT and WEB_CONCURRENCY are checked by settings; the options here.
         parser.add_argument(
-            "--port", type=int, default=int(os.environ.get("PORT", "8080"))
+            "--port",
+            type=whole_number(1, PORT_MAX),
+            default=int(os.environ.get("PORT", "8080")),
         )
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument(
@@ -67,7 +75,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--web-workers",
-            type=int,
+            type=whole_number(1, WEB_WORKERS_MAX),
             default=int(os.environ.get("WEB_CONCURRENCY", "2")),
         )
 
