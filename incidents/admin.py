@@ -189,7 +189,7 @@ class IncidentForm(forms.ModelForm):
         cleaned = super().clean()
         data = {f: cleaned[f] for f in EDITABLE_FIELDS if f in cleaned}
         try:
-            incident_changes_check(data=data)
+            incident_changes_check(data=data, incident=self.instance)
         except InvalidInput as error:
             field = error.context.get("field")
             self.add_error(field if field in self.fields else None, error.message)

@@ -229,12 +229,17 @@ def _blank(text: str) -> bool:
     )
 
 
-def incident_changes_check(*, data: dict[str, Any]) -> dict[str, str]:
+def incident_changes_check(
+    *, data: dict[str, Any], incident: Incident | None = None
+) -> dict[str, str]:
     """Return the editable fields of `data`, checked and normalised.
 
     Raises InvalidInput naming the field for a wrong type, an unknown
-    severity, a blank or too long title, a too long analysis. incident_update
-    checks with it; the admin's form too, to show the problem beside the field.
+    severity, a too long title, a too long analysis and, given the `incident`
+    edited, a new title that is blank. A title sent back unchanged is no edit,
+    even one kuberca made blank from an alert's blank summary: the frontend
+    sends the whole detail back with every edit. incident_update checks with
+    it; the admin's form too, to show the problem beside the field.
     """
     changes: dict[str, str] = {}
     for field in EDITABLE_FIELDS:
@@ -264,23 +269,23 @@ def incident_changes_check(*, data: dict[str, Any]) -> dict[str, str]:
                 f"{field} must be at most {ANALYSIS_MAX_CHARS} characters",
                 field=field,
             )
+    title = changes.get("title")
+    if incident is not None and title is not None and title != incident.title:
+        if _blank(title):
+            raise InvalidInput("title must not be blank", field="title")
     return changes
 
 
 def incident_update(*, incident_id: str, data: dict[str, Any]) -> Incident:
     """Apply the editable fields present in `data`; other keys are ignored.
 
-    Raises InvalidInput for a wrong type, an unknown severity or a new title
-    that is blank, IncidentNotFound. A title sent back unchanged is no edit,
-    even one kuberca made blank from an alert's blank summary: the frontend
-    sends the whole detail back with every edit.
+    Raises InvalidInput (see incident_changes_check), IncidentNotFound.
     """
-    changes = incident_changes_check(data=data)
+    incident_changes_check(data=data)  # a bad body is refused before any lock
     with transaction.atomic():
         incident = _locked(incident_id)
+        changes = incident_changes_check(data=data, incident=incident)
         changed = [f for f, v in changes.items() if getattr(incident, f) != v]
-        if "title" in changed and _blank(changes["title"]):
-            raise InvalidInput("title must not be blank", field="title")
         for field in changed:
             setattr(incident, field, changes[field])
         if changed:
