@@ -40,7 +40,7 @@ from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 
-from incidents import events
+from incidents import events, selectors
 from incidents.models import TITLE_MAX_CHARS, Incident, IncidentStatus, Severity
 from incidents.services import (
     EDITABLE_FIELDS,
@@ -124,12 +124,19 @@ def normalised_id(term: str, prefix: str) -> str:
     return term
 
 
+def severity_choices() -> list[tuple[str, str]]:
+    """The three known severities, and any other INGEST_SEVERITIES lets in:
+    an incident or alert can hold one of those too."""
+    labels = dict(Severity.choices)
+    return [(value, labels.get(value, value)) for value in selectors.severities()]
+
+
 class SeverityFilter(admin.SimpleListFilter):
     title = "severity"
     parameter_name = "severity"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple]:
-        return list(Severity.choices)
+        return severity_choices()
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
@@ -174,7 +181,7 @@ class NamespaceFilter(admin.SimpleListFilter):
 
 
 class IncidentForm(forms.ModelForm):
-    severity = forms.ChoiceField(choices=Severity.choices)
+    severity = forms.ChoiceField(choices=lambda: severity_choices())
     title = forms.CharField(
         max_length=TITLE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
     )
