@@ -8,6 +8,7 @@ alerts nor the notifications app.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ from incidents.models import TITLE_MAX_CHARS, Incident, IncidentStatus, Severity
 from incidents.services import (
     EDITABLE_FIELDS,
     IncidentAlreadyResolved,
+    IncidentNotFound,
     incident_changes_check,
     incident_hide,
     incident_resolve,
@@ -607,12 +609,14 @@ class IncidentAdmin(ConsoleModelAdmin):
                 button="Yes, resolve",
             )
         by = request.user.get_username()
-        resolved, skipped = [], []
+        resolved, skipped, gone = [], [], []
         for incident_id in queryset.values_list("pk", flat=True):
             try:
                 incident_resolve(incident_id=incident_id, resolved_by=by)
             except IncidentAlreadyResolved:
                 skipped.append(incident_id)
+            except IncidentNotFound:
+                gone.append(incident_id)
             else:
                 resolved.append(incident_id)
         if resolved:
@@ -628,27 +632,48 @@ class IncidentAdmin(ConsoleModelAdmin):
                 f"Skipped {len(skipped)} already resolved: {', '.join(skipped)}.",
                 messages.WARNING,
             )
+        self._report_gone(request, gone)
         return None
 
     @admin.action(description="Hide selected incidents", permissions=["change"])
     def hide(self, request: HttpRequest, queryset: QuerySet) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        for incident_id in ids:
-            incident_hide(incident_id=incident_id)
-        self.message_user(
-            request, f"Hid {len(ids)} incident(s): {', '.join(ids)}.", messages.SUCCESS
-        )
+        self._set_visibility(request, queryset, incident_hide, "Hid")
 
     @admin.action(description="Unhide selected incidents", permissions=["change"])
     def unhide(self, request: HttpRequest, queryset: QuerySet) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        for incident_id in ids:
-            incident_unhide(incident_id=incident_id)
-        self.message_user(
-            request,
-            f"Unhid {len(ids)} incident(s): {', '.join(ids)}.",
-            messages.SUCCESS,
-        )
+        self._set_visibility(request, queryset, incident_unhide, "Unhid")
+
+    def _set_visibility(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        change: Callable[..., Incident],
+        verb: str,
+    ) -> None:
+        done, gone = [], []
+        for incident_id in queryset.values_list("pk", flat=True):
+            try:
+                change(incident_id=incident_id)
+            except IncidentNotFound:
+                gone.append(incident_id)
+            else:
+                done.append(incident_id)
+        if done:
+            self.message_user(
+                request,
+                f"{verb} {len(done)} incident(s): {', '.join(done)}.",
+                messages.SUCCESS,
+            )
+        self._report_gone(request, gone)
+
+    def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
+        # Deleted (pruned, or by another person) after the list was read.
+        if gone:
+            self.message_user(
+                request,
+                f"Skipped {len(gone)} no longer there: {', '.join(gone)}.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Re-run the final analysis", permissions=["change"])
     def rerun_analysis(self, request: HttpRequest, queryset: QuerySet) -> None:

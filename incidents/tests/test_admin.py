@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.apps import apps
 from django.contrib.messages import get_messages
+from django.db.models.signals import post_save
 from django.urls import reverse
 
 from alerts.models import Alert, AlertAnalysis, AnalysisArtifact
@@ -492,6 +493,32 @@ def test_hide_and_unhide_actions_change_visibility(staff_client):
     assert_incident_visible(incident.pk)
     assert messages_of(hidden) == [f"Hid 1 incident(s): {incident.pk}."]
     assert messages_of(unhidden) == [f"Unhid 1 incident(s): {incident.pk}."]
+
+
+@pytest.mark.parametrize(
+    ("action", "confirmed", "verb"),
+    [("resolve", {"post": "yes"}, "Resolved"), ("hide", {}, "Hid")],
+)
+def test_action_skips_an_incident_deleted_while_it_runs(
+    staff_client, action, confirmed, verb
+):
+    ids = {IncidentFactory().pk, IncidentFactory().pk}
+
+    def delete_the_other(sender, instance, **kwargs):  # noqa: ANN001, ANN003
+        Incident.objects.filter(pk__in=ids - {instance.pk}).delete()
+
+    post_save.connect(delete_the_other, sender=Incident)
+    try:
+        response = post_action(staff_client, action, sorted(ids), **confirmed)
+    finally:
+        post_save.disconnect(delete_the_other, sender=Incident)
+
+    assert response.status_code == 200
+    (kept,) = Incident.objects.values_list("pk", flat=True)
+    (gone,) = ids - {kept}
+    said = messages_of(response)
+    assert said[0].startswith(f"{verb} 1 incident(s): {kept}")
+    assert said[1:] == [f"Skipped 1 no longer there: {gone}."]
 
 
 def test_rerun_analysis_action_requests_the_final_analysis(staff_client):
