@@ -342,7 +342,7 @@ class AlertAdmin(MachineWrittenAdmin):
                 Incident.objects.open().values_list("incident_id", "title")[:50]
             )
             return response
-        target = form.cleaned_data["incident_id"].strip()
+        target = normalised_id(form.cleaned_data["incident_id"].strip(), "INC-")
         by = request.user.get_username()
         moved = []
         for alert_id in queryset.values_list("pk", flat=True):

@@ -191,7 +191,8 @@ def test_move_asks_for_the_target_incident(staff_client):
     assert alert.grouping_reason == "joined"
 
 
-def test_move_action_moves_alerts_like_the_api(staff_client):
+@pytest.mark.parametrize("typed", [str.strip, str.lower, str.upper])
+def test_move_action_moves_alerts_like_the_api(staff_client, typed):
     alert = AlertFactory()
     target = IncidentFactory()
 
@@ -201,7 +202,8 @@ def test_move_action_moves_alerts_like_the_api(staff_client):
             "action": "move_to_incident",
             "_selected_action": [alert.pk],
             "post": "yes",
-            "incident_id": target.pk,
+            # An id as search takes it: the prefix and the hex in any case.
+            "incident_id": typed(f" {target.pk} "),
         },
         follow=True,
     )
