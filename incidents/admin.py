@@ -619,19 +619,17 @@ class IncidentAdmin(ConsoleModelAdmin):
                 gone.append(incident_id)
             else:
                 resolved.append(incident_id)
-        if resolved:
-            self.message_user(
-                request,
-                f"Resolved {len(resolved)} incident(s): {', '.join(resolved)};"
-                " final analysis requested.",
-                messages.SUCCESS,
-            )
-        if skipped:
-            self.message_user(
-                request,
-                f"Skipped {len(skipped)} already resolved: {', '.join(skipped)}.",
-                messages.WARNING,
-            )
+        self._report(
+            request,
+            resolved,
+            "Resolved {count} incident(s): {ids}; final analysis requested.",
+        )
+        self._report(
+            request,
+            skipped,
+            "Skipped {count} already resolved: {ids}.",
+            messages.WARNING,
+        )
         self._report_gone(request, gone)
         return None
 
@@ -658,21 +656,26 @@ class IncidentAdmin(ConsoleModelAdmin):
                 gone.append(incident_id)
             else:
                 done.append(incident_id)
-        if done:
-            self.message_user(
-                request,
-                f"{verb} {len(done)} incident(s): {', '.join(done)}.",
-                messages.SUCCESS,
-            )
+        self._report(request, done, verb + " {count} incident(s): {ids}.")
         self._report_gone(request, gone)
 
     def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
         # Deleted (pruned, or by another person) after the list was read.
-        if gone:
+        self._report(
+            request, gone, "Skipped {count} no longer there: {ids}.", messages.WARNING
+        )
+
+    def _report(
+        self,
+        request: HttpRequest,
+        ids: list[str],
+        text: str,
+        level: int = messages.SUCCESS,
+    ) -> None:
+        """One message about `ids` ({count}, {ids} in `text`), when there are any."""
+        if ids:
             self.message_user(
-                request,
-                f"Skipped {len(gone)} no longer there: {', '.join(gone)}.",
-                messages.WARNING,
+                request, text.format(count=len(ids), ids=", ".join(ids)), level
             )
 
     @admin.action(description="Re-run the final analysis", permissions=["change"])

@@ -379,16 +379,20 @@ def test_update_keeps_fields_left_out(auth_client):
     assert (incident.title, incident.severity) == ("T", "critical")
 
 
-def test_update_takes_back_a_blank_title_kuberca_gave_the_incident(auth_client):
-    # A summary annotation of only a zero-width space becomes the title; the
-    # frontend then sends it back unchanged with every edit.
-    alert = make_alert(summary="\u200b")
+def ingested_detail(auth_client, alert):  # noqa: ANN001, ANN201
+    """The incident a webhook of `alert` opens, and its detail as the API shows it."""
     webhook = Client().post(
         "/webhook/alertmanager", make_payload(alert), content_type="application/json"
     )
     assert webhook.status_code == 200
     incident = Incident.objects.get()
-    detail = auth_client.get(f"/api/v1/incidents/{incident.pk}").json()["data"]
+    return incident, auth_client.get(f"/api/v1/incidents/{incident.pk}").json()["data"]
+
+
+def test_update_takes_back_a_blank_title_kuberca_gave_the_incident(auth_client):
+    # A summary annotation of only a zero-width space becomes the title; the
+    # frontend then sends it back unchanged with every edit.
+    incident, detail = ingested_detail(auth_client, make_alert(summary="\u200b"))
     detail["severity"] = "critical"
 
     response = put(auth_client, f"/api/v1/incidents/{incident.pk}", detail)
@@ -402,14 +406,8 @@ def test_update_takes_a_severity_the_ingest_gate_lets_in(auth_client, settings):
     # Such an incident's own severity comes back with every edit the
     # frontend makes.
     settings.INGEST_SEVERITIES = ["critical", "warning", "info", "page"]
-    alert = make_alert(severity="page")
-    webhook = Client().post(
-        "/webhook/alertmanager", make_payload(alert), content_type="application/json"
-    )
-    assert webhook.status_code == 200
-    incident = Incident.objects.get()
+    incident, detail = ingested_detail(auth_client, make_alert(severity="page"))
     assert incident.severity == "page"
-    detail = auth_client.get(f"/api/v1/incidents/{incident.pk}").json()["data"]
     detail["title"] = "Paged"
 
     response = put(auth_client, f"/api/v1/incidents/{incident.pk}", detail)
