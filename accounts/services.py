@@ -259,6 +259,7 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
         )
     if username and password:
         _admin_settings_check(username, password)
+        username = User.normalize_username(username)  # as create_user stores it
         created = _create_superuser(User, username, password)
         return AdminAccount(username, created, None, None)
     if password_file is None:
@@ -285,15 +286,17 @@ def _admin_settings_check(username: str, password: str) -> None:
     """Refuse an ADMIN_USERNAME or ADMIN_PASSWORD that the API would refuse.
 
     The lengths are those of the login body; the login id must also be one
-    that sign-up takes, which keeps out control characters. Checked before
+    that sign-up takes, which keeps out control characters, in the
+    NFKC-normalised form it is stored in, as sign-up checks it. Checked before
     the database, so a bad value stops start-up with one line naming it.
     """
-    credentials = CredentialsSerializer(data={"id": username, "password": password})
+    stored = get_user_model().normalize_username(username)
+    credentials = CredentialsSerializer(data={"id": stored, "password": password})
     credentials.is_valid()
     problems = [str(message) for message in credentials.errors.get("id", [])]
     if not problems:
         try:
-            UnicodeUsernameValidator()(username)
+            UnicodeUsernameValidator()(stored)
         except ValidationError as error:
             problems = error.messages
     if problems:

@@ -47,7 +47,17 @@ def test_ensure_admin_never_changes_an_existing_password(admin_settings):
 
 
 @pytest.mark.parametrize(
-    "username", ["ab", "x" * 65, "ad\x01min", "ad\x00min", "ad\nmin", "ad\x1b[2Jmin"]
+    "username",
+    [
+        "ab",
+        "x" * 65,
+        "ad\x01min",
+        "ad\x00min",
+        "ad\nmin",
+        "ad\x1b[2Jmin",
+        "\ufdfa" * 3,  # holds spaces once NFKC-normalised, as Django stores it
+        "\ufdfa" * 64,  # past 64 (and the column's 150) once normalised
+    ],
 )
 def test_ensure_admin_rejects_a_username_the_api_refuses(admin_settings, username):
     admin_settings.ADMIN_USERNAME = username
@@ -83,6 +93,16 @@ def test_ensure_admin_takes_the_shortest_and_longest_the_api_takes(
 
     response = post_json("/api/v1/auth/login", {"id": username, "password": password})
     assert response.status_code == 200
+
+
+def test_ensure_admin_takes_a_full_width_username_as_it_is_stored(admin_settings):
+    admin_settings.ADMIN_USERNAME = "ｒｏｏｔ"
+
+    first, again = admin_ensure(), admin_ensure()
+
+    assert first.created and first.username == "root"
+    assert not again.created and again.username == "root"
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["root"]
 
 
 def test_ensure_admin_without_settings_does_nothing(settings):
