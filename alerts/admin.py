@@ -7,6 +7,7 @@ as the API and the commands.
 
 import json
 import logging
+import re
 from typing import Any
 
 from django import forms
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 # The most of a webhook body the change page shows.
 BODY_SHOWN_BYTES = 256 * 1024
+# A lone surrogate escape ("\\ud800") is valid JSON, but no UTF-8 page holds it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 INCIDENTS_LISTED = 20
 
 
@@ -452,6 +455,8 @@ def delivery_body_text(delivery: WebhookDelivery) -> tuple[str, bool]:
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
         except ValueError:
             pass
+        else:
+            text = _SURROGATE.sub("\ufffd", text)
     if len(text) > BODY_SHOWN_BYTES:
         text, cut = text[:BODY_SHOWN_BYTES], True
     return text, cut

@@ -307,6 +307,19 @@ def test_delivery_page_pretty_prints_a_json_body(staff_client):
     assert "content-type" in content
 
 
+def test_delivery_page_shows_a_lone_surrogate_escape_replaced(staff_client):
+    # JSON allows "\\ud800" and the webhook takes it; no UTF-8 page can hold it.
+    body = b'{"receiver": "kuberca", "alerts": [{"annotations": {"s": "a\\ud800b"}}]}'
+    delivery = make_delivery(body, outcome="processed")
+
+    response = staff_client.get(
+        reverse("admin:alerts_webhookdelivery_change", args=[delivery.pk])
+    )
+
+    assert response.status_code == 200
+    assert "&quot;a\ufffdb&quot;" in response.content.decode()
+
+
 def test_delivery_page_shows_broken_bytes_replaced_and_caps_the_size(staff_client):
     broken = make_delivery(b"not json \xff\xfe <script>", outcome="rejected")
     huge = make_delivery(b"x" * (BODY_SHOWN_BYTES + 10), outcome="rejected")
