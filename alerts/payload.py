@@ -179,7 +179,10 @@ def _label_text(value: Any) -> str:
 def _group_key(raw: msgspec.Raw) -> str:
     text = bytes(raw)
     if text.startswith(b'"'):
-        value = msgspec.json.decode(text)
+        try:
+            value = msgspec.json.decode(text)
+        except msgspec.DecodeError as error:  # bytes that are not UTF-8
+            raise PayloadError(f"malformed JSON: `groupKey`: {error}") from None
         return value if isinstance(value, str) else str(value)
     if text == b"null":
         return ""

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.django_db
     ("body", "detail"),
     [
         (b'{"alerts": [', "malformed JSON"),
+        # Bytes that are not UTF-8 in the groupKey, as anywhere in the envelope.
+        (b'{"groupKey": "a\xff", "alerts": []}', "malformed JSON"),
         (b"[]", "JSON object"),
         (b'"text"', "JSON object"),
         (b'{"alerts": {"a": 1}}', "`alerts` must be a list"),
