@@ -184,8 +184,12 @@ class NamespaceFilter(admin.SimpleListFilter):
 
 class IncidentForm(forms.ModelForm):
     severity = forms.ChoiceField(choices=lambda: severity_choices())
+    # Not stripped, as the API takes it: the service tells a blank new title
+    # from one kuberca gave the incident (an alertname of only spaces).
     title = forms.CharField(
-        max_length=TITLE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
+        max_length=TITLE_MAX_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     class Meta:

@@ -395,6 +395,43 @@ def test_incident_edit_rejects_a_title_with_nothing_to_read(staff_client, title)
     assert (incident.title, incident.severity) == ("old", "warning")
 
 
+@pytest.mark.parametrize("title", ["   ", "disk full "])
+def test_incident_edit_keeps_the_title_as_it_is(staff_client, title):
+    # An alertname of only spaces gives such a title; the API takes it back
+    # unchanged, and neither trims a title.
+    incident = IncidentFactory(title=title, severity="warning")
+
+    response = staff_client.post(
+        change_url(incident.pk),
+        {
+            "title": title,
+            "severity": "critical",
+            "alerts-TOTAL_FORMS": "0",
+            "alerts-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == (title, "critical")
+
+
+def test_incident_edit_rejects_a_new_title_of_only_spaces(staff_client):
+    incident = IncidentFactory(title="old", severity="warning")
+
+    response = staff_client.post(
+        change_url(incident.pk),
+        {"title": "   ", "severity": "warning", "alerts-TOTAL_FORMS": "0"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["title"] == [
+        "title must not be blank"
+    ]
+    incident.refresh_from_db()
+    assert incident.title == "old"
+
+
 # Actions --------------------------------------------------------------------
 
 
