@@ -196,6 +196,15 @@ class IncidentForm(forms.ModelForm):
         model = Incident
         fields = list(EDITABLE_FIELDS)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The incident's own severity, even one INGEST_SEVERITIES no longer
+        # lets in: without its option a browser would send the first one.
+        field = self.fields["severity"]
+        current = self.instance.severity
+        if current and current not in dict(field.choices):
+            field.choices = [*field.choices, (current, current)]
+
     def clean(self) -> dict[str, Any]:
         # The service's rules, so save_model never meets a refusal: a title of
         # only invisible characters passes the form's own checks.

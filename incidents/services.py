@@ -235,8 +235,9 @@ def incident_changes_check(
     """Return the editable fields of `data`, checked and normalised.
 
     Raises InvalidInput naming the field for a wrong type, an unknown
-    severity, a too long title, a too long analysis and, given the `incident`
-    edited, a new title that is blank. A title sent back unchanged is no edit,
+    severity (given the `incident` edited, its own is known), a too long
+    title, a too long analysis and, given the `incident`, a new title that is
+    blank. A title sent back unchanged is no edit,
     even one kuberca made blank from an alert's blank summary: the frontend
     sends the whole detail back with every edit. incident_update checks with
     it; the admin's form too, to show the problem beside the field.
@@ -253,8 +254,11 @@ def incident_changes_check(
         severity = changes["severity"].strip().lower()
         # Also one the ingest gate lets in: an incident can hold it, and the
         # frontend sends an incident's severity back with every edit.
+        # And the incident's own, sent back unchanged, even one that
+        # INGEST_SEVERITIES no longer lets in.
         allowed = severities()
-        if severity not in allowed:
+        kept = incident is not None and severity == incident.severity
+        if severity not in allowed and not kept:
             raise InvalidInput(
                 f"severity must be one of {', '.join(allowed)}", field="severity"
             )
@@ -281,7 +285,6 @@ def incident_update(*, incident_id: str, data: dict[str, Any]) -> Incident:
 
     Raises InvalidInput (see incident_changes_check), IncidentNotFound.
     """
-    incident_changes_check(data=data)  # a bad body is refused before any lock
     with transaction.atomic():
         incident = _locked(incident_id)
         changes = incident_changes_check(data=data, incident=incident)

@@ -373,6 +373,29 @@ def test_incident_edit_keeps_a_severity_the_ingest_gate_lets_in(staff_client, se
     assert (incident.title, incident.severity) == ("new", "page")
 
 
+def test_incident_edit_keeps_a_severity_the_ingest_gate_no_longer_lets_in(
+    staff_client, settings
+):
+    # INGEST_SEVERITIES held "page" when the incident took it.
+    incident = IncidentFactory(title="old", severity="page")
+
+    page = staff_client.get(change_url(incident.pk))
+    response = staff_client.post(
+        change_url(incident.pk),
+        {
+            "title": "new",
+            "severity": "page",
+            "alerts-TOTAL_FORMS": "0",
+            "alerts-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert b'<option value="page" selected>' in page.content
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("new", "page")
+
+
 @pytest.mark.parametrize("title", ["\u200b", "\x01\x02", "\u200b\u2060\ufeff"])
 def test_incident_edit_rejects_a_title_with_nothing_to_read(staff_client, title):
     incident = IncidentFactory(title="old", severity="warning")

@@ -417,6 +417,33 @@ def test_update_takes_a_severity_the_ingest_gate_lets_in(auth_client, settings):
     assert (incident.title, incident.severity) == ("Paged", "page")
 
 
+def test_update_takes_back_a_severity_the_ingest_gate_no_longer_lets_in(
+    auth_client, settings
+):
+    settings.INGEST_SEVERITIES = ["critical", "warning", "info", "page"]
+    incident, detail = ingested_detail(auth_client, make_alert(severity="page"))
+    settings.INGEST_SEVERITIES = ["critical", "warning", "info"]
+    detail["title"] = "Paged"
+
+    response = put(auth_client, f"/api/v1/incidents/{incident.pk}", detail)
+
+    assert response.status_code == 200, response.json()
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("Paged", "page")
+
+
+def test_update_rejects_a_severity_the_ingest_gate_no_longer_lets_in(auth_client):
+    incident = IncidentFactory(severity="warning")
+
+    response = put(
+        auth_client, f"/api/v1/incidents/{incident.pk}", {"severity": "page"}
+    )
+
+    assert response.status_code == 400
+    incident.refresh_from_db()
+    assert incident.severity == "warning"
+
+
 @pytest.mark.parametrize(
     "body",
     [
