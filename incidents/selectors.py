@@ -9,7 +9,7 @@ this app never imports the alerts app.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any, TypedDict
 
@@ -71,12 +71,14 @@ class ListFilters:
             condition &= Q(severity__in=self.severity)
         if self.since:
             condition &= Q(fired_at__gte=self.since)
-        if self.until and self.until.microsecond == 0:
+        if self.until:
             # Times are shown to the second: `until` at a whole second takes in
-            # everything fired during that second, as shown.
-            condition &= Q(fired_at__lt=self.until + timedelta(seconds=1))
-        elif self.until:
-            condition &= Q(fired_at__lte=self.until)
+            # everything fired during that second, as shown. (Its last
+            # microsecond, not the next second: 9999-12-31T23:59:59 has none.)
+            until = self.until
+            if until.microsecond == 0:
+                until = until.replace(microsecond=999_999)
+            condition &= Q(fired_at__lte=until)
         return condition
 
 

@@ -199,6 +199,21 @@ def test_until_at_a_whole_second_takes_in_that_second(auth_client, db):  # noqa:
     assert ids(exact) == []
 
 
+@pytest.mark.parametrize("path", ["/api/v1/incidents", "/api/v1/alerts"])
+def test_until_at_the_last_second_of_the_calendar_takes_in_everything(
+    auth_client,
+    db,
+    path,  # noqa: ANN001
+):
+    incident = IncidentFactory()
+
+    response = auth_client.get(f"{path}?until=9999-12-31T23:59:59Z")
+
+    assert response.status_code == 200
+    if path == "/api/v1/incidents":
+        assert ids(response) == [incident.pk]
+
+
 def test_list_q_matches_an_exact_incident_id(auth_client, spread):
     response = auth_client.get(f"/api/v1/incidents?q={spread[2].pk}")
 
