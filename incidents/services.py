@@ -235,12 +235,13 @@ def incident_changes_check(
     """Return the editable fields of `data`, checked and normalised.
 
     Raises InvalidInput naming the field for a wrong type, an unknown
-    severity (given the `incident` edited, its own is known), a too long
-    title, a too long analysis and, given the `incident`, a new title that is
-    blank. A title sent back unchanged is no edit,
-    even one kuberca made blank from an alert's blank summary: the frontend
-    sends the whole detail back with every edit. incident_update checks with
-    it; the admin's form too, to show the problem beside the field.
+    severity, a too long title, a too long analysis and, given the `incident`
+    edited, a new title that is blank. The frontend sends the whole detail
+    back with every edit, so the incident's own title and severity sent back
+    unchanged are no edit, even a blank title kuberca made from an alert's
+    blank summary, or a severity INGEST_SEVERITIES no longer lets in.
+    incident_update checks with it; the admin's form too, to show the problem
+    beside the field.
     """
     changes: dict[str, str] = {}
     for field in EDITABLE_FIELDS:
