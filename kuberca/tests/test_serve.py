@@ -1,8 +1,11 @@
 """`manage.py serve` (what `make run` starts): says when it is ready, stops all."""
 
+import fcntl
 import os
 import signal
+import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -10,9 +13,11 @@ import psutil
 import pytest
 import requests
 
+from alerts.tests.webhook_helpers import make_alert, make_payload
 from kuberca.management.commands import serve
 from kuberca.testing import live
 from kuberca.testing.commands import run_from_command_line
+from notifications.tests.fake_slack import CHANNEL, TOKEN, FakeSlack
 
 
 def _wait_for_line(log: Path, line: str, process, timeout: float) -> None:  # noqa: ANN001
@@ -23,12 +28,8 @@ def _wait_for_line(log: Path, line: str, process, timeout: float) -> None:  # no
         time.sleep(0.1)
 
 
-def test_serve_says_when_web_answers_and_stops_web_and_worker(
-    transactional_db,  # noqa: ANN001
-    tmp_path: Path,
-) -> None:
-    port = live.free_port()
-    env = {
+def _serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": live.database_url(),
         "KUBERCA_VAR_DIR": str(tmp_path),
@@ -36,7 +37,22 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         "SLACK_BOT_TOKEN": "",
         "AGENT_ENABLED": "false",
         "LOG_LEVEL": "INFO",
+        **settings,
     }
+
+
+def _own_terminal() -> None:
+    # In the child, a session leader since start_new_session: stdin, a
+    # pseudo-terminal, becomes its terminal, and its group the foreground one.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_serve_says_when_web_answers_and_stops_web_and_worker(
+    transactional_db,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    port = live.free_port()
+    env = _serve_env(tmp_path)
     log = tmp_path / "serve.log"
     command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
     process = live.spawn(
@@ -60,6 +76,61 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         live.stop(process, timeout=10)
     assert "kuberca stopped" in live.log_tail(log)
     assert not [c for c in children if c.is_running() and c.status() != "zombie"]
+
+
+def test_ctrl_c_at_the_terminal_lets_the_worker_finish_its_task(
+    transactional_db,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C signals the terminal's whole foreground group: web and worker
+    have it already, and one more signal would abort the worker's task."""
+    slack = FakeSlack(delay=3.0)
+    env = _serve_env(
+        tmp_path,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_CHANNEL_ID=CHANNEL,
+        SLACK_API_URL=slack.api_url,
+        SLACK_CHANNEL_INTERVAL="0s",
+    )
+    port = live.free_port()
+    log = tmp_path / "serve.log"
+    terminal, its_side = os.openpty()
+    command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603
+            [*command, "--port", str(port), "--web-workers", "1"],
+            cwd=live.ROOT,
+            env=env,
+            stdin=its_side,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_own_terminal,  # noqa: PLW1509
+        )
+    os.close(its_side)
+    try:
+        _wait_for_line(log, "kuberca is ready.", process, timeout=60)
+        webhook = requests.post(
+            f"http://127.0.0.1:{port}/webhook/alertmanager",
+            json=make_payload(make_alert()),
+            timeout=10,
+        )
+        assert webhook.status_code == 200
+        deadline = time.monotonic() + 30
+        while not slack.calls:  # the root post is in flight, Slack holds it
+            assert time.monotonic() < deadline, live.log_tail(log)
+            time.sleep(0.05)
+
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal does
+        assert process.wait(timeout=40) == 0
+    finally:
+        live.stop(process, timeout=10)
+        os.close(terminal)
+        slack.stop()
+    output = live.log_tail(log, chars=100_000)
+    assert "terminating current task" not in output
+    assert [call.method for call in slack.calls] == ["chat.postMessage"]
+    assert "kuberca stopped" in output
 
 
 @pytest.mark.parametrize(

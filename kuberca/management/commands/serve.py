@@ -57,6 +57,15 @@ class Probe:
         return None
 
 
+def _in_terminal_foreground() -> bool:
+    """Whether this process's group is its terminal's foreground one, which a
+    Ctrl-C there signals as a whole."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):  # no terminal, or stdin closed
+        return False
+
+
 class Command(BaseCommand):
     help = "Run the web server and the task worker in the foreground."
 
@@ -89,9 +98,15 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         stopping = False
+        # A Ctrl-C at the terminal reaches the children too (they share its
+        # process group): a SIGTERM from here as well would be their second
+        # signal, on which the task worker aborts the task it runs.
+        children_told = False
 
         def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
+            nonlocal stopping, children_told
+            if not stopping:
+                children_told = signum == signal.SIGINT and _in_terminal_foreground()
             stopping = True
 
         # Installed first, so Ctrl-C during start-up still stops cleanly.
@@ -150,7 +165,7 @@ class Command(BaseCommand):
                 time.sleep(0.3)
         finally:
             for child in children:
-                if child.poll() is None:
+                if child.poll() is None and not children_told:
                     child.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 30
             for child in children:
