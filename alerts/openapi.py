@@ -164,7 +164,8 @@ _OPERATION: dict[str, Any] = {
             "WebhookError",
             headers={
                 "Retry-After": {
-                    "description": "Seconds to wait, when throttled.",
+                    "description": "Seconds to wait (the window when throttled,"
+                    " 5 when the database failed).",
                     "schema": {"type": "integer"},
                 }
             },

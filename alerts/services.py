@@ -1084,6 +1084,18 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     return result
 
 
+def _log_database_failure(error: DatabaseError, event: str, **fields: Any) -> None:
+    """A lost or refused connection in one line (an outage gives one for
+    every delivery Alertmanager retries); any other database error with its
+    traceback."""
+    context = " ".join(f"{name}={value}" for name, value in fields.items())
+    if isinstance(error, OperationalError | InterfaceError):
+        name = type(error).__name__
+        logger.warning("%s %s error=%s: %s", event, context, name, error)
+    else:
+        logger.error("%s %s", event, context, exc_info=error)
+
+
 def _record_failure(delivery_id: int, error: Exception) -> None:
     try:
         WebhookDelivery.objects.filter(pk=delivery_id).update(
@@ -1210,8 +1222,10 @@ def delivery_ingest(
             headers=_safe_headers(headers),
             source_address=source_address or None,
         )
-    except DatabaseError:
-        logger.exception("webhook delivery not stored source=%s", source_address)
+    except DatabaseError as error:
+        _log_database_failure(
+            error, "webhook delivery not stored", source=source_address
+        )
         metrics.webhook_deliveries.labels(outcome="failed").inc()
         return IngestResult(
             http_status=503, error="service unavailable", detail="database unavailable"
@@ -1236,7 +1250,7 @@ def _ingest_or_fail(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     try:
         return _ingest_stored(delivery, body)
     except DatabaseError as error:
-        logger.exception("webhook delivery failed delivery_id=%s", delivery.pk)
+        _log_database_failure(error, "webhook delivery failed", delivery_id=delivery.pk)
         _record_failure(delivery.pk, error)
         metrics.webhook_deliveries.labels(outcome="failed").inc()
         return IngestResult(

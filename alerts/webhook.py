@@ -24,6 +24,8 @@ from kuberca import metrics
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
+# Seconds a client is asked to wait after a 503 for a database failure.
+DATABASE_RETRY_AFTER = 5
 
 
 @cache
@@ -150,10 +152,12 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
             wait = webhook_rate_check(client=address or "unknown")
         except DatabaseError:
             logger.warning("webhook rate check failed: database unavailable")
-            return JsonResponse(
+            response = JsonResponse(
                 {"error": "service unavailable", "detail": "database unavailable"},
                 status=503,
             )
+            response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response
         if wait is not None:
             metrics.webhook_deliveries.labels(outcome="throttled").inc()
             logger.warning("webhook throttled source=%s", address)
@@ -180,4 +184,7 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     result = delivery_ingest(
         body=body, headers=_headers(request), source_address=address
     )
-    return JsonResponse(result.body(), status=result.http_status)
+    response = JsonResponse(result.body(), status=result.http_status)
+    if result.http_status == 503:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response

@@ -4,8 +4,10 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 
 import pytest
+from django.db import DatabaseError, DataError, OperationalError
 
 from alerts.models import Alert, WebhookDelivery
 from alerts.tests.webhook_helpers import make_alert, make_payload
@@ -138,6 +140,25 @@ def test_rate_limit_answers_503_with_retry_after(post_webhook, settings) -> None
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_rate_check_without_a_database_answers_503_with_retry_after(
+    post_webhook,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    settings.WEBHOOK_RATE_LIMIT = 2
+
+    def unreachable(**kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("alerts.webhook.webhook_rate_check", unreachable)
+    response = post_webhook(make_payload(make_alert()))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["detail"] == "database unavailable"
+    assert not WebhookDelivery.objects.exists()
+
+
 def test_forwarded_for_is_used_only_from_trusted_proxies(
     post_webhook, settings
 ) -> None:  # noqa: ANN001
@@ -154,15 +175,34 @@ def test_get_is_not_allowed(client) -> None:  # noqa: ANN001
     assert response.status_code == 405
 
 
-def test_database_failure_is_503_and_recorded(post_webhook, monkeypatch) -> None:  # noqa: ANN001
-    from django.db import OperationalError
-
+@pytest.mark.parametrize(
+    ("error", "level", "traceback"),
+    [
+        # An outage logs one line a delivery, Alertmanager retrying them all.
+        (OperationalError("connection lost"), logging.WARNING, False),
+        (DataError("value out of range"), logging.ERROR, True),
+    ],
+)
+def test_database_failure_is_503_and_recorded(  # noqa: PLR0913
+    post_webhook,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+    caplog,  # noqa: ANN001
+    error: DatabaseError,
+    level: int,
+    traceback: bool,
+) -> None:
     def broken(*args: object) -> None:
-        raise OperationalError("connection lost")
+        raise error
 
     monkeypatch.setattr("alerts.services._process", broken)
-    response = post_webhook(make_payload(make_alert()))
+    with caplog.at_level(logging.WARNING, logger="alerts.services"):
+        response = post_webhook(make_payload(make_alert()))
     assert response.status_code == 503
+    assert response["Retry-After"] == "5"
     assert response.json()["error"] == "service unavailable"
     delivery = WebhookDelivery.objects.get()
-    assert delivery.outcome == "failed" and "connection lost" in delivery.error
+    assert delivery.outcome == "failed" and str(error) in delivery.error
+    (record,) = [r for r in caplog.records if "webhook delivery failed" in r.message]
+    assert record.levelno == level
+    assert bool(record.exc_info) is traceback
+    assert f"delivery_id={delivery.pk}" in record.message
