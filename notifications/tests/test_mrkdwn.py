@@ -6,6 +6,11 @@ def test_bold_becomes_slack_bold_and_italics_slack_italics():
     assert markdown_to_mrkdwn("__also__ bold") == "*also* bold"
 
 
+def test_bold_italics_become_slack_bold_around_italics():
+    assert markdown_to_mrkdwn("a ***big*** b") == "a *_big_* b"
+    assert markdown_to_mrkdwn("___also___") == "*_also_*"
+
+
 def test_headings_become_bold_lines():
     assert markdown_to_mrkdwn("# Root cause\n## **Next** steps ##") == (
         "*Root cause*\n*Next steps*"
