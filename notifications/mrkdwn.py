@@ -3,13 +3,14 @@
 Slack reads `&`, `<` and `>` as control characters everywhere, so every text
 from outside is escaped first (an analysis quoting `<!channel>` must not ping
 anyone); then Markdown emphasis, headings, links and lists become mrkdwn.
-Code spans and fenced blocks keep their content as written.
+Code spans and fenced blocks keep their content as written; a `~~~` fence,
+which Slack does not know, is shown with backticks.
 """
 
 import re
 
 FENCE = "```"
-_FENCE_LINE = re.compile(r"^\s*```")
+_FENCE_LINE = re.compile(r"^\s*(```|~~~)")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)")
@@ -58,13 +59,14 @@ def _inline(line: str, *, bold: str = "*") -> str:
 def markdown_to_mrkdwn(markdown: str) -> str:
     """Convert Markdown to Slack mrkdwn (escaped); code is left as written."""
     out: list[str] = []
-    in_fence = False
+    fence = ""  # the marker of the fence we are in
     for raw in escape(markdown.replace("\r\n", "\n")).split("\n"):
-        if _FENCE_LINE.match(raw):
-            in_fence = not in_fence
-            out.append(raw.strip())
+        marker = _FENCE_LINE.match(raw)
+        if marker and marker.group(1) == (fence or marker.group(1)):
+            fence = "" if fence else marker.group(1)
+            out.append(FENCE + raw.strip()[len(FENCE) :].lstrip("~"))
             continue
-        if in_fence:
+        if fence:
             out.append(raw)
             continue
         heading = _HEADING.match(raw)

@@ -30,6 +30,13 @@ def test_code_spans_and_fences_are_left_as_written():
     )
 
 
+def test_tilde_fences_are_left_as_written_and_shown_as_code():
+    text = "~~~yaml\n# not a heading\n**x**: ~~y~~\n~~~\n**z**"
+    assert markdown_to_mrkdwn(text) == (
+        "```yaml\n# not a heading\n**x**: ~~y~~\n```\n*z*"
+    )
+
+
 def test_links_lists_and_strikes_are_converted():
     text = "- see [docs](https://example.com/a?b=1&c=2)\n* ~~old~~ new"
     assert markdown_to_mrkdwn(text) == (
