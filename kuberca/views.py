@@ -23,7 +23,7 @@ View = Callable[[HttpRequest], HttpResponse]
 
 
 def get_only(view: View) -> View:
-    """Take GET only; any other method is a JSON 405 naming GET in Allow.
+    """Take GET (and HEAD, its headers alone); any other method is a JSON 405.
 
     Exempt from CSRF: these views change nothing, and the check would answer
     a POST with Django's HTML 403 before the 405 could.
@@ -32,8 +32,8 @@ def get_only(view: View) -> View:
     @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponse:
-        if request.method != "GET":
-            return errors.json_405(request, ["GET"])
+        if request.method not in ("GET", "HEAD"):
+            return errors.json_405(request, ["GET", "HEAD"])
         return view(request)
 
     return wrapper

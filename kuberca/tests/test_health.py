@@ -90,7 +90,7 @@ def test_get_only_path_rejects_other_methods_with_json_405(path, method):
     # A real browser or client: Django's test client skips the CSRF check.
     response = getattr(Client(enforce_csrf_checks=True), method)(path)
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["error"] == "method not allowed"
 
@@ -245,3 +245,10 @@ def test_unhandled_error_is_json_500_without_traceback(client, settings):
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
     assert b"secret internals" not in response.content
+
+
+@pytest.mark.parametrize("path", ["/", "/ping", "/healthz", "/readyz", "/metrics"])
+def test_health_routes_answer_head_like_get(client, path):
+    response = client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""
