@@ -88,14 +88,11 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
     User = get_user_model()
     reservation = login_attempt_reserve(client=client, login_id=None)
 
-    login_id = User.normalize_username(login_id)
     try:
-        CredentialsSerializer().fields["id"].run_validation(login_id)
+        login_id = _stored_login_id(login_id)
+        validate_password(password, user=User(username=login_id))
     except serializers.ValidationError as error:
         raise InvalidInput(f"id: {' '.join(map(str, error.detail))}") from None
-    try:
-        UnicodeUsernameValidator()(login_id)
-        validate_password(password, user=User(username=login_id))
     except ValidationError as error:
         raise InvalidInput(" ".join(error.messages)) from None
     try:
@@ -110,6 +107,17 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
     reservation.release()
     logger.info("user registered user_id=%s", user.pk)
     return user
+
+
+def _stored_login_id(login_id: str) -> str:
+    """The login id in the NFKC form Django stores usernames in ("ＡＢＣ" is
+    "ABC"), checked in that form against the login body's rules (raises
+    serializers.ValidationError) and Django's username characters (raises
+    ValidationError)."""
+    stored = get_user_model().normalize_username(login_id)
+    CredentialsSerializer().fields["id"].run_validation(stored)
+    UnicodeUsernameValidator()(stored)
+    return stored
 
 
 # pg advisory lock namespace of sign-ups (two int4 keys).
@@ -258,8 +266,7 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
             + " is (or unset both)",
         )
     if username and password:
-        _admin_settings_check(username, password)
-        username = User.normalize_username(username)  # as create_user stores it
+        username = _admin_settings_check(username, password)
         created = _create_superuser(User, username, password)
         return AdminAccount(username, created, None, None)
     if password_file is None:
@@ -282,36 +289,38 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
     return AdminAccount(GENERATED_ADMIN, created, generated, password_file)
 
 
-def _admin_settings_check(username: str, password: str) -> None:
-    """Refuse an ADMIN_USERNAME or ADMIN_PASSWORD that the API would refuse.
+def _admin_settings_check(username: str, password: str) -> str:
+    """Refuse an ADMIN_USERNAME or ADMIN_PASSWORD that the API would refuse;
+    return the login id as it is stored.
 
     The lengths are those of the login body; the login id must also be one
     that sign-up takes, which keeps out control characters, in the
     NFKC-normalised form it is stored in, as sign-up checks it. Checked before
     the database, so a bad value stops start-up with one line naming it.
     """
-    stored = get_user_model().normalize_username(username)
-    credentials = CredentialsSerializer(data={"id": stored, "password": password})
-    credentials.is_valid()
-    problems = [str(message) for message in credentials.errors.get("id", [])]
-    if not problems:
-        try:
-            UnicodeUsernameValidator()(stored)
-        except ValidationError as error:
-            problems = error.messages
+    problems: list[str] = []
+    try:
+        stored = _stored_login_id(username)
+    except serializers.ValidationError as error:
+        problems = [str(message) for message in error.detail]
+    except ValidationError as error:
+        problems = error.messages
     if problems:
         raise ConfigError(
             "ADMIN_USERNAME",
             username,
             f"a login id the API takes ({' '.join(problems)})",
         )
-    if "password" in credentials.errors:
-        problems = [str(message) for message in credentials.errors["password"]]
+    try:
+        CredentialsSerializer().fields["password"].run_validation(password)
+    except serializers.ValidationError as error:
+        problems = [str(message) for message in error.detail]
         raise ConfigError(
             "ADMIN_PASSWORD",
             "<hidden>",
             f"a password the API takes ({' '.join(problems)})",
-        )
+        ) from None
+    return stored
 
 
 def _create_superuser(User: type, username: str, password: str) -> bool:
