@@ -183,7 +183,7 @@ class NamespaceFilter(admin.SimpleListFilter):
 
 
 class IncidentForm(forms.ModelForm):
-    severity = forms.ChoiceField(choices=lambda: severity_choices())
+    severity = forms.ChoiceField(choices=severity_choices)
     # Not stripped, as the API takes it: the service tells a blank new title
     # from one kuberca gave the incident (an alertname of only spaces).
     title = forms.CharField(

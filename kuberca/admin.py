@@ -173,6 +173,11 @@ def table_estimate(queryset: QuerySet) -> int:
     return max(int(row[0]), 0) if row and row[0] is not None else 0
 
 
+def selects_all(request: HttpRequest) -> bool:
+    """Whether an action's post selects every row of the list ("select all")."""
+    return forms.BooleanField().to_python(request.POST.get("select_across"))
+
+
 def confirmation_page(
     request: HttpRequest,
     modeladmin: admin.ModelAdmin,
@@ -194,7 +199,7 @@ def confirmation_page(
     """
     opts = modeladmin.model._meta
     objects = list(queryset[:200])
-    across = forms.BooleanField().to_python(request.POST.get("select_across"))
+    across = selects_all(request)
     if across:
         # One id, as the changelist needs some selection to run an action.
         selected = [obj.pk for obj in objects[:1]]
@@ -255,8 +260,11 @@ class CheckedSelection:
                 messages.WARNING,
             )
             return None
-        across = forms.BooleanField().to_python(request.POST.get("select_across"))
-        if selected and not across and not queryset.filter(pk__in=selected).exists():
+        if (
+            selected
+            and not selects_all(request)
+            and not queryset.filter(pk__in=selected).exists()
+        ):
             self.message_user(
                 request,
                 f"None of the selected {self.model._meta.verbose_name_plural}"
