@@ -100,6 +100,8 @@ def parse_duration(text: str) -> timedelta | None:
 # years from now or ago is still a date, so no arithmetic on a setting can
 # overflow.
 DAYS_MAX = 36500
+# The highest TCP port (PORT, `serve --port`).
+PORT_MAX = 65535
 DURATION_MAX = f"{DAYS_MAX}d"
 
 

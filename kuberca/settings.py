@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 from kuberca import embedded_db
 from kuberca.env import (
     DAYS_MAX,
+    PORT_MAX,
     ConfigError,
     env_bool,
     env_choice,
@@ -495,7 +496,7 @@ LOGGING = {
 
 # Validated here, used by the launchers (manage.py serve, gunicorn_conf.py).
 if os.environ.get("PORT"):
-    env_int("PORT", 8080, minimum=1, maximum=65535)
+    env_int("PORT", 8080, minimum=1, maximum=PORT_MAX)
 env_int("WEB_CONCURRENCY", 2, minimum=1)
 
 # Similar incidents on the incident detail come from the embeddings app; the

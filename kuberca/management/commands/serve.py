@@ -21,12 +21,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from kuberca import embedded_db
+from kuberca.env import PORT_MAX
 from kuberca.management.commands.prune import whole_number
 from kuberca.metrics import prepare_multiprocess_dir
 
 logger = logging.getLogger(__name__)
 
-PORT_MAX = 65535
 # Far more than a pod's cores; scale with pods (README, Scaling).
 WEB_WORKERS_MAX = 64
 
