@@ -139,6 +139,14 @@ def _headers(request: HttpRequest) -> dict[str, str]:
     return {name: value for name, value in request.headers.items()}
 
 
+def _unavailable(detail: str, retry_after: int) -> JsonResponse:
+    response = JsonResponse(
+        {"error": "service unavailable", "detail": detail}, status=503
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 @csrf_exempt
 def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -152,21 +160,11 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
             wait = webhook_rate_check(client=address or "unknown")
         except DatabaseError:
             logger.warning("webhook rate check failed: database unavailable")
-            response = JsonResponse(
-                {"error": "service unavailable", "detail": "database unavailable"},
-                status=503,
-            )
-            response["Retry-After"] = str(DATABASE_RETRY_AFTER)
-            return response
+            return _unavailable("database unavailable", DATABASE_RETRY_AFTER)
         if wait is not None:
             metrics.webhook_deliveries.labels(outcome="throttled").inc()
             logger.warning("webhook throttled source=%s", address)
-            response = JsonResponse(
-                {"error": "service unavailable", "detail": "rate limit exceeded"},
-                status=503,
-            )
-            response["Retry-After"] = str(wait)
-            return response
+            return _unavailable("rate limit exceeded", wait)
 
     if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
         return _unauthorized("token", address)
