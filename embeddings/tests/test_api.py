@@ -15,6 +15,13 @@ CREATE = "/api/v1/embeddings"
 SEARCH = "/api/v1/embeddings/search"
 
 
+def post_create(client, incident_id: str):  # noqa: ANN001, ANN201
+    """POST /embeddings for `incident_id` with a one-letter summary."""
+    return client.post(
+        CREATE, {"incident_id": incident_id, "incident_summary": "x"}, format="json"
+    )
+
+
 def test_create_embeds_the_summary_through_gemini(auth_client, fake_gemini, settings):
     incident = SummarizedIncidentFactory()
 
@@ -102,9 +109,7 @@ def test_create_answers_404_for_an_unknown_incident_without_a_provider(
 def test_create_answers_503_without_a_provider(auth_client, no_provider):
     incident = SummarizedIncidentFactory()
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
 
     assert response.status_code == 503
     assert response.json()["error"] == "embedding provider not configured"
@@ -115,9 +120,7 @@ def test_create_answers_503_when_gemini_keeps_failing(auth_client, fake_gemini):
     incident = SummarizedIncidentFactory()
     fake_gemini.fail_always = 503
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
 
     assert response.status_code == 503
     assert response.json()["error"] == "embedding provider unavailable"
@@ -128,9 +131,7 @@ def test_create_answers_502_when_gemini_refuses(auth_client, fake_gemini):
     incident = SummarizedIncidentFactory()
     fake_gemini.fail(400)
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
 
     assert response.status_code == 502
     assert len(fake_gemini.requests) == 1  # a 400 is not retried
@@ -146,9 +147,7 @@ def test_create_answers_502_when_gemini_returns_an_unusable_vector(
     settings.GEMINI_API_URL = server.url
     incident = SummarizedIncidentFactory()
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
 
     assert response.status_code == 502
     assert response.json()["error"] == "embedding provider error"
@@ -163,9 +162,7 @@ def test_create_retries_429_and_500_then_succeeds(auth_client, fake_gemini):
     incident = SummarizedIncidentFactory()
     fake_gemini.fail(429, 500)
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
 
     assert response.status_code == 200
     assert len(fake_gemini.requests) == 3
@@ -322,9 +319,7 @@ def test_search_answers_within_the_web_timeout_when_gemini_hangs(
     assert [hit["incident_id"] for hit in response.json()["results"]] == [incident.pk]
     assert len(hung.requests) == REQUEST_ATTEMPTS
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
     assert response.status_code == 503
     assert len(hung.requests) == 2 * REQUEST_ATTEMPTS
 
@@ -358,7 +353,5 @@ def test_search_falls_back_to_full_text_when_gemini_answers_garbage(
     assert response.json()["model"] == "fulltext"
     assert [hit["incident_id"] for hit in response.json()["results"]] == [incident.pk]
 
-    response = auth_client.post(
-        CREATE, {"incident_id": incident.pk, "incident_summary": "x"}, format="json"
-    )
+    response = post_create(auth_client, incident.pk)
     assert response.status_code == 503
