@@ -20,10 +20,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from alerts.services import delivery_ingest, webhook_rate_check
 from kuberca import metrics
+from kuberca.chunked import is_chunked, read_up_to
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK = 256 * 1024
 # Seconds a client is asked to wait after a 503 for a database failure.
 DATABASE_RETRY_AFTER = 5
 
@@ -113,26 +113,15 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
     over-limit body past what is kept, so that its signature can be checked.
     """
     stream = request
-    if not request.META.get("CONTENT_LENGTH") and request.META.get(
-        "wsgi.input_terminated"
-    ):
-        # A chunked body has no Content-Length, and Django then reads nothing;
-        # the server (gunicorn) has de-chunked it and marks the stream ended.
+    if is_chunked(request.META):
+        # Past the part kuberca.chunked read ahead and gave Django a length
+        # for: the signature covers every byte, also of an over-limit body.
         stream = request.META["wsgi.input"]
-    chunks = []
-    remaining = limit + 1
-    while remaining > 0:
-        chunk = stream.read(min(_READ_CHUNK, remaining))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-        if mac is not None:
-            mac.update(chunk)
-    if mac is not None and remaining <= 0:
-        while chunk := stream.read(_READ_CHUNK):
-            mac.update(chunk)
-    return b"".join(chunks)
+    update = mac.update if mac is not None else None
+    body = read_up_to(stream, limit + 1, update)
+    if mac is not None and len(body) > limit:
+        read_up_to(stream, None, mac.update)
+    return body
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:

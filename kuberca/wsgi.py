@@ -5,12 +5,13 @@ import sys
 
 from django.core.wsgi import get_wsgi_application
 
+from kuberca.chunked import with_chunked_bodies
 from kuberca.env import ConfigError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kuberca.settings")
 
 try:
-    application = get_wsgi_application()
+    application = with_chunked_bodies(get_wsgi_application())
 except ConfigError as error:
     sys.stderr.write(f"kuberca: configuration error: {error}\n")
     sys.exit(4)  # gunicorn stops the master when a worker cannot boot

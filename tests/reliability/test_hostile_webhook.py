@@ -19,6 +19,7 @@ from django.test import Client
 from alerts.models import Alert, WebhookDelivery
 from alerts.tests.webhook_helpers import make_alert, make_payload
 from incidents.models import Incident
+from kuberca.testing import wsgi
 
 pytestmark = pytest.mark.django_db
 
@@ -353,48 +354,14 @@ def test_a_big_integer_label_rejects_only_that_alert() -> None:
     assert_partial_accept(post(body), stored=1, rejected=1)
 
 
-def _wsgi_post(body: bytes, environ_extra: dict[str, Any]) -> tuple[str, bytes]:
-    """Call the WSGI application with a hand-made environ, as gunicorn does."""
-    import io
-
-    from django.core import signals
-    from django.db import close_old_connections
-
-    from kuberca.wsgi import application
-
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": URL,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": io.StringIO(),
-        **environ_extra,
-    }
-    status: list[str] = []
-    # As Django's test client does: keep the test's connection open.
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        chunks = application(environ, lambda s, h, exc_info=None: status.append(s))
-        return status[0], b"".join(chunks)
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-
-
 def test_a_body_with_its_content_length_is_read_through_wsgi() -> None:
     body = json.dumps(make_payload(make_alert())).encode()
-    status, content = _wsgi_post(body, {"CONTENT_LENGTH": str(len(body))})
-    assert status.startswith("200"), content[:300]
+    answer = wsgi.call("POST", URL, body, CONTENT_LENGTH=str(len(body)))
+    assert answer.status == 200, answer.body[:300]
 
 
 def test_a_chunked_body_without_content_length_is_read() -> None:
     body = json.dumps(make_payload(make_alert())).encode()
-    status, content = _wsgi_post(
-        body, {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
-    )
-    assert status.startswith("200"), content[:300]
+    answer = wsgi.call("POST", URL, body, **wsgi.chunked())
+    assert answer.status == 200, answer.body[:300]
+    assert Alert.objects.count() == 1

@@ -1,0 +1,80 @@
+"""Give Django a length for request bodies sent chunked.
+
+A client may send a body with `Transfer-Encoding: chunked` and no
+Content-Length. gunicorn de-chunks it and passes no CONTENT_LENGTH, and Django
+then reads the body as empty: a chunked PUT would answer success and change
+nothing, a chunked login would be told its fields are missing. This WSGI
+wrapper reads such a body first, up to one byte past
+DATA_UPLOAD_MAX_MEMORY_SIZE, and tells Django its length. A longer body is
+then refused by Django's own limit with the usual 413; the rest of it stays
+readable from `wsgi.input` for a view that reads the stream itself (the
+webhook signs and counts every byte).
+"""
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_READ_CHUNK = 256 * 1024
+
+
+def is_chunked(environ: dict[str, Any]) -> bool:
+    """Whether the request body came chunked (gunicorn refuses it with a
+    Content-Length too) and the server marks where it ends."""
+    encoding = environ.get("HTTP_TRANSFER_ENCODING", "")
+    return "chunked" in encoding.lower() and bool(environ.get("wsgi.input_terminated"))
+
+
+class _Rest:
+    """What was read ahead, then what is left of the server's stream."""
+
+    def __init__(self, head: bytes, stream: Any) -> None:
+        self._head = io.BytesIO(head)
+        self._stream = stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._head.read(size) or self._stream.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._head.readline(size) or self._stream.readline(size)
+
+
+def read_up_to(
+    stream: Any, limit: int | None, each: Callable[[bytes], Any] | None = None
+) -> bytes:
+    """Read `stream` to its end or `limit` bytes; `each` sees every piece.
+
+    With `limit` None the pieces go to `each` and are not kept.
+    """
+    pieces = []
+    remaining = limit
+    while remaining is None or remaining > 0:
+        piece = stream.read(
+            _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+        )
+        if not piece:
+            break
+        if each is not None:
+            each(piece)
+        if remaining is not None:
+            pieces.append(piece)
+            remaining -= len(piece)
+    return b"".join(pieces)
+
+
+def with_chunked_bodies(app: WSGIApp) -> WSGIApp:
+    """Wrap a WSGI application so it sees a CONTENT_LENGTH for chunked bodies."""
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]):  # noqa: ANN202
+        if is_chunked(environ) and not environ.get("CONTENT_LENGTH"):
+            stream = environ["wsgi.input"]
+            head = read_up_to(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+            environ["wsgi.input"] = _Rest(head, stream)
+            environ["CONTENT_LENGTH"] = str(len(head))
+        return app(environ, start_response)
+
+    return application
