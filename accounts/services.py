@@ -120,6 +120,28 @@ def _stored_login_id(login_id: str) -> str:
     return stored
 
 
+def login_id_refusal(login_id: str, *, user_id: int | None = None) -> str | None:
+    """Why a user could not have `login_id`, or None when it can.
+
+    The API's rules (sign-up's checks on the NFKC form) and one account per
+    login id whatever its case; `user_id` is the user being renamed, whose
+    own id does not count against it. For forms that create or rename users
+    outside the API (the admin), so they take no id the API would refuse.
+    """
+    try:
+        stored = _stored_login_id(login_id)
+    except serializers.ValidationError as error:
+        return " ".join(map(str, error.detail))
+    except ValidationError as error:
+        return " ".join(error.messages)
+    others = get_user_model().objects.filter(username__iexact=stored)
+    if user_id is not None:
+        others = others.exclude(pk=user_id)
+    if others.exists():
+        return "A user with that login id, in some case, already exists."
+    return None
+
+
 # pg advisory lock namespace of sign-ups (two int4 keys).
 SIGNUP_LOCK_CLASS = 0x6B73
 
@@ -267,7 +289,7 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
         )
     if username and password:
         username = _admin_settings_check(username, password)
-        created = _create_superuser(User, username, password)
+        username, created = _create_superuser(User, username, password)
         return AdminAccount(username, created, None, None)
     if password_file is None:
         return None
@@ -281,11 +303,14 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
     if User.objects.filter(is_superuser=True).exists():
         return None
     generated = secrets.token_urlsafe(12)
-    created = _create_superuser(User, GENERATED_ADMIN, generated)
-    if created:
-        password_file.parent.mkdir(parents=True, exist_ok=True)
-        password_file.write_text(generated + "\n")
-        password_file.chmod(0o600)
+    _, created = _create_superuser(User, GENERATED_ADMIN, generated)
+    if not created:
+        # Taken meanwhile, or by an ordinary user in another case: its
+        # password is not the one generated here.
+        return None
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(generated + "\n")
+    password_file.chmod(0o600)
     return AdminAccount(GENERATED_ADMIN, created, generated, password_file)
 
 
@@ -323,13 +348,24 @@ def _admin_settings_check(username: str, password: str) -> str:
     return stored
 
 
-def _create_superuser(User: type, username: str, password: str) -> bool:
-    if User.objects.filter(username=username).exists():
-        return False
+def _create_superuser(User: type, username: str, password: str) -> tuple[str, bool]:
+    """Create the superuser unless its login id is taken, in any case; the
+    account's login id as stored, and whether it was created."""
     try:
         with transaction.atomic():
+            _lock_login_id(username)
+            taken = User.objects.filter(username__iexact=username).first()
+            if taken is not None:
+                if taken.username != username:
+                    logger.warning(
+                        "admin user not created: login id taken in another case "
+                        "username=%s existing=%s",
+                        username,
+                        taken.username,
+                    )
+                return taken.username, False
             User.objects.create_superuser(username=username, password=password)
     except IntegrityError:
-        return False  # created meanwhile by another process
+        return username, False  # created meanwhile by another process
     logger.info("admin user created username=%s", username)
-    return True
+    return username, True

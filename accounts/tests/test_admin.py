@@ -26,3 +26,77 @@ def test_an_action_on_a_malformed_selection_runs_nothing(staff_client, changelis
     assert response.status_code == 200
     assert any("not valid here" in str(m) for m in get_messages(response.wsgi_request))
     assert get_user_model().objects.filter(username="operator").exists()
+
+
+def _add(staff_client, username: str):  # noqa: ANN001, ANN202
+    return staff_client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": username,
+            "usable_password": "true",
+            "password1": "a-long-enough-pass",
+            "password2": "a-long-enough-pass",
+        },
+    )
+
+
+def _rename(staff_client, user, username: str):  # noqa: ANN001, ANN202
+    return staff_client.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": username,
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+
+
+@pytest.mark.parametrize("username", ["ab", "x" * 65, "Operator", "ｏｐｅｒａｔｏｒ"])
+def test_the_admin_adds_no_user_with_a_login_id_the_api_refuses(
+    staff_client,  # noqa: ANN001
+    username: str,
+) -> None:
+    response = _add(staff_client, username)
+
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["adminform"].form.errors["username"]
+    assert list(get_user_model().objects.values_list("username", flat=True)) == [
+        "operator"
+    ]
+
+
+def test_the_admin_adds_a_user_the_api_can_sign_in(staff_client) -> None:  # noqa: ANN001
+    response = _add(staff_client, "new-oncall")
+
+    assert response.status_code == 302
+    assert get_user_model().objects.filter(username="new-oncall").exists()
+
+
+@pytest.mark.parametrize("username", ["ab", "y" * 65, "OnCall"])
+def test_the_admin_renames_no_user_to_a_login_id_the_api_refuses(
+    staff_client,  # noqa: ANN001
+    username: str,
+) -> None:
+    get_user_model().objects.create(username="oncall")
+    user = get_user_model().objects.create(username="second")
+
+    response = _rename(staff_client, user, username)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["username"]
+    user.refresh_from_db()
+    assert user.username == "second"
+
+
+def test_the_admin_keeps_an_older_login_id_and_takes_a_new_case_of_ones_own(
+    staff_client,  # noqa: ANN001
+) -> None:
+    # An account made before these rules (a 2-character id) stays editable;
+    # a user may change the case of their own id.
+    older = get_user_model().objects.create(username="qa")
+    assert _rename(staff_client, older, "qa").status_code == 302
+    user = get_user_model().objects.create(username="oncall")
+    assert _rename(staff_client, user, "OnCall").status_code == 302
+    user.refresh_from_db()
+    assert user.username == "OnCall"

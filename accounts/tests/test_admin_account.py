@@ -216,3 +216,33 @@ def test_ensure_admin_refuses_one_of_the_pair_without_the_other(
 
     assert "first-admin-password" not in str(raised.value)
     assert not get_user_model().objects.exists()
+
+
+def test_ensure_admin_takes_a_case_variant_for_the_existing_account(
+    admin_settings,  # noqa: ANN001
+    caplog,  # noqa: ANN001
+) -> None:
+    UserFactory(username="root", password="changed-by-the-operator")
+    admin_settings.ADMIN_USERNAME = "Root"
+
+    account = admin_ensure()
+
+    assert account is not None and not account.created
+    assert account.username == "root"
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["root"]
+    assert "login id taken in another case" in caplog.text
+
+
+def test_ensure_admin_generates_none_over_an_ordinary_users_case_variant(
+    settings,  # noqa: ANN001
+    tmp_path,  # noqa: ANN001
+) -> None:
+    # No superuser, but "Admin" is someone's login id: "admin" would be a
+    # second account of the same id, and its password is never shown.
+    settings.ADMIN_USERNAME = settings.ADMIN_PASSWORD = ""
+    UserFactory(username="Admin")
+    password_file = tmp_path / "admin_password"
+
+    assert admin_ensure(password_file=password_file) is None
+    assert not password_file.exists()
+    assert get_user_model().objects.count() == 1
