@@ -190,6 +190,16 @@ def test_worker_runs_db_worker_and_may_finish_an_agent_call_on_shutdown():
     assert spec["terminationGracePeriodSeconds"] > 240  # AGENT_TIMEOUT_SECONDS
 
 
+def test_worker_liveness_asks_its_metrics_port():
+    spec = _deployment("kuberca-worker")["spec"]["template"]["spec"]
+    worker = spec["containers"][0]
+    probe = worker["livenessProbe"]["httpGet"]
+    assert probe == {"path": "/metrics", "port": "metrics"}
+    (port,) = [p for p in worker["ports"] if p["name"] == "metrics"]
+    config = next(d for _, d in documents() if d["kind"] == "ConfigMap")
+    assert str(port["containerPort"]) == config["data"]["WORKER_METRICS_PORT"]
+
+
 @pytest.mark.parametrize("name", ["kuberca-web", "kuberca-worker"])
 def test_pods_wait_for_the_migrate_job_before_starting(name):
     spec = _deployment(name)["spec"]["template"]["spec"]
