@@ -102,6 +102,26 @@ def parse_duration(text: str) -> timedelta | None:
 DAYS_MAX = 36500
 # The highest TCP port (PORT, `serve --port`).
 PORT_MAX = 65535
+# Every interface (IPv4, or both families), and IPv4 loopback: reached on this
+# machine at 127.0.0.1, which a browser knows as localhost.
+_LOCAL_HOSTS = {"", "0.0.0.0", "::", "127.0.0.1"}  # noqa: S104
+
+
+def bind_address(host: str, port: int) -> str:
+    """`host:port` as gunicorn binds it, an IPv6 address in brackets
+    (`::` takes IPv4 connections too)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def url_host(host: str, *, local: str = "localhost") -> str:
+    """How a URL on this machine names a server bound to `host`."""
+    if host in _LOCAL_HOSTS:
+        return local
+    return f"[{host}]" if ":" in host else host
+
+
 DURATION_MAX = f"{DAYS_MAX}d"
 
 

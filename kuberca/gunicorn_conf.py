@@ -13,10 +13,17 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-from kuberca.env import PORT_MAX, env_choice, env_int, env_list, env_str
+from kuberca.env import (
+    PORT_MAX,
+    bind_address,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
 
 _port = env_int("PORT", 8080, minimum=1, maximum=PORT_MAX)
-bind = f"{env_str('HOST', '0.0.0.0')}:{_port}"  # noqa: S104
+bind = bind_address(env_str("HOST", "0.0.0.0"), _port)  # noqa: S104
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
 threads = env_int("WEB_THREADS", 1, minimum=1)
 timeout = env_int("WEB_TIMEOUT_SECONDS", 60, minimum=1)

@@ -8,6 +8,7 @@ import pytest
 
 from kuberca.env import (
     ConfigError,
+    bind_address,
     env_bool,
     env_duration,
     env_int,
@@ -15,6 +16,7 @@ from kuberca.env import (
     env_origins,
     env_url,
     parse_duration,
+    url_host,
 )
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -242,3 +244,32 @@ def test_no_database_url_without_the_embedded_server_stops_start_up(tmp_path):
     [line] = result.stderr.splitlines()
     assert line.startswith("kuberca: configuration error: DATABASE_URL='' ")
     assert "pip install 'kuberca[embedded]'" in line
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [
+        ("0.0.0.0", "0.0.0.0:8080"),  # noqa: S104
+        ("10.1.2.3", "10.1.2.3:8080"),
+        ("::", "[::]:8080"),
+        ("fd00::7", "[fd00::7]:8080"),
+        ("[::1]", "[::1]:8080"),
+    ],
+)
+def test_bind_address_puts_an_ipv6_address_in_brackets(host: str, bind: str) -> None:
+    assert bind_address(host, 8080) == bind
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("127.0.0.1", "localhost"),
+        ("0.0.0.0", "localhost"),  # noqa: S104
+        ("::", "localhost"),
+        ("::1", "[::1]"),
+        ("fd00::7", "[fd00::7]"),
+        ("kuberca.internal", "kuberca.internal"),
+    ],
+)
+def test_url_host_names_a_wildcard_bind_as_this_machine(host: str, shown: str) -> None:
+    assert url_host(host) == shown

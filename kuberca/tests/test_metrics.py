@@ -402,3 +402,16 @@ def test_worker_exporter_serves_the_worker_process_metrics(tmp_path):
         sample(text, "kuberca_agent_calls_total", endpoint="analyze", outcome="ok") == 5
     )
     assert sample(text, "kuberca_task_queue_depth") is None  # the web's to report
+
+
+def test_worker_exporter_on_the_ipv6_wildcard_answers_both_families():
+    # db_worker binds it to HOST; `::` is what an IPv6-only cluster sets.
+    port = _free_port()
+    code = (
+        "import urllib.request; from kuberca import metrics; "
+        f"assert metrics.start_worker_exporter({port}, addr='::'); "
+        f"urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read(); "
+        f"print(urllib.request.urlopen('http://[::1]:{port}/metrics').status)"
+    )
+
+    assert _run(code, {"PROMETHEUS_MULTIPROC_DIR": ""}).strip() == "200"

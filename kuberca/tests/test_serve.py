@@ -55,15 +55,20 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
     env = _serve_env(tmp_path)
     log = tmp_path / "serve.log"
     command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
+    # On `::`, both address families: what an IPv6-only cluster sets.
     process = live.spawn(
-        [*command, "--port", str(port), "--web-workers", "1"], env=env, log_path=log
+        [*command, "--host", "::", "--port", str(port), "--web-workers", "1"],
+        env=env,
+        log_path=log,
     )
     try:
         _wait_for_line(log, "kuberca is ready.", process, timeout=60)
-        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        assert health.status_code == 200
+        for address in ("127.0.0.1", "[::1]"):
+            health = requests.get(f"http://{address}:{port}/healthz", timeout=5)
+            assert health.status_code == 200
         output = live.log_tail(log, chars=100_000)
         assert output.index("kuberca is starting") < output.index("kuberca is ready.")
+        assert f"Webhook   http://localhost:{port}/webhook/alertmanager" in output
         for process_name in ("web", "worker"):
             line = f"optional part off part=agent process={process_name}"
             _wait_for_line(log, line, process, timeout=30)

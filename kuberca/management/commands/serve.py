@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from kuberca import embedded_db
-from kuberca.env import PORT_MAX
+from kuberca.env import PORT_MAX, bind_address, url_host
 from kuberca.management.commands.prune import whole_number
 from kuberca.metrics import prepare_multiprocess_dir
 
@@ -35,9 +35,7 @@ class Probe:
     """Says once when the web server first answers `/healthz`, or that it has not."""
 
     def __init__(self, host: str, port: int, *, patience: float = 60.0) -> None:
-        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}  # noqa: S104
-        shown = local.get(host, f"[{host}]" if ":" in host else host)
-        self.url = f"http://{shown}:{port}/healthz"
+        self.url = f"http://{url_host(host, local='127.0.0.1')}:{port}/healthz"
         self.deadline = time.monotonic() + patience
         self.done = False
 
@@ -135,7 +133,7 @@ class Command(BaseCommand):
             "-c",
             str(base / "kuberca" / "gunicorn_conf.py"),
             "--bind",
-            f"{host}:{port}",
+            bind_address(host, port),
             "--workers",
             str(web_workers),
         ]
@@ -187,8 +185,7 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _announce(self, host: str, port: int) -> None:
-        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
-        url = f"http://{shown}:{port}"
+        url = f"http://{url_host(host)}:{port}"
         password_file = Path(settings.VAR_DIR) / "admin_password"
         if settings.ADMIN_USERNAME and settings.ADMIN_PASSWORD:
             login = f"user {settings.ADMIN_USERNAME} with ADMIN_PASSWORD"
