@@ -48,6 +48,29 @@ def _without_lone_surrogates(body: bytes) -> bytes:
     return _ESCAPES.sub(replace, body)
 
 
+# Alertmanager's labels and annotations are flat string maps. A value nested
+# deeper than this rejects its alert: storing it, the API, the admin, Slack and
+# the Agent would each recurse through it, some past Python's limit.
+NESTING_MAX = 100
+
+
+def _nested_too_deeply(value: Any) -> bool:
+    """Whether a JSON value holds lists or objects more than NESTING_MAX deep."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > NESTING_MAX:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
@@ -173,6 +196,8 @@ def _label_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if _nested_too_deeply(value):
+        raise ValueError("a label is nested too deeply")
     return msgspec.json.encode(value).decode()
 
 
@@ -222,13 +247,17 @@ def _alert(
         ends_at = parse_time(item.endsAt)
     except ValueError:
         raise ValueError(f"endsAt is not a time: {item.endsAt!r}") from None
+    annotations = item.annotations or {}
+    for value in annotations.values():
+        if not isinstance(value, str) and _nested_too_deeply(value):
+            raise ValueError("an annotation is nested too deeply")
     fingerprint = (item.fingerprint or "").strip() or compute_fingerprint(labels)
     return ParsedAlert(
         index=index,
         status=status,
         fingerprint=fingerprint[:255],
         labels=labels,
-        annotations=item.annotations or {},
+        annotations=annotations,
         starts_at=starts_at,
         ends_at=ends_at,
         generator_url=item.generatorURL or "",

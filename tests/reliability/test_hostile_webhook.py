@@ -17,6 +17,7 @@ import pytest
 from django.test import Client
 
 from alerts.models import Alert, WebhookDelivery
+from alerts.payload import NESTING_MAX
 from alerts.tests.webhook_helpers import make_alert, make_payload
 from incidents.models import Incident
 from kuberca.testing import wsgi
@@ -55,10 +56,44 @@ def test_deeply_nested_body_that_is_not_an_object_is_400() -> None:
     assert WebhookDelivery.objects.get().outcome == "rejected"
 
 
-def test_annotations_nested_900_deep_are_stored() -> None:
-    body = json.dumps(make_payload(make_alert(summary="X"))).encode()
-    body = body.replace(b'"summary": "X"', b'"deep": ' + b"[" * 900 + b"]" * 900)
+def _nested_in(where: str, depth: int, *alerts: dict) -> bytes:
+    """A payload whose first alert holds a value `depth` lists deep."""
+    body = json.dumps(make_payload(*alerts)).encode()
+    nested = b"[" * depth + b"]" * depth
+    if where == "annotations":
+        return body.replace(b'"summary": "X"', b'"deep": ' + nested, 1)
+    return body.replace(b'"alertname": "Deep"', b'"alertname": ' + nested, 1)
+
+
+@pytest.mark.usefixtures("plain_static_storage")
+@pytest.mark.parametrize("where", ["annotations", "labels"])
+def test_a_value_nested_to_the_limit_is_stored_and_shown(
+    where: str,
+    auth_client,  # noqa: ANN001
+    staff_client,  # noqa: ANN001
+) -> None:
+    body = _nested_in(where, NESTING_MAX, make_alert("Deep", summary="X"))
     assert_partial_accept(post(body), stored=1, rejected=0)
+    alert = Alert.objects.get()
+    assert auth_client.get(f"/api/v1/alerts/{alert.alert_id}").status_code == 200
+    page = staff_client.get(f"/admin/alerts/alert/{alert.pk}/change/")
+    assert page.status_code == 200
+
+
+@pytest.mark.parametrize("where", ["annotations", "labels"])
+@pytest.mark.parametrize("depth", [NESTING_MAX + 1, 900])
+def test_a_value_nested_past_the_limit_rejects_only_its_alert(
+    where: str, depth: int
+) -> None:
+    # 900 is within what the JSON decoder takes, but storing the value would
+    # recurse past Python's limit further down the stack: a 500, once.
+    good = make_alert("Good")
+    body = _nested_in(where, depth, make_alert("Deep", summary="X"), good)
+    answer = assert_partial_accept(post(body), stored=1, rejected=1)
+    (rejection,) = answer["rejected"]
+    assert rejection["index"] == 0
+    assert "nested too deeply" in rejection["reason"]
+    assert Alert.objects.get().alarm_title == "Good"
 
 
 @pytest.mark.parametrize("where", ["annotations", "labels"])
