@@ -67,10 +67,7 @@ from incidents.services import (
 from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
 from kuberca.transactions import (
-    ATTEMPTS,
     atomic_retrying,
-    conflicted,
-    pause_after_conflict,
 )
 
 logger = logging.getLogger(__name__)
@@ -1013,10 +1010,6 @@ def _process(
         )
 
 
-def _retryable(error: DatabaseError) -> bool:
-    return conflicted(error) or prepared.lost_statements(error)
-
-
 def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     """Process a stored delivery's body and record the outcome on it."""
     result = IngestResult(http_status=200, delivery_id=delivery.pk)
@@ -1041,22 +1034,11 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
 
     result.alert_count = payload.alert_count
     result.rejected = payload.rejected
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with transaction.atomic():
-                _process(payload, delivery, result)
-            break
-        except DatabaseError as error:
-            if attempt < ATTEMPTS and _retryable(error):
-                logger.warning(
-                    "webhook delivery retried delivery_id=%s attempt=%s",
-                    delivery.pk,
-                    attempt,
-                )
-                if conflicted(error):
-                    pause_after_conflict(attempt)
-                continue
-            raise
+    atomic_retrying(
+        lambda: _process(payload, delivery, result),
+        name=f"webhook delivery_id={delivery.pk}",
+        also=prepared.lost_statements,
+    )
 
     metrics.webhook_deliveries.labels(outcome="processed").inc()
     metrics.alerts_received.labels(result="stored").inc(result.stored)

@@ -43,12 +43,19 @@ def pause_after_conflict(attempt: int) -> None:
     time.sleep(random.uniform(0, PAUSE_STEP_SECONDS * attempt))  # noqa: S311
 
 
-def atomic_retrying(work: Callable[[], T], *, name: str) -> T:
+def atomic_retrying(
+    work: Callable[[], T],
+    *,
+    name: str,
+    also: Callable[[DatabaseError], bool] | None = None,
+) -> T:
     """Run `work` in a transaction, again (up to ATTEMPTS) after a conflict.
 
-    Inside a caller's transaction it runs once: the conflict aborted the
-    caller's work too, and only the caller can start it again. Signals sent
-    by an aborted attempt defer their effects to a commit that never comes.
+    `also` names other errors worth one more attempt, at once (a conflict
+    pauses first). Inside a caller's transaction it runs once: the conflict
+    aborted the caller's work too, and only the caller can start it again.
+    Signals sent by an aborted attempt defer their effects to a commit that
+    never comes.
     """
     if connection.in_atomic_block:
         with transaction.atomic():
@@ -58,14 +65,16 @@ def atomic_retrying(work: Callable[[], T], *, name: str) -> T:
             with transaction.atomic():
                 return work()
         except DatabaseError as error:
-            if attempt == ATTEMPTS or not conflicted(error):
+            clash = conflicted(error)
+            if attempt == ATTEMPTS or not (clash or (also and also(error))):
                 raise
             logger.warning(
-                "transaction conflicted, running it again work=%s attempt=%s "
-                "sqlstate=%s",
+                "transaction %s, running it again work=%s attempt=%s sqlstate=%s",
+                "conflicted" if clash else "failed",
                 name,
                 attempt,
                 sqlstate(error),
             )
-            pause_after_conflict(attempt)
+            if clash:
+                pause_after_conflict(attempt)
     raise AssertionError("unreachable")  # the loop returns or raises

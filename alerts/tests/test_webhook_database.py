@@ -112,6 +112,7 @@ def test_lost_statements_fall_back_to_plain_sql(fresh_session, caplog) -> None: 
     assert WebhookDelivery.objects.count() == 3
 
 
+@pytest.mark.django_db(transaction=True)
 def test_statements_lost_inside_a_transaction_are_retried(
     fresh_session,  # noqa: ANN001
     monkeypatch,  # noqa: ANN001
