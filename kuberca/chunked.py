@@ -8,14 +8,21 @@ wrapper reads such a body first, up to one byte past
 DATA_UPLOAD_MAX_MEMORY_SIZE, and tells Django its length. A longer body is
 then refused by Django's own limit with the usual 413; the rest of it stays
 readable from `wsgi.input` for a view that reads the stream itself (the
-webhook signs and counts every byte).
+webhook signs and counts every byte). A body whose chunked framing is broken
+is a JSON 400 (`MalformedBody`), not gunicorn's HTML page or a 500; gunicorn
+then closes the connection, since where the next request starts is unknown.
 """
 
 import io
+import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from gunicorn.http.errors import ParseException
+
+logger = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -27,6 +34,10 @@ def is_chunked(environ: dict[str, Any]) -> bool:
     Content-Length too) and the server marks where it ends."""
     encoding = environ.get("HTTP_TRANSFER_ENCODING", "")
     return "chunked" in encoding.lower() and bool(environ.get("wsgi.input_terminated"))
+
+
+class MalformedBody(Exception):
+    """The server could not de-chunk the request body: its framing is broken."""
 
 
 class _Rest:
@@ -48,14 +59,17 @@ def read_up_to(
 ) -> bytes:
     """Read `stream` to its end or `limit` bytes; `each` sees every piece.
 
-    With `limit` None the pieces go to `each` and are not kept.
+    With `limit` None the pieces go to `each` and are not kept. Raises
+    MalformedBody when the server finds the chunked framing broken.
     """
     pieces = []
     remaining = limit
     while remaining is None or remaining > 0:
-        piece = stream.read(
-            _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
-        )
+        size = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+        try:
+            piece = stream.read(size)
+        except ParseException as error:
+            raise MalformedBody(f"malformed chunked body: {error}") from error
         if not piece:
             break
         if each is not None:
@@ -72,9 +86,32 @@ def with_chunked_bodies(app: WSGIApp) -> WSGIApp:
     def application(environ: dict[str, Any], start_response: Callable[..., Any]):  # noqa: ANN202
         if is_chunked(environ) and not environ.get("CONTENT_LENGTH"):
             stream = environ["wsgi.input"]
-            head = read_up_to(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+            try:
+                head = read_up_to(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+            except MalformedBody as error:
+                return _malformed(environ, start_response, error)
             environ["wsgi.input"] = _Rest(head, stream)
             environ["CONTENT_LENGTH"] = str(len(head))
         return app(environ, start_response)
 
     return application
+
+
+def _malformed(
+    environ: dict[str, Any], start_response: Callable[..., Any], error: MalformedBody
+) -> list[bytes]:
+    """A JSON 400 for a body the server could not de-chunk, before Django.
+
+    The webhook's 400s say "invalid payload" (SPEC §3.1), the rest "bad request".
+    """
+    path = environ.get("PATH_INFO", "")
+    logger.warning("request refused: %s path=%s", error, path)
+    webhook = path.startswith("/webhook/")
+    body = json.dumps(
+        {"error": "invalid payload" if webhook else "bad request", "detail": str(error)}
+    ).encode()
+    start_response(
+        "400 Bad Request",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

@@ -9,9 +9,11 @@ live gunicorn.
 
 import hashlib
 import hmac
+import io
 import json
 
 import pytest
+from gunicorn.http.errors import InvalidChunkSize
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from alerts.models import Alert, WebhookDelivery
@@ -129,3 +131,63 @@ def test_a_request_with_a_content_length_is_left_as_it_is(user) -> None:  # noqa
     )
     assert answer.status == 200, answer.body
     assert Incident.objects.get(pk=incident.pk).title == "New title"
+
+
+class BrokenChunks:
+    """gunicorn's de-chunked stream: `good` bytes, then a malformed chunk."""
+
+    def __init__(self, good: bytes) -> None:
+        self._good = io.BytesIO(good)
+
+    def read(self, size: int | None = -1) -> bytes:
+        piece = self._good.read(size)
+        if piece:
+            return piece
+        raise InvalidChunkSize(b"zz")
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self.read(size)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "error"),
+    [
+        ("POST", "/webhook/alertmanager", "invalid payload"),
+        ("POST", "/api/v1/auth/login", "bad request"),
+        ("GET", "/ping", "bad request"),
+    ],
+)
+def test_a_chunked_body_with_broken_framing_is_a_json_400(method, path, error) -> None:  # noqa: ANN001
+    answer = wsgi.call(
+        method, path, **wsgi.chunked(**{"wsgi.input": BrokenChunks(b'{"id": ')})
+    )
+    assert answer.status == 400, answer.body
+    assert answer.headers["Content-Type"] == "application/json"
+    body = json.loads(answer.body)
+    assert body["error"] == error
+    assert "chunk" in body["detail"]
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_signed_webhook_over_its_limit_with_broken_framing_is_400_not_500(
+    settings,  # noqa: ANN001
+) -> None:
+    # The framing breaks past what was read ahead, while the view reads the
+    # rest to check the signature.
+    settings.WEBHOOK_MAX_BYTES = 1000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = json.dumps(make_payload(make_alert(summary="y" * 5000))).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    answer = wsgi.call(
+        "POST",
+        "/webhook/alertmanager",
+        **wsgi.chunked(
+            HTTP_X_WEBHOOK_SIGNATURE=f"sha256={signature}",
+            **{"wsgi.input": BrokenChunks(body)},
+        ),
+    )
+    assert answer.status == 400, answer.body
+    assert json.loads(answer.body)["error"] == "invalid payload"
+    assert not Alert.objects.exists()
+    assert not WebhookDelivery.objects.exists()

@@ -7,8 +7,10 @@ missing. kuberca/tests/test_chunked.py covers the rest in process.
 """
 
 import json
+import socket
 from collections.abc import Iterator
 
+import pytest
 import requests
 
 from tests.reliability.live import Kuberca, alert, payload
@@ -46,3 +48,44 @@ def test_a_chunked_login_is_checked(kuberca: Kuberca) -> None:
     )
     # Read as empty, the body would be a 400 for missing fields.
     assert (response.status_code, response.json()) == (401, {"error": "unauthorized"})
+
+
+def raw_exchange(kuberca: Kuberca, request: bytes) -> bytes:
+    """Send `request` as is on a new connection; all the server answers."""
+    with socket.create_connection(("127.0.0.1", kuberca.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/webhook/alertmanager", "invalid payload"),
+        ("/api/v1/auth/login", "bad request"),
+    ],
+)
+@pytest.mark.parametrize(
+    "framing",
+    [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"-1\r\n{}\r\n0\r\n\r\n"],
+    ids=["bad-size", "no-terminator", "negative-size"],
+)
+def test_broken_chunk_framing_is_a_json_400_and_the_connection_closes(
+    kuberca: Kuberca, path: str, error: str, framing: bytes
+) -> None:
+    # Kept alive: the server, not the client, must close after the 400, and
+    # answer nothing more on it.
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: kuberca\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(kuberca, head + framing)
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request", answer[:500]
+    assert b"content-type: application/json" in headers.lower()
+    assert json.loads(body)["error"] == error
+    assert "chunk" in json.loads(body)["detail"]
+    assert requests.get(f"{kuberca.url}/ping", timeout=10).status_code == 200
