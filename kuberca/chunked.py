@@ -9,8 +9,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE, and tells Django its length. A longer body is
 then refused by Django's own limit with the usual 413; the rest of it stays
 readable from `wsgi.input` for a view that reads the stream itself (the
 webhook signs and counts every byte). A body whose chunked framing is broken
-is a JSON 400 (`MalformedBody`), not gunicorn's HTML page or a 500; gunicorn
-then closes the connection, since where the next request starts is unknown.
+or that stops before its last chunk (the client half-closed) is a JSON 400
+(`MalformedBody`), not gunicorn's HTML page, no answer or a 500; gunicorn then
+closes the connection, since where the next request starts is unknown.
 """
 
 import io
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from gunicorn.http.errors import ParseException
+from gunicorn.http.errors import NoMoreData, ParseException
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def is_chunked(environ: dict[str, Any]) -> bool:
 
 
 class MalformedBody(Exception):
-    """The server could not de-chunk the request body: its framing is broken."""
+    """The server could not de-chunk the request body: its framing is broken,
+    or it ended before its last chunk."""
 
 
 class _Rest:
@@ -60,7 +62,7 @@ def read_up_to(
     """Read `stream` to its end or `limit` bytes; `each` sees every piece.
 
     With `limit` None the pieces go to `each` and are not kept. Raises
-    MalformedBody when the server finds the chunked framing broken.
+    MalformedBody when the server finds the chunked framing broken or cut short.
     """
     pieces = []
     remaining = limit
@@ -70,6 +72,12 @@ def read_up_to(
             piece = stream.read(size)
         except ParseException as error:
             raise MalformedBody(f"malformed chunked body: {error}") from error
+        except NoMoreData as error:
+            # Raised by the chunked reader only: a short Content-Length body
+            # just ends.
+            raise MalformedBody(
+                "malformed chunked body: it ended before its last chunk"
+            ) from error
         if not piece:
             break
         if each is not None:

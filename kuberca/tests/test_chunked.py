@@ -13,7 +13,7 @@ import io
 import json
 
 import pytest
-from gunicorn.http.errors import InvalidChunkSize
+from gunicorn.http.errors import InvalidChunkSize, NoMoreData
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from alerts.models import Alert, WebhookDelivery
@@ -134,16 +134,20 @@ def test_a_request_with_a_content_length_is_left_as_it_is(user) -> None:  # noqa
 
 
 class BrokenChunks:
-    """gunicorn's de-chunked stream: `good` bytes, then a malformed chunk."""
+    """gunicorn's de-chunked stream: `good` bytes, then a malformed chunk.
 
-    def __init__(self, good: bytes) -> None:
+    With `cut`, the client stops sending (half-closes) before the last chunk.
+    """
+
+    def __init__(self, good: bytes, *, cut: bool = False) -> None:
         self._good = io.BytesIO(good)
+        self._cut = cut
 
     def read(self, size: int | None = -1) -> bytes:
         piece = self._good.read(size)
         if piece:
             return piece
-        raise InvalidChunkSize(b"zz")
+        raise NoMoreData() if self._cut else InvalidChunkSize(b"zz")
 
     def readline(self, size: int | None = -1) -> bytes:
         return self.read(size)
@@ -157,10 +161,12 @@ class BrokenChunks:
         ("GET", "/ping", "bad request"),
     ],
 )
-def test_a_chunked_body_with_broken_framing_is_a_json_400(method, path, error) -> None:  # noqa: ANN001
-    answer = wsgi.call(
-        method, path, **wsgi.chunked(**{"wsgi.input": BrokenChunks(b'{"id": ')})
-    )
+@pytest.mark.parametrize("cut", [False, True], ids=["bad-size", "cut-short"])
+def test_a_chunked_body_with_broken_framing_is_a_json_400(
+    method, path, error, cut
+) -> None:  # noqa: ANN001
+    broken = BrokenChunks(b'{"id": ', cut=cut)
+    answer = wsgi.call(method, path, **wsgi.chunked(**{"wsgi.input": broken}))
     assert answer.status == 400, answer.body
     assert answer.headers["Content-Type"] == "application/json"
     body = json.loads(answer.body)
@@ -169,8 +175,10 @@ def test_a_chunked_body_with_broken_framing_is_a_json_400(method, path, error) -
     assert not WebhookDelivery.objects.exists()
 
 
+@pytest.mark.parametrize("cut", [False, True], ids=["bad-size", "cut-short"])
 def test_a_signed_webhook_over_its_limit_with_broken_framing_is_400_not_500(
     settings,  # noqa: ANN001
+    cut: bool,
 ) -> None:
     # The framing breaks past what was read ahead, while the view reads the
     # rest to check the signature.
@@ -184,7 +192,7 @@ def test_a_signed_webhook_over_its_limit_with_broken_framing_is_400_not_500(
         "/webhook/alertmanager",
         **wsgi.chunked(
             HTTP_X_WEBHOOK_SIGNATURE=f"sha256={signature}",
-            **{"wsgi.input": BrokenChunks(body)},
+            **{"wsgi.input": BrokenChunks(body, cut=cut)},
         ),
     )
     assert answer.status == 400, answer.body

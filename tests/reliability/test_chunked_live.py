@@ -50,10 +50,17 @@ def test_a_chunked_login_is_checked(kuberca: Kuberca) -> None:
     assert (response.status_code, response.json()) == (401, {"error": "unauthorized"})
 
 
-def raw_exchange(kuberca: Kuberca, request: bytes) -> bytes:
-    """Send `request` as is on a new connection; all the server answers."""
+def raw_exchange(
+    kuberca: Kuberca, request: bytes, *, half_close: bool = False
+) -> bytes:
+    """Send `request` as is on a new connection; all the server answers.
+
+    With `half_close` the client then says it sends no more, and still reads.
+    """
     with socket.create_connection(("127.0.0.1", kuberca.port), timeout=10) as sock:
         sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         while piece := sock.recv(65536):
             answer += piece
@@ -68,20 +75,25 @@ def raw_exchange(kuberca: Kuberca, request: bytes) -> bytes:
     ],
 )
 @pytest.mark.parametrize(
-    "framing",
-    [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"-1\r\n{}\r\n0\r\n\r\n"],
-    ids=["bad-size", "no-terminator", "negative-size"],
+    ("framing", "half_close"),
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", False),
+        (b"2\r\n{}XX0\r\n\r\n", False),
+        (b"-1\r\n{}\r\n0\r\n\r\n", False),
+        (b"10\r\n{}", True),
+    ],
+    ids=["bad-size", "no-terminator", "negative-size", "cut-short"],
 )
 def test_broken_chunk_framing_is_a_json_400_and_the_connection_closes(
-    kuberca: Kuberca, path: str, error: str, framing: bytes
+    kuberca: Kuberca, path: str, error: str, framing: bytes, half_close: bool
 ) -> None:
     # Kept alive: the server, not the client, must close after the 400, and
-    # answer nothing more on it.
+    # answer nothing more on it. A client cut short still reads the answer.
     head = (
         f"POST {path} HTTP/1.1\r\nHost: kuberca\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     ).encode()
-    answer = raw_exchange(kuberca, head + framing)
+    answer = raw_exchange(kuberca, head + framing, half_close=half_close)
     status_line, _, rest = answer.partition(b"\r\n")
     headers, _, body = rest.partition(b"\r\n\r\n")
     assert status_line == b"HTTP/1.1 400 Bad Request", answer[:500]
