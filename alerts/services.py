@@ -1193,7 +1193,8 @@ def delivery_ingest(
     Alertmanager retries. Sends alerts_fired / alerts_resolved and the incident
     signals inside the processing transaction.
     """
-    size = max(len(body), _declared_size(headers))
+    declared = _declared_size(headers)  # none for a chunked body
+    size = max(len(body), declared)
     oversize = size > settings.WEBHOOK_MAX_BYTES
     kept = body[:OVERSIZE_KEEP_BYTES] if oversize else body
     try:
@@ -1222,8 +1223,8 @@ def delivery_ingest(
             http_status=413,
             delivery_id=delivery.pk,
             error="payload too large",
-            detail=f"body of {size} bytes is over the limit of "
-            f"{settings.WEBHOOK_MAX_BYTES} bytes",
+            detail=(f"body of {size} bytes" if declared else "body")
+            + f" is over the limit of {settings.WEBHOOK_MAX_BYTES} bytes",
         )
     return _ingest_or_fail(delivery, body)
 

@@ -125,7 +125,11 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:
-    return {name: value for name, value in request.headers.items()}
+    headers = dict(request.headers.items())
+    if is_chunked(request.META):
+        # The sender gave no length; kuberca.chunked gave Django the one read.
+        headers.pop("Content-Length", None)
+    return headers
 
 
 def _unavailable(detail: str, retry_after: int) -> JsonResponse:

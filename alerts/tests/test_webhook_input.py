@@ -70,6 +70,9 @@ def test_oversized_body_is_413_and_recorded(post_webhook, settings) -> None:  # 
     delivery = WebhookDelivery.objects.get()
     assert delivery.outcome == "rejected" and delivery.http_status == 413
     assert delivery.body_truncated and delivery.body_size > 2048
+    assert response.json()["detail"] == (
+        f"body of {delivery.body_size} bytes is over the limit of 2048 bytes"
+    )
     assert not Alert.objects.exists()
 
 

@@ -106,8 +106,12 @@ def test_a_chunked_webhook_over_its_limit_is_413_with_the_signature_over_all(
         **wsgi.chunked(HTTP_X_WEBHOOK_SIGNATURE=f"sha256={signature}"),
     )
     assert answer.status == 413, answer.body
+    # Its size is unknown: the sender declared none, nor is one made up.
+    assert json.loads(answer.body)["detail"] == "body is over the limit of 1000 bytes"
     delivery = WebhookDelivery.objects.get()
     assert delivery.body_truncated and delivery.outcome == "rejected"
+    assert "Content-Length" not in delivery.headers
+    assert delivery.headers["Transfer-Encoding"] == "chunked"
     assert not Alert.objects.exists()
 
     wrong = wsgi.call(
