@@ -114,8 +114,8 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
     """
     stream = request
     if is_chunked(request.META):
-        # Past the part kuberca.chunked read ahead and gave Django a length
-        # for: the signature covers every byte, also of an over-limit body.
+        # No Content-Length, so Django would read nothing; gunicorn de-chunks
+        # the stream and marks its end (kuberca.chunked leaves this path alone).
         stream = request.META["wsgi.input"]
     update = mac.update if mac is not None else None
     body = read_up_to(stream, limit + 1, update)
@@ -125,11 +125,7 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:
-    headers = dict(request.headers.items())
-    if is_chunked(request.META):
-        # The sender gave no length; kuberca.chunked gave Django the one read.
-        headers.pop("Content-Length", None)
-    return headers
+    return {name: value for name, value in request.headers.items()}
 
 
 def _unavailable(detail: str, retry_after: int) -> JsonResponse:
@@ -171,7 +167,7 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     try:
         body = _read_body(request, settings.WEBHOOK_MAX_BYTES, mac)
     except MalformedBody as error:
-        # Past what kuberca.chunked read ahead: the signature cannot be checked.
+        # Broken chunked framing: the body and its signature cannot be read.
         metrics.webhook_deliveries.labels(outcome="rejected").inc()
         logger.warning("webhook refused: %s source=%s", error, address)
         return JsonResponse(

@@ -4,14 +4,17 @@ A client may send a body with `Transfer-Encoding: chunked` and no
 Content-Length. gunicorn de-chunks it and passes no CONTENT_LENGTH, and Django
 then reads the body as empty: a chunked PUT would answer success and change
 nothing, a chunked login would be told its fields are missing. This WSGI
-wrapper reads such a body first, up to one byte past
-DATA_UPLOAD_MAX_MEMORY_SIZE, and tells Django its length. A longer body is
-then refused by Django's own limit with the usual 413; the rest of it stays
-readable from `wsgi.input` for a view that reads the stream itself (the
-webhook signs and counts every byte). A body whose chunked framing is broken
-or that stops before its last chunk (the client half-closed) is a JSON 400
-(`MalformedBody`), not gunicorn's HTML page, no answer or a 500; gunicorn then
-closes the connection, since where the next request starts is unknown.
+wrapper reads the body of such a POST, PUT or PATCH first, up to one byte past
+DATA_UPLOAD_MAX_MEMORY_SIZE, and tells Django its length; a longer body is
+then refused by Django's own limit with the usual 413. A body whose chunked
+framing is broken or that stops before its last chunk (the client
+half-closed) is a JSON 400 (`MalformedBody`), not gunicorn's HTML page, no
+answer or a 500; gunicorn then closes the connection, since where the next
+request starts is unknown.
+
+The webhook reads its body itself (`alerts.webhook`), after the caller's
+token and rate are checked, and signs and counts every byte: its path is
+left alone.
 """
 
 import io
@@ -40,20 +43,6 @@ def is_chunked(environ: dict[str, Any]) -> bool:
 class MalformedBody(Exception):
     """The server could not de-chunk the request body: its framing is broken,
     or it ended before its last chunk."""
-
-
-class _Rest:
-    """What was read ahead, then what is left of the server's stream."""
-
-    def __init__(self, head: bytes, stream: Any) -> None:
-        self._head = io.BytesIO(head)
-        self._stream = stream
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._head.read(size) or self._stream.read(size)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        return self._head.readline(size) or self._stream.readline(size)
 
 
 def read_up_to(
@@ -88,18 +77,29 @@ def read_up_to(
     return b"".join(pieces)
 
 
+# Paths whose views read a chunked body from `wsgi.input` themselves.
+READS_ITS_OWN_BODY = ("/webhook/",)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 def with_chunked_bodies(app: WSGIApp) -> WSGIApp:
     """Wrap a WSGI application so it sees a CONTENT_LENGTH for chunked bodies."""
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]):  # noqa: ANN202
-        if is_chunked(environ) and not environ.get("CONTENT_LENGTH"):
-            stream = environ["wsgi.input"]
+        if (
+            is_chunked(environ)
+            and not environ.get("CONTENT_LENGTH")
+            and environ.get("REQUEST_METHOD") in _BODY_METHODS
+            and not environ.get("PATH_INFO", "").startswith(READS_ITS_OWN_BODY)
+        ):
             try:
-                head = read_up_to(stream, settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+                body = read_up_to(
+                    environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1
+                )
             except MalformedBody as error:
                 return _malformed(environ, start_response, error)
-            environ["wsgi.input"] = _Rest(head, stream)
-            environ["CONTENT_LENGTH"] = str(len(head))
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
         return app(environ, start_response)
 
     return application
@@ -108,16 +108,14 @@ def with_chunked_bodies(app: WSGIApp) -> WSGIApp:
 def _malformed(
     environ: dict[str, Any], start_response: Callable[..., Any], error: MalformedBody
 ) -> list[bytes]:
-    """A JSON 400 for a body the server could not de-chunk, before Django.
-
-    The webhook's 400s say "invalid payload" (SPEC §3.1), the rest "bad request".
-    """
-    path = environ.get("PATH_INFO", "")
-    logger.warning("request refused: %s path=%s", error, path)
-    webhook = path.startswith("/webhook/")
-    body = json.dumps(
-        {"error": "invalid payload" if webhook else "bad request", "detail": str(error)}
-    ).encode()
+    """A JSON 400 for a body the server could not de-chunk, before Django."""
+    logger.warning(
+        "request refused: %s method=%s path=%s",
+        error,
+        environ.get("REQUEST_METHOD"),
+        environ.get("PATH_INFO", ""),
+    )
+    body = json.dumps({"error": "bad request", "detail": str(error)}).encode()
     start_response(
         "400 Bad Request",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],

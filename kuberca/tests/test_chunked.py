@@ -162,7 +162,7 @@ class BrokenChunks:
     [
         ("POST", "/webhook/alertmanager", "invalid payload"),
         ("POST", "/api/v1/auth/login", "bad request"),
-        ("GET", "/ping", "bad request"),
+        ("PATCH", "/api/v1/incidents/INC-0000000000000000", "bad request"),
     ],
 )
 @pytest.mark.parametrize("cut", [False, True], ids=["bad-size", "cut-short"])
@@ -203,3 +203,27 @@ def test_a_signed_webhook_over_its_limit_with_broken_framing_is_400_not_500(
     assert json.loads(answer.body)["error"] == "invalid payload"
     assert not Alert.objects.exists()
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_webhook_with_a_wrong_token_is_refused_before_its_body_is_read(
+    settings,  # noqa: ANN001
+) -> None:
+    # The wrapper leaves the webhook's body to the view, which checks the
+    # token first: reading a large unauthorised body would be wasted.
+    settings.WEBHOOK_AUTH_TOKEN = "right-token"
+    stream = BrokenChunks(b"x" * 1000)  # reading it to the end would raise
+    answer = wsgi.call(
+        "POST",
+        "/webhook/alertmanager",
+        **wsgi.chunked(**{"wsgi.input": stream}, HTTP_AUTHORIZATION="Bearer wrong"),
+    )
+    assert answer.status == 401
+    assert stream.read(10) == b"x" * 10  # nothing read
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "OPTIONS"])
+def test_a_chunked_body_of_a_method_without_one_is_not_read(method: str) -> None:
+    stream = BrokenChunks(b"x" * 1000)
+    answer = wsgi.call(method, "/ping", **wsgi.chunked(**{"wsgi.input": stream}))
+    assert answer.status != 400
+    assert stream.read(10) == b"x" * 10
