@@ -107,16 +107,23 @@ PORT_MAX = 65535
 _LOCAL_HOSTS = {"", "0.0.0.0", "::", "127.0.0.1"}  # noqa: S104
 
 
+def bare_host(host: str) -> str:
+    """`host` without the brackets an IPv6 address may be written in."""
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
 def bind_address(host: str, port: int) -> str:
     """`host:port` as gunicorn binds it, an IPv6 address in brackets
-    (`::` takes IPv4 connections too)."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{port}"
+    (`::` takes IPv4 connections too, unless the system says otherwise)."""
+    host = bare_host(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def url_host(host: str, *, local: str = "localhost") -> str:
     """How a URL on this machine names a server bound to `host`."""
+    host = bare_host(host)
     if host in _LOCAL_HOSTS:
         return local
     return f"[{host}]" if ":" in host else host

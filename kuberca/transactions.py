@@ -51,8 +51,8 @@ def atomic_retrying(
 ) -> T:
     """Run `work` in a transaction, again (up to ATTEMPTS) after a conflict.
 
-    `also` names other errors worth one more attempt, at once (a conflict
-    pauses first). Inside a caller's transaction it runs once: the conflict
+    `also` names other errors worth trying again, at once (after a conflict
+    it pauses first). Inside a caller's transaction it runs once: the conflict
     aborted the caller's work too, and only the caller can start it again.
     Signals sent by an aborted attempt defer their effects to a commit that
     never comes.

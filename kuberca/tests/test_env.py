@@ -8,6 +8,7 @@ import pytest
 
 from kuberca.env import (
     ConfigError,
+    bare_host,
     bind_address,
     env_bool,
     env_duration,
@@ -261,12 +262,21 @@ def test_bind_address_puts_an_ipv6_address_in_brackets(host: str, bind: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("host", "bare"), [("[::1]", "::1"), ("::1", "::1"), ("10.1.2.3", "10.1.2.3")]
+)
+def test_bare_host_drops_the_brackets_of_an_ipv6_address(host: str, bare: str) -> None:
+    assert bare_host(host) == bare
+
+
+@pytest.mark.parametrize(
     ("host", "shown"),
     [
         ("127.0.0.1", "localhost"),
         ("0.0.0.0", "localhost"),  # noqa: S104
         ("::", "localhost"),
         ("::1", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("[::]", "localhost"),
         ("fd00::7", "[fd00::7]"),
         ("kuberca.internal", "kuberca.internal"),
     ],

@@ -51,13 +51,14 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
     transactional_db,  # noqa: ANN001
     tmp_path: Path,
 ) -> None:
-    port = live.free_port()
-    env = _serve_env(tmp_path)
+    port, metrics_port = live.free_port(), live.free_port()
+    env = _serve_env(tmp_path, WORKER_METRICS_PORT=str(metrics_port))
     log = tmp_path / "serve.log"
     command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
-    # On `::`, both address families: what an IPv6-only cluster sets.
+    # On `::` (here written in brackets), both address families: what an
+    # IPv6-only cluster sets. The worker's exporter binds it too.
     process = live.spawn(
-        [*command, "--host", "::", "--port", str(port), "--web-workers", "1"],
+        [*command, "--host", "[::]", "--port", str(port), "--web-workers", "1"],
         env=env,
         log_path=log,
     )
@@ -66,6 +67,8 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
         for address in ("127.0.0.1", "[::1]"):
             health = requests.get(f"http://{address}:{port}/healthz", timeout=5)
             assert health.status_code == 200
+            scrape = requests.get(f"http://{address}:{metrics_port}/metrics", timeout=5)
+            assert scrape.status_code == 200
         output = live.log_tail(log, chars=100_000)
         assert output.index("kuberca is starting") < output.index("kuberca is ready.")
         assert f"Webhook   http://localhost:{port}/webhook/alertmanager" in output

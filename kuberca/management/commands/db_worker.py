@@ -13,7 +13,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
 
 from kuberca import metrics, scheduler
-from kuberca.env import env_str
+from kuberca.env import bare_host, env_str
 from kuberca.views import log_optional_parts_off
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Command(WorkerCommand):
         if not options.get("batch") and not in_reloader_parent:
             metrics.start_worker_exporter(
                 settings.WORKER_METRICS_PORT,
-                addr=env_str("HOST", "0.0.0.0"),  # noqa: S104
+                addr=bare_host(env_str("HOST", "0.0.0.0")),  # noqa: S104
             )
             log_optional_parts_off("worker")
         while True:

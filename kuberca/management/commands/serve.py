@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from kuberca import embedded_db
-from kuberca.env import PORT_MAX, bind_address, url_host
+from kuberca.env import PORT_MAX, bare_host, bind_address, url_host
 from kuberca.management.commands.prune import whole_number
 from kuberca.metrics import prepare_multiprocess_dir
 
@@ -35,7 +35,9 @@ class Probe:
     """Says once when the web server first answers `/healthz`, or that it has not."""
 
     def __init__(self, host: str, port: int, *, patience: float = 60.0) -> None:
-        self.url = f"http://{url_host(host, local='127.0.0.1')}:{port}/healthz"
+        # `::` may take IPv6 only (net.ipv6.bindv6only); IPv6 loopback is sure.
+        local = "[::1]" if bare_host(host) == "::" else "127.0.0.1"
+        self.url = f"http://{url_host(host, local=local)}:{port}/healthz"
         self.deadline = time.monotonic() + patience
         self.done = False
 
@@ -151,7 +153,8 @@ class Command(BaseCommand):
         ]
         children = [
             subprocess.Popen(web, cwd=base),  # noqa: S603
-            subprocess.Popen(worker, cwd=base),  # noqa: S603
+            # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
+            subprocess.Popen(worker, cwd=base, env={**os.environ, "HOST": host}),  # noqa: S603
         ]
         self._announce(host, port)
         probe = Probe(host, port)
