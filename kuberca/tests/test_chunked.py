@@ -89,16 +89,22 @@ def test_a_chunked_body_that_fits_is_read_to_its_last_byte(user, settings) -> No
     assert Incident.objects.get(pk=incident.pk).analysis_summary == summary.decode()
 
 
-def test_a_chunked_webhook_over_its_limit_is_413_with_the_signature_over_all(
-    settings,  # noqa: ANN001
-) -> None:
-    # The view reads past what was read ahead for Django: a signature over
-    # the whole body still matches, and the delivery is kept as too large.
+@pytest.fixture
+def signed_over_limit(settings) -> tuple[bytes, str]:  # noqa: ANN001
+    """A webhook body over WEBHOOK_MAX_BYTES (1000 here) and its signature."""
     settings.WEBHOOK_MAX_BYTES = 1000
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1001
     settings.WEBHOOK_HMAC_SECRET = "s3cret"
     body = json.dumps(make_payload(make_alert(summary="y" * 5000))).encode()
-    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    return body, hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+
+def test_a_chunked_webhook_over_its_limit_is_413_with_the_signature_over_all(
+    signed_over_limit: tuple[bytes, str],
+) -> None:
+    # The view reads past what it keeps: a signature over the whole body
+    # still matches, and the delivery is kept as too large.
+    body, signature = signed_over_limit
     answer = wsgi.call(
         "POST",
         "/webhook/alertmanager",
@@ -181,16 +187,12 @@ def test_a_chunked_body_with_broken_framing_is_a_json_400(
 
 @pytest.mark.parametrize("cut", [False, True], ids=["bad-size", "cut-short"])
 def test_a_signed_webhook_over_its_limit_with_broken_framing_is_400_not_500(
-    settings,  # noqa: ANN001
+    signed_over_limit: tuple[bytes, str],
     cut: bool,
 ) -> None:
-    # The framing breaks past what was read ahead, while the view reads the
-    # rest to check the signature.
-    settings.WEBHOOK_MAX_BYTES = 1000
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1001
-    settings.WEBHOOK_HMAC_SECRET = "s3cret"
-    body = json.dumps(make_payload(make_alert(summary="y" * 5000))).encode()
-    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    # The framing breaks past what is kept, while the view reads the rest to
+    # check the signature.
+    body, signature = signed_over_limit
     answer = wsgi.call(
         "POST",
         "/webhook/alertmanager",
