@@ -15,6 +15,7 @@ import time
 from typing import Any, NotRequired, TypedDict
 
 import requests
+import urllib3
 from django.conf import settings
 
 from kuberca import metrics
@@ -32,6 +33,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Deeper JSON than this is refused: storing it as jsonb would recurse past
 # Python's limit (the parser alone takes about 990 levels).
 MAX_DEPTH = 500
+# An answer is read in pieces of at most this many bytes.
+READ_CHUNK = 64 * 1024
 
 
 class AgentAlert(TypedDict):
@@ -236,6 +239,40 @@ def _storable(data: Any) -> Any:
     return data
 
 
+def _read_within(response: requests.Response, deadline: float) -> bytes:
+    """The body of `response` (streamed), read before `deadline` (monotonic).
+
+    requests' read timeout bounds each socket read, not the answer: a body
+    trickling in a byte at a time would keep the call going past the Agent
+    timeout, for ever, and past the lease recovery counts on (it would then
+    run the analysis a second time). Each read here waits only what is left.
+    """
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AgentTransient("timeout: the answer took too long")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = raw.read1(READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+            raise AgentTransient(f"timeout: {type(exc).__name__}") from None
+        raise AgentTransient(f"connection failed: {type(exc).__name__}") from None
+    except AgentTransient:
+        response.close()
+        raise
+    raw.release_conn()
+    return b"".join(chunks)
+
+
 class AgentClient:
     """POST JSON to the Agent at `base_url` with one Session."""
 
@@ -261,7 +298,11 @@ class AgentClient:
         url = f"{self.base_url}/{endpoint}"
         started = time.monotonic()
         try:
-            response = self.session.post(url, json=body, timeout=self.timeout)
+            response = self.session.post(
+                url, json=body, timeout=self.timeout, stream=True
+            )
+            # What requests would have read itself, within the timeout.
+            response._content = _read_within(response, started + self.timeout[1])
         except requests.Timeout as exc:
             raise AgentTransient(f"timeout: {type(exc).__name__}") from exc
         except requests.ConnectionError as exc:

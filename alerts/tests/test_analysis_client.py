@@ -1,6 +1,7 @@
 """The Agent client against a local stand-in: answers, errors, timeouts."""
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -89,6 +90,21 @@ def test_client_times_out_on_a_slow_agent(agent: FakeAgent) -> None:
 
     with pytest.raises(AgentTransient, match="timeout"):
         client_for(agent, timeout=0.2).analyze(BODY)
+
+
+def test_client_gives_up_on_an_answer_trickling_past_its_timeout(
+    agent: FakeAgent,
+) -> None:
+    """Each byte comes within the read timeout, the whole answer not: the
+    timeout bounds the call, or recovery (which counts on it) runs the
+    analysis a second time while the first still waits."""
+    agent.then("/analyze", Reply(200, canned_analysis(BODY), trickle=0.05))
+    started = time.monotonic()
+
+    with pytest.raises(AgentTransient, match="timeout"):
+        client_for(agent, timeout=0.5).analyze(BODY)
+
+    assert time.monotonic() - started < 1.5
 
 
 def test_client_treats_a_refused_connection_as_transient() -> None:

@@ -30,6 +30,8 @@ class Reply:
     body: Any = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Seconds between the body's bytes, sent one at a time (a slow trickle).
+    trickle: float = 0.0
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -77,7 +79,11 @@ class LocalHTTPServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    step = 1 if reply.trickle else max(1, len(payload))
+                    for start in range(0, len(payload), step):
+                        self.wfile.write(payload[start : start + step])
+                        if reply.trickle and outer._stopping.wait(reply.trickle):
+                            break
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
