@@ -33,8 +33,12 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Deeper JSON than this is refused: storing it as jsonb would recurse past
 # Python's limit (the parser alone takes about 990 levels).
 MAX_DEPTH = 500
-# An answer is read in pieces of at most this many bytes.
+# An answer is read in pieces of at most this many bytes, and refused past
+# MAX_ANSWER_BYTES: far more than any analysis, and far less than what would
+# exhaust the worker's memory or jsonb's 255 MB (the store would fail on
+# every retry, each one asking the Agent again).
 READ_CHUNK = 64 * 1024
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 class AgentAlert(TypedDict):
@@ -250,6 +254,7 @@ def _read_within(response: requests.Response, deadline: float) -> bytes:
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     chunks: list[bytes] = []
+    size = 0
     try:
         while True:
             left = deadline - time.monotonic()
@@ -260,13 +265,16 @@ def _read_within(response: requests.Response, deadline: float) -> bytes:
             chunk = raw.read1(READ_CHUNK, decode_content=True)
             if not chunk:
                 break
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AgentRejected(f"answer over {MAX_ANSWER_BYTES} bytes")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         response.close()
         if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
             raise AgentTransient(f"timeout: {type(exc).__name__}") from None
         raise AgentTransient(f"connection failed: {type(exc).__name__}") from None
-    except AgentTransient:
+    except AgentError:
         response.close()
         raise
     raw.release_conn()

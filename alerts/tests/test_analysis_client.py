@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from alerts import agent as agent_module
 from alerts.agent import (
     MAX_DEPTH,
     AgentClient,
@@ -105,6 +106,22 @@ def test_client_gives_up_on_an_answer_trickling_past_its_timeout(
         client_for(agent, timeout=0.5).analyze(BODY)
 
     assert time.monotonic() - started < 1.5
+
+
+def test_client_refuses_an_answer_over_its_size_limit(
+    agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge answer is refused for good once past the limit, not held in
+    memory whole, then failing to store on every retry."""
+    monkeypatch.setattr(agent_module, "MAX_ANSWER_BYTES", 1000)
+    answer = canned_analysis(BODY) | {"context": {"pad": "x" * 2000}}
+    agent.then("/analyze", Reply(200, answer))
+
+    with pytest.raises(AgentRejected, match="answer over 1000 bytes"):
+        client_for(agent).analyze(BODY)
+
+    agent.then("/analyze", Reply(200, canned_analysis(BODY)))
+    assert client_for(agent).analyze(BODY)["analysis_summary"]
 
 
 def test_client_treats_a_refused_connection_as_transient() -> None:
