@@ -21,7 +21,7 @@ from django.utils.safestring import SafeString
 
 from alerts.analysis import analysis_request_alert
 from alerts.models import Alert, AlertAnalysis, AnalysisArtifact, WebhookDelivery
-from alerts.services import alert_move, delivery_replay
+from alerts.services import AlertNotFound, alert_move, delivery_replay
 from incidents.admin import (
     NamespaceFilter as IncidentNamespaceFilter,
 )
@@ -347,41 +347,60 @@ class AlertAdmin(MachineWrittenAdmin):
             return response
         target = normalised_id(form.cleaned_data["incident_id"].strip(), "INC-")
         by = request.user.get_username()
-        moved = []
+        moved, gone = [], []
         for alert_id in queryset.values_list("pk", flat=True):
             try:
                 alert_move(alert_id=alert_id, incident_id=target, moved_by=by)
+            except AlertNotFound:
+                gone.append(alert_id)
+                continue
             except DomainError as exc:
                 self.message_user(
                     request, f"Move refused: {exc.message} ({target}).", messages.ERROR
                 )
-                return None
+                break
             moved.append(alert_id)
-        self.message_user(
-            request,
-            f"Moved {len(moved)} alert(s) to {target}: {', '.join(moved)}.",
-            messages.SUCCESS,
-        )
+        if moved:
+            self.message_user(
+                request,
+                f"Moved {len(moved)} alert(s) to {target}: {', '.join(moved)}.",
+                messages.SUCCESS,
+            )
+        self._report_gone(request, gone)
         return None
 
     @admin.action(description="Re-run the Agent analysis", permissions=["change"])
     def rerun_analysis(self, request: HttpRequest, queryset: QuerySet) -> None:
-        requested = []
+        requested, gone = [], []
         for alert_id in queryset.values_list("pk", flat=True):
             try:
                 analysis_request_alert(alert_id)
+            except AlertNotFound:
+                gone.append(alert_id)
+                continue
             except DomainError as exc:
                 self.message_user(
                     request, f"Analysis not requested: {exc.message}.", messages.ERROR
                 )
-                return
+                break
             requested.append(alert_id)
-        self.message_user(
-            request,
-            f"Analysis requested for {len(requested)} alert(s):"
-            f" {', '.join(requested)}.",
-            messages.SUCCESS,
-        )
+        if requested:
+            self.message_user(
+                request,
+                f"Analysis requested for {len(requested)} alert(s):"
+                f" {', '.join(requested)}.",
+                messages.SUCCESS,
+            )
+        self._report_gone(request, gone)
+
+    def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
+        # Deleted (pruned with their incident) after the list was read.
+        if gone:
+            self.message_user(
+                request,
+                f"Skipped {len(gone)} no longer there: {', '.join(gone)}.",
+                messages.WARNING,
+            )
 
 
 class ArtifactInline(admin.TabularInline):

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db.models.signals import post_save
 from django.urls import reverse
 
 from alerts.admin import BODY_SHOWN_BYTES
@@ -263,6 +264,53 @@ def test_rerun_analysis_action_reports_a_disabled_agent(staff_client, settings):
 
     assert not AlertAnalysis.objects.filter(alert=alert).exists()
     assert messages_of(response)[0].startswith("Analysis not requested")
+
+
+@pytest.mark.parametrize(
+    ("action", "sender", "verb"),
+    [
+        ("move_to_incident", Alert, "Moved 1 alert(s) to {target}: {kept}."),
+        ("rerun_analysis", AlertAnalysis, "Analysis requested for 1 alert(s): {kept}."),
+    ],
+)
+def test_action_skips_an_alert_deleted_while_it_runs(
+    staff_client, action, sender, verb
+):
+    """Pruned meanwhile: the others are still moved or analysed, and the
+    message says which, instead of "refused" after some were done."""
+    target = IncidentFactory()
+    ids = {AlertFactory().pk, AlertFactory().pk}
+
+    def delete_the_other(sender, instance, **kwargs):  # noqa: ANN001, ANN003
+        done = instance.pk if sender is Alert else instance.alert_id
+        Alert.objects.filter(pk__in=ids - {done}).delete()
+
+    post_save.connect(delete_the_other, sender=sender)
+    try:
+        response = staff_client.post(
+            ALERTS,
+            {
+                "action": action,
+                "_selected_action": sorted(ids),
+                "post": "yes",
+                "incident_id": target.pk,
+            },
+            follow=True,
+        )
+    finally:
+        post_save.disconnect(delete_the_other, sender=sender)
+
+    assert response.status_code == 200
+    (kept,) = Alert.objects.filter(pk__in=ids).values_list("pk", flat=True)
+    (gone,) = ids - {kept}
+    assert messages_of(response) == [
+        verb.format(target=target.pk, kept=kept),
+        f"Skipped 1 no longer there: {gone}.",
+    ]
+    if action == "move_to_incident":
+        assert_alert_moved(kept, target.pk)
+    else:
+        assert AlertAnalysis.objects.filter(alert_id=kept).exists()
 
 
 def test_alerts_cannot_be_added_or_deleted_by_hand(staff_client):
