@@ -101,6 +101,33 @@ def test_replay_command_rejects_a_range_that_ends_before_it_starts(clock) -> Non
         )
 
 
+def test_replay_command_skips_a_delivery_pruned_while_it_runs(
+    clock, monkeypatch
+) -> None:  # noqa: ANN001
+    """prune beside a replay of a range at the edge of retention: the replay
+    goes on with the rest and says which went, instead of a traceback."""
+    from alerts.management.commands import replay_deliveries
+
+    first = ingest(make_payload(make_alert(fingerprint="x1")))
+    second = ingest(make_payload(make_alert(fingerprint="x2")))
+    real = replay_deliveries.delivery_replay
+
+    def replay_while_pruning(*, delivery_id: int):  # noqa: ANN202
+        WebhookDelivery.objects.filter(pk=second.delivery_id).delete()
+        return real(delivery_id=delivery_id)
+
+    monkeypatch.setattr(replay_deliveries, "delivery_replay", replay_while_pruning)
+    out = StringIO()
+
+    call_command("replay_deliveries", "--since", "2020-01-01T00:00:00Z", stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        f"delivery {first.delivery_id}: 200 stored=0 duplicates=1",
+        f"delivery {second.delivery_id}: gone (deleted since the replay began)",
+        "replayed 1 deliveries, 0 alerts changed; 1 gone",
+    ]
+
+
 @pytest.mark.parametrize("option", ["--since", "--until"])
 def test_replay_command_rejects_a_bad_time_in_one_line_not_a_traceback(option):
     code, stderr = run_from_command_line("replay_deliveries", option, "garbage")

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from alerts.models import WebhookDelivery
 from alerts.payload import parse_time
-from alerts.services import delivery_replay
+from alerts.services import DeliveryNotFound, delivery_replay
 
 
 def _time(text: str) -> datetime:
@@ -57,9 +57,17 @@ class Command(BaseCommand):
         if options["ids"] and len(ids) < len(set(options["ids"])):
             missing = sorted(set(options["ids"]) - set(ids))
             raise CommandError(f"no delivery with id {missing[0]}")
-        stored = failed = 0
+        stored = failed = gone = 0
         for delivery_id in ids:
-            result = delivery_replay(delivery_id=delivery_id)
+            try:
+                result = delivery_replay(delivery_id=delivery_id)
+            except DeliveryNotFound:
+                # Pruned (past WEBHOOK_RETENTION_DAYS) since the ids were read.
+                gone += 1
+                self.stdout.write(
+                    f"delivery {delivery_id}: gone (deleted since the replay began)"
+                )
+                continue
             stored += result.stored
             line = (
                 f"delivery {delivery_id}: {result.http_status} stored={result.stored} "
@@ -69,9 +77,11 @@ class Command(BaseCommand):
                 failed += 1
                 line += f" error={result.error}: {result.detail}"
             self.stdout.write(line)
-        self.stdout.write(f"replayed {len(ids)} deliveries, {stored} alerts changed")
+        summary = f"replayed {len(ids) - gone} deliveries, {stored} alerts changed"
+        self.stdout.write(summary + (f"; {gone} gone" if gone else ""))
         if failed:
             # As ingest_alertmanager: a script or CronJob must see it.
             raise CommandError(
-                f"{failed} of {len(ids)} deliveries were not processed (see above)"
+                f"{failed} of {len(ids) - gone} deliveries were not processed"
+                " (see above)"
             )
