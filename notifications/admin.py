@@ -5,7 +5,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from kuberca.admin import ConsoleModelAdmin
-from notifications.models import MessageState, SlackMessage
+from notifications.models import SlackMessage
+from notifications.services import messages_retry
 
 
 @admin.register(SlackMessage)
@@ -33,13 +34,5 @@ class SlackMessageAdmin(ConsoleModelAdmin):
 
     @admin.action(description="Retry the selected failed messages")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from notifications.tasks import deliver_slack
-
-        failed = queryset.filter(state=MessageState.FAILED)
-        incident_ids = sorted(set(failed.values_list("incident_id", flat=True)))
-        count = failed.update(
-            state=MessageState.PENDING, error="", next_attempt_at=None
-        )
-        if incident_ids:
-            deliver_slack.enqueue(incident_ids)
+        count = messages_retry(message_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} message(s) queued again.", messages.INFO)

@@ -230,6 +230,34 @@ def messages_record_summary(*, incident_id: str, generation: int) -> str:
     return incident_id
 
 
+def messages_retry(*, message_ids: list[int]) -> int:
+    """Queue failed messages again; returns how many. Delivery starts on commit.
+
+    Each gets a fresh round: no attempts yet, and GIVE_UP_AFTER counted from
+    now (the give-up clock runs from created_at, the time the row became
+    owed), or a message that failed over a day ago would be given up again
+    at once, unposted.
+    """
+    from notifications.tasks import deliver_slack
+
+    with transaction.atomic():
+        failed = SlackMessage.objects.filter(
+            pk__in=message_ids, state=MessageState.FAILED
+        )
+        incident_ids = sorted(set(failed.values_list("incident_id", flat=True)))
+        count = failed.update(
+            state=MessageState.PENDING,
+            error="",
+            attempts=0,
+            next_attempt_at=None,
+            created_at=timezone.now(),
+        )
+        if incident_ids:
+            transaction.on_commit(lambda: deliver_slack.enqueue(incident_ids))
+    logger.info("slack messages queued again count=%s", count)
+    return count
+
+
 # Delivery (in the worker, outside any transaction).
 
 

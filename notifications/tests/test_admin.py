@@ -3,8 +3,10 @@
 import pytest
 from django.contrib.messages import get_messages
 
-from notifications.models import MessageState
+from kuberca.testing.http import Reply
+from notifications.models import MessageState, SlackMessage
 from notifications.tests.factories import SlackMessageFactory
+from notifications.tests.helpers import open_incident
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_storage")]
 
@@ -37,3 +39,33 @@ def test_retry_action_with_a_malformed_id_changes_nothing(staff_client):
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
         "The selection holds an id that is not valid here. No items have been changed."
     ]
+
+
+def test_retry_action_posts_messages_that_failed_more_than_a_day_ago(
+    staff_client,
+    fake_slack,
+    signal,
+    clock,
+    run_tasks,
+    django_capture_on_commit_callbacks,
+):  # noqa: ANN001
+    """The bot was out of the channel over a weekend: once it is back, a
+    retry posts what failed, instead of giving up at once as too old."""
+    fake_slack._script.append(Reply(200, {"ok": False, "error": "not_in_channel"}))
+    open_incident(signal)
+    run_tasks()
+    failed = list(SlackMessage.objects.values_list("pk", "state"))
+    assert {state for _, state in failed} == {MessageState.FAILED}
+    clock.advance(3 * 24 * 3600)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            MESSAGES,
+            {"action": "retry_failed", "_selected_action": [pk for pk, _ in failed]},
+        )
+    run_tasks()
+
+    assert set(SlackMessage.objects.values_list("state", flat=True)) == {
+        MessageState.SENT
+    }
+    assert len(fake_slack.posts()) == 2
