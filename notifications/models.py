@@ -92,6 +92,9 @@ class SlackMessage(models.Model):
     wake_at = models.DateTimeField(null=True, blank=True)
     # The channel turn (SlackChannel) this thread holds for its next call.
     turn_at = models.DateTimeField(null=True, blank=True)
+    # Since when the root's edit has failed with errors worth retrying: its
+    # give-up clock (a post's is created_at; a root may be days old).
+    edit_failing_since = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -593,7 +593,9 @@ class _Thread:
             if exc.transient:
                 return self._failed(root, exc, kind="root_update")
             SlackMessage.objects.filter(pk=root.pk).update(
-                posted_revision=revision, error=f"chat.update: {exc.code}"
+                posted_revision=revision,
+                error=f"chat.update: {exc.code}",
+                edit_failing_since=None,
             )
             self.result.failed += 1
             metrics.slack_messages.labels(kind="root_update", outcome="failed").inc()
@@ -604,7 +606,10 @@ class _Thread:
             )
             return None
         SlackMessage.objects.filter(pk=root.pk).update(
-            posted_revision=revision, error="", next_attempt_at=None
+            posted_revision=revision,
+            error="",
+            next_attempt_at=None,
+            edit_failing_since=None,
         )
         self.result.edited += 1
         metrics.slack_messages.labels(kind="root_update", outcome="sent").inc()
@@ -640,12 +645,20 @@ class _Thread:
                 until=now
                 + timedelta(seconds=min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)),
             )
-        if exc.transient and message.created_at > now - GIVE_UP_AFTER:
+        # A root edit's tries run from its first failure, not the root's post.
+        since = message.created_at
+        if kind == "root_update":
+            since = message.edit_failing_since or now
+        if exc.transient and since > now - GIVE_UP_AFTER:
             attempts = rows.values_list("attempts", flat=True).first() or 1
             retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))
             rows.update(state=back_to, error=exc.code, next_attempt_at=retry_at)
             if kind == "root_update":
-                rows.update(attempts=F("attempts") + 1, last_attempt_at=now)
+                rows.update(
+                    attempts=F("attempts") + 1,
+                    last_attempt_at=now,
+                    edit_failing_since=since,
+                )
             metrics.slack_messages.labels(kind=kind, outcome="retried").inc()
             logger.warning(
                 "slack call failed, will retry incident_id=%s kind=%s error=%s"
@@ -658,7 +671,9 @@ class _Thread:
             return retry_at
         error = exc.code if not exc.transient else f"gave up: {exc.code}"
         if kind == "root_update":
-            rows.update(posted_revision=message.revision, error=error)
+            rows.update(
+                posted_revision=message.revision, error=error, edit_failing_since=None
+            )
         else:
             rows.update(state=MessageState.FAILED, error=error, next_attempt_at=None)
         self._count_failure(message, kind, error)

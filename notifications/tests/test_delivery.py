@@ -171,6 +171,55 @@ def test_root_is_edited_once_for_changes_collapsed_to_the_latest_state(
     assert root.posted_revision == root.revision
 
 
+def test_a_root_edit_days_into_an_incident_is_retried_after_a_server_error(
+    fake_slack, signal, clock, run_tasks
+):  # noqa: ANN001
+    """The edit's tries run from when it became due, not from the root's
+    post: a 500 on the resolve of a two-day incident must not leave its root
+    showing "firing" for good."""
+    incident, _ = open_incident(signal)
+    run_tasks()
+    clock.advance(2 * 24 * 3600)
+    fake_slack.server_error(times=1)
+
+    incident.status = "resolved"
+    incident.save(update_fields=["status"])
+    signal(incident_changed, incident_id=incident.pk, fields=["status"])
+    for _ in range(10):
+        run_tasks()
+        clock.advance(60)
+        recover_slack.call()
+
+    (update,) = fake_slack.updates()
+    assert "Resolved" in update.body["text"]
+    root = root_of(incident)
+    assert (root.posted_revision, root.error) == (root.revision, "")
+
+
+def test_a_root_edit_failing_for_a_day_gives_up(fake_slack, signal, clock, run_tasks):  # noqa: ANN001
+    incident, _ = open_incident(signal)
+    run_tasks()
+    fake_slack.server_error(times=10_000)
+    incident.status = "resolved"
+    incident.save(update_fields=["status"])
+    signal(incident_changed, incident_id=incident.pk, fields=["status"])
+
+    for _ in range(30):
+        run_tasks()
+        clock.advance(3600)
+        recover_slack.call()
+    tried = len(fake_slack.calls)
+    for _ in range(5):
+        run_tasks()
+        clock.advance(3600)
+        recover_slack.call()
+
+    root = root_of(incident)
+    assert (root.posted_revision, root.error) == (root.revision, "gave up: http_500")
+    assert root.edit_failing_since is None
+    assert len(fake_slack.calls) == tried
+
+
 def test_changes_the_root_does_not_show_edit_nothing(
     fake_slack, signal, clock, run_tasks
 ):  # noqa: ANN001
