@@ -92,9 +92,10 @@ class SlackMessage(models.Model):
     wake_at = models.DateTimeField(null=True, blank=True)
     # The channel turn (SlackChannel) this thread holds for its next call.
     turn_at = models.DateTimeField(null=True, blank=True)
-    # Since when the root's edit has failed with errors worth retrying: its
-    # give-up clock (a post's is created_at; a root may be days old).
-    edit_failing_since = models.DateTimeField(null=True, blank=True)
+    # When this round of tries began, where GIVE_UP_AFTER counts from, if not
+    # created_at: a root edit's first failure (a root may be days old), an
+    # operator's retry of a failed message. Cleared once it is sent or edited.
+    tries_since = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

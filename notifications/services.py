@@ -234,9 +234,8 @@ def messages_retry(*, message_ids: list[int]) -> int:
     """Queue failed messages again; returns how many. Delivery starts on commit.
 
     Each gets a fresh round: no attempts yet, and GIVE_UP_AFTER counted from
-    now (the give-up clock runs from created_at, the time the row became
-    owed), or a message that failed over a day ago would be given up again
-    at once, unposted.
+    now (`tries_since`), or a message that failed over a day ago would be
+    given up again at once, unposted.
     """
     from notifications.tasks import deliver_slack
 
@@ -250,7 +249,7 @@ def messages_retry(*, message_ids: list[int]) -> int:
             error="",
             attempts=0,
             next_attempt_at=None,
-            created_at=timezone.now(),
+            tries_since=timezone.now(),
         )
         if incident_ids:
             transaction.on_commit(lambda: deliver_slack.enqueue(incident_ids))
@@ -485,7 +484,7 @@ class _Thread:
         Slack's errors end that way in _failed; this ends the rest, such as a
         worker that dies at every try of one message.
         """
-        if message.created_at > timezone.now() - GIVE_UP_AFTER:
+        if (message.tries_since or message.created_at) > timezone.now() - GIVE_UP_AFTER:
             return False
         error = f"gave up after {message.attempts} attempts"
         failed = SlackMessage.objects.filter(
@@ -557,6 +556,7 @@ class _Thread:
             sent_at=now,
             error="",
             next_attempt_at=None,
+            tries_since=None,
             posted_revision=revision,
         )
         self.result.posted += 1
@@ -595,7 +595,7 @@ class _Thread:
             SlackMessage.objects.filter(pk=root.pk).update(
                 posted_revision=revision,
                 error=f"chat.update: {exc.code}",
-                edit_failing_since=None,
+                tries_since=None,
             )
             self.result.failed += 1
             metrics.slack_messages.labels(kind="root_update", outcome="failed").inc()
@@ -609,7 +609,7 @@ class _Thread:
             posted_revision=revision,
             error="",
             next_attempt_at=None,
-            edit_failing_since=None,
+            tries_since=None,
         )
         self.result.edited += 1
         metrics.slack_messages.labels(kind="root_update", outcome="sent").inc()
@@ -646,9 +646,9 @@ class _Thread:
                 + timedelta(seconds=min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)),
             )
         # A root edit's tries run from its first failure, not the root's post.
-        since = message.created_at
+        since = message.tries_since or message.created_at
         if kind == "root_update":
-            since = message.edit_failing_since or now
+            since = message.tries_since or now
         if exc.transient and since > now - GIVE_UP_AFTER:
             attempts = rows.values_list("attempts", flat=True).first() or 1
             retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))
@@ -657,7 +657,7 @@ class _Thread:
                 rows.update(
                     attempts=F("attempts") + 1,
                     last_attempt_at=now,
-                    edit_failing_since=since,
+                    tries_since=since,
                 )
             metrics.slack_messages.labels(kind=kind, outcome="retried").inc()
             logger.warning(
@@ -671,9 +671,7 @@ class _Thread:
             return retry_at
         error = exc.code if not exc.transient else f"gave up: {exc.code}"
         if kind == "root_update":
-            rows.update(
-                posted_revision=message.revision, error=error, edit_failing_since=None
-            )
+            rows.update(posted_revision=message.revision, error=error, tries_since=None)
         else:
             rows.update(state=MessageState.FAILED, error=error, next_attempt_at=None)
         self._count_failure(message, kind, error)

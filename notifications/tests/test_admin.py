@@ -56,6 +56,7 @@ def test_retry_action_posts_messages_that_failed_more_than_a_day_ago(
     run_tasks()
     failed = list(SlackMessage.objects.values_list("pk", "state"))
     assert {state for _, state in failed} == {MessageState.FAILED}
+    created = dict(SlackMessage.objects.values_list("pk", "created_at"))
     clock.advance(3 * 24 * 3600)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -69,3 +70,5 @@ def test_retry_action_posts_messages_that_failed_more_than_a_day_ago(
         MessageState.SENT
     }
     assert len(fake_slack.posts()) == 2
+    # The operators' record of when each message was owed stays as it was.
+    assert dict(SlackMessage.objects.values_list("pk", "created_at")) == created

@@ -216,7 +216,7 @@ def test_a_root_edit_failing_for_a_day_gives_up(fake_slack, signal, clock, run_t
 
     root = root_of(incident)
     assert (root.posted_revision, root.error) == (root.revision, "gave up: http_500")
-    assert root.edit_failing_since is None
+    assert root.tries_since is None
     assert len(fake_slack.calls) == tried
 
 

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="slackmessage",
-            name="edit_failing_since",
+            name="tries_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
