@@ -171,6 +171,21 @@ def test_root_is_edited_once_for_changes_collapsed_to_the_latest_state(
     assert root.posted_revision == root.revision
 
 
+def mark_resolved(incident, signal) -> None:  # noqa: ANN001
+    """Resolve the incident in its row and say so: the root's edit is due."""
+    incident.status = "resolved"
+    incident.save(update_fields=["status"])
+    signal(incident_changed, incident_id=incident.pk, fields=["status"])
+
+
+def run_rounds(run_tasks, clock, rounds: int, every: float) -> None:  # noqa: ANN001
+    """Run the queue, let `every` seconds pass and recover, `rounds` times."""
+    for _ in range(rounds):
+        run_tasks()
+        clock.advance(every)
+        recover_slack.call()
+
+
 def test_a_root_edit_days_into_an_incident_is_retried_after_a_server_error(
     fake_slack, signal, clock, run_tasks
 ):  # noqa: ANN001
@@ -182,13 +197,8 @@ def test_a_root_edit_days_into_an_incident_is_retried_after_a_server_error(
     clock.advance(2 * 24 * 3600)
     fake_slack.server_error(times=1)
 
-    incident.status = "resolved"
-    incident.save(update_fields=["status"])
-    signal(incident_changed, incident_id=incident.pk, fields=["status"])
-    for _ in range(10):
-        run_tasks()
-        clock.advance(60)
-        recover_slack.call()
+    mark_resolved(incident, signal)
+    run_rounds(run_tasks, clock, 10, every=60)
 
     (update,) = fake_slack.updates()
     assert "Resolved" in update.body["text"]
@@ -200,19 +210,11 @@ def test_a_root_edit_failing_for_a_day_gives_up(fake_slack, signal, clock, run_t
     incident, _ = open_incident(signal)
     run_tasks()
     fake_slack.server_error(times=10_000)
-    incident.status = "resolved"
-    incident.save(update_fields=["status"])
-    signal(incident_changed, incident_id=incident.pk, fields=["status"])
+    mark_resolved(incident, signal)
 
-    for _ in range(30):
-        run_tasks()
-        clock.advance(3600)
-        recover_slack.call()
+    run_rounds(run_tasks, clock, 30, every=3600)
     tried = len(fake_slack.calls)
-    for _ in range(5):
-        run_tasks()
-        clock.advance(3600)
-        recover_slack.call()
+    run_rounds(run_tasks, clock, 5, every=3600)
 
     root = root_of(incident)
     assert (root.posted_revision, root.error) == (root.revision, "gave up: http_500")
