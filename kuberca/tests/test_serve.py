@@ -64,6 +64,9 @@ def test_serve_says_when_web_answers_and_stops_web_and_worker(
     )
     try:
         _wait_for_line(log, "kuberca is ready.", process, timeout=60)
+        # The worker may come up after the web server.
+        exporter = f"worker metrics exporter listening port={metrics_port}"
+        _wait_for_line(log, exporter, process, timeout=30)
         for address in ("127.0.0.1", "[::1]"):
             health = requests.get(f"http://{address}:{port}/healthz", timeout=5)
             assert health.status_code == 200
