@@ -585,6 +585,11 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
         plan.resolved.append(row)
         plan.stored += 1
     elif row is not None:
+        if row.resolved_as_stale:
+            # Alertmanager confirms what the stale sweep guessed: from now on
+            # a late firing delivery of this occurrence is only a duplicate.
+            _refresh(row, alert, plan)
+            row.resolved_as_stale = False
         plan.duplicates += 1
     else:
         row = _new_row(alert, fired_at, plan)

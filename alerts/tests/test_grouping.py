@@ -235,6 +235,36 @@ def test_stale_alerts_resolve_and_a_later_firing_brings_them_back(
     assert Alert.objects.count() == 1
 
 
+def test_stale_alert_that_alertmanager_then_resolves_stays_resolved(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    """Alertmanager's resolve turns the stale guess into a fact: a late firing
+    delivery of that occurrence afterwards (an HA peer's retry, a replay) is
+    a duplicate, as for any resolved alert."""
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    fire("a")
+    clock.advance(hours=2)
+    assert alerts_resolve_stale() == 1
+    clock.advance(minutes=1)
+    resolved = ingest(
+        make_payload(
+            make_alert("a", status="resolved", fingerprint="a", ends_at=clock.now)
+        )
+    )
+    assert (resolved.stored, resolved.duplicates) == (0, 1)
+
+    clock.advance(minutes=1)
+    late = ingest(make_payload(make_alert("a", fingerprint="a")))
+
+    assert (late.stored, late.duplicates) == (0, 1)
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and not alert.resolved_as_stale
+    assert alert.labels["alertname"] == "a"
+    incident = Incident.objects.get()
+    assert incident.status == "resolved" and incident.resolved_by == "alertmanager"
+
+
 def test_stale_alert_seen_after_the_reopen_window_opens_a_new_incident(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
