@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any, TypedDict
 
 from django.contrib.postgres.search import SearchRank
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import (
     Exists,
     FloatField,
@@ -40,6 +40,7 @@ from embeddings.providers import (
 )
 from incidents.models import Incident, IncidentStatus
 from incidents.services import IncidentNotFound
+from kuberca.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,31 @@ MAX_LIMIT = 100
 SIMILAR_LIMIT = 5
 # A query of more words than this is cut to its rarest: they tell the most.
 _MAX_QUERY_WORDS = 48
+
+
+class EmbeddingColumnMismatch(DomainError):
+    """The vector column is of another size than EMBEDDING_DIMENSIONS.
+
+    The provider's vectors are checked to have EMBEDDING_DIMENSIONS, so the
+    database refusing one (or the stored ones) means the column was made for
+    another size: a setting changed without resize_embeddings.
+    """
+
+    code = "embedding column mismatch"
+    http_status = 503
+    default_message = (
+        "the embedding column is not of EMBEDDING_DIMENSIONS: run manage.py"
+        " resize_embeddings"
+    )
+
+
+def _column_mismatch(error: DataError) -> EmbeddingColumnMismatch:
+    logger.error(
+        "embedding column refused a vector of EMBEDDING_DIMENSIONS (run manage.py"
+        " resize_embeddings) error=%s",
+        str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
+    )
+    return EmbeddingColumnMismatch()
 
 
 class SearchHit(TypedDict):
@@ -157,8 +183,8 @@ def embedding_store(
     """Embed `incident_summary` as the incident's current row for the model.
 
     Returns (embedding_id, model). Raises IncidentNotFound,
-    ProviderNotConfigured, EmbeddingUnavailable, EmbeddingRejected. The
-    provider is called outside any transaction.
+    ProviderNotConfigured, EmbeddingUnavailable, EmbeddingRejected,
+    EmbeddingColumnMismatch. The provider is called outside any transaction.
     """
     # An unknown incident is the caller's mistake whatever the provider.
     if not Incident.objects.filter(pk=incident_id).exists():
@@ -176,6 +202,8 @@ def embedding_store(
             )
     except IntegrityError:  # deleted while the provider answered
         raise IncidentNotFound(incident_id=incident_id) from None
+    except DataError as error:
+        raise _column_mismatch(error) from error
     logger.info(
         "incident embedded incident_id=%s model=%s", incident_id, provider.model
     )
@@ -562,7 +590,8 @@ def embedding_search(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
     """Rank visible incidents by similarity to `query`, one hit per incident.
 
     Uses the provider's embeddings when one is configured and answers, else
-    full-text ranking (model "fulltext"). `limit` is clamped to 1..100.
+    full-text ranking (model "fulltext"), also when the vector column is of
+    another size than EMBEDDING_DIMENSIONS. `limit` is clamped to 1..100.
     """
     limit = min(max(limit, 1), MAX_LIMIT)
     provider = get_provider(in_request=True)
@@ -572,18 +601,22 @@ def embedding_search(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
         except (EmbeddingUnavailable, EmbeddingRejected) as exc:
             logger.warning("search falls back to full text reason=%s", exc.code)
         else:
-            rows = _nearest(model=provider.model, limit=limit, vector=vector)
-            return {
-                "results": [
-                    {
-                        "incident_id": row["incident_id"],
-                        "incident_summary": row["incident_summary"],
-                        "similarity": _score(row["similarity"]),
-                    }
-                    for row in rows
-                ],
-                "model": provider.model,
-            }
+            try:
+                rows = _nearest(model=provider.model, limit=limit, vector=vector)
+            except DataError as error:
+                _column_mismatch(error)  # logged; full text still answers
+            else:
+                return {
+                    "results": [
+                        {
+                            "incident_id": row["incident_id"],
+                            "incident_summary": row["incident_summary"],
+                            "similarity": _score(row["similarity"]),
+                        }
+                        for row in rows
+                    ],
+                    "model": provider.model,
+                }
 
     rows = _fulltext(query, limit=limit)
     return {

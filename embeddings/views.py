@@ -39,7 +39,9 @@ class EmbeddingCreateView(APIView):
             404: serializers.ErrorSerializer,
             502: OpenApiResponse(serializers.ErrorSerializer, "provider refused"),
             503: OpenApiResponse(
-                serializers.ErrorSerializer, "no provider configured, or it is down"
+                serializers.ErrorSerializer,
+                "no provider configured, it is down, or the vector column is of"
+                " another size than EMBEDDING_DIMENSIONS",
             ),
         },
     )

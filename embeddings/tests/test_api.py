@@ -1,5 +1,7 @@
 import pytest
+from django.db import connection
 
+from embeddings import schema
 from embeddings.models import IncidentEmbedding
 from embeddings.providers import REQUEST_ATTEMPTS, REQUEST_TIMEOUT_SECONDS, get_provider
 from embeddings.tests.factories import (
@@ -355,3 +357,47 @@ def test_search_falls_back_to_full_text_when_gemini_answers_garbage(
 
     response = post_create(auth_client, incident.pk)
     assert response.status_code == 503
+
+
+@pytest.fixture
+def column_of_another_size(settings):  # noqa: ANN001, ANN201
+    """EMBEDDING_DIMENSIONS changed, resize_embeddings not run yet: the column
+    still holds vectors of the old size (8 here), one of them stored."""
+    incident = SummarizedIncidentFactory(
+        title="Disk full on node", analysis_summary="disk full"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(schema.drop_index_sql())
+        cursor.execute(
+            f"ALTER TABLE {schema.TABLE} ALTER COLUMN embedding TYPE vector(8)"
+        )
+        cursor.execute(
+            f"INSERT INTO {schema.TABLE}"  # noqa: S608
+            " (incident_id, incident_summary, embedding, model, created_at)"
+            " VALUES (%s, 'disk full', '[1,2,3,4,5,6,7,8]', %s, now())",
+            [incident.pk, settings.EMBEDDING_MODEL],
+        )
+    return incident
+
+
+def test_search_falls_back_to_full_text_when_the_column_has_another_size(
+    auth_client, fake_gemini, column_of_another_size, caplog
+):
+    response = auth_client.post(SEARCH, {"query": "disk full"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["model"] == "fulltext"
+    hits = [hit["incident_id"] for hit in response.json()["results"]]
+    assert hits == [column_of_another_size.pk]
+    assert "resize_embeddings" in caplog.text
+
+
+def test_create_answers_503_when_the_column_has_another_size(
+    auth_client, fake_gemini, column_of_another_size
+):
+    response = post_create(auth_client, column_of_another_size.pk)
+
+    assert response.status_code == 503, response.content
+    body = response.json()
+    assert body["error"] == "embedding column mismatch"
+    assert "resize_embeddings" in body["detail"]
