@@ -303,7 +303,7 @@ SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
 FROM incidents_incident
 WHERE group_key = ANY(%s::text[]) AND is_enabled
   AND (status = 'firing'
-       OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s))
+       OR (status = 'resolved' AND resolved_by = %s AND resolved_at > %s))
   AND EXISTS (
     SELECT 1 FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
     WHERE NOT EXISTS (
@@ -321,7 +321,7 @@ FROM incidents_incident
 WHERE incident_id = ANY(%s::text[])
    OR (group_key = ANY(%s::text[]) AND is_enabled
   AND (status = 'firing'
-       OR (status = 'resolved' AND resolved_by = %s AND resolved_at >= %s)))
+       OR (status = 'resolved' AND resolved_by = %s AND resolved_at > %s)))
 ORDER BY incident_id
 FOR UPDATE
 """
@@ -716,7 +716,7 @@ def _target_for_key(
         if i.was_auto_resolved
         and i.is_enabled
         and i.resolved_at is not None
-        and i.resolved_at >= now - settings.INCIDENT_REOPEN_WINDOW
+        and i.resolved_at > now - settings.INCIDENT_REOPEN_WINDOW
     ]
     if reopenable:
         best = max(reopenable, key=lambda i: i.resolved_at)
@@ -753,7 +753,7 @@ def _group(plan: _Plan) -> list[str]:
         elif (
             incident.was_auto_resolved
             and incident.resolved_at is not None
-            and incident.resolved_at >= now - settings.INCIDENT_REOPEN_WINDOW
+            and incident.resolved_at > now - settings.INCIDENT_REOPEN_WINDOW
         ) or row.grouping_reason in PINNED_REASONS:
             if incident.pk not in reopened and incident.is_resolved:
                 incident_reopen(incident=incident)

@@ -94,6 +94,58 @@ def test_reopen_window_brings_back_an_auto_resolved_incident(clock, settings) ->
     assert reason("c") == "new_incident"
 
 
+@pytest.mark.parametrize(
+    ("after", "reopened"),
+    [
+        (timedelta(minutes=15) - timedelta(microseconds=1), True),
+        (timedelta(minutes=15), False),
+    ],
+)
+def test_reopen_window_takes_incidents_resolved_less_than_it_ago(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    after: timedelta,
+    reopened: bool,
+) -> None:
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    fire("a")
+    resolve("a", ends_at=clock.now)
+    clock.advance(seconds=after.total_seconds())
+
+    fire("b")
+
+    assert (Incident.objects.count() == 1) is reopened
+    assert reason("b") == ("reopened" if reopened else "new_incident")
+
+
+@pytest.mark.parametrize(
+    ("after", "reopened"),
+    [
+        (timedelta(minutes=15) - timedelta(microseconds=1), True),
+        (timedelta(minutes=15), False),
+    ],
+)
+def test_stale_alert_reopens_its_incident_resolved_less_than_the_window_ago(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    after: timedelta,
+    reopened: bool,
+) -> None:
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    fire("a")
+    clock.advance(hours=2)
+    alerts_resolve_stale()
+    first = Incident.objects.get()
+    clock.advance(seconds=after.total_seconds())
+
+    fire("a")
+
+    alert = Alert.objects.get()
+    assert alert.status == "firing"
+    assert (alert.incident_id == first.pk) is reopened
+
+
 def test_resolved_alert_beside_the_firing_one_that_opens_an_incident_joins_it(
     clock,  # noqa: ANN001
 ) -> None:
