@@ -5,7 +5,17 @@ Every time in an API body is UTC at second precision with a `Z` suffix
 accept any RFC 3339 date-time; one without an offset is taken as UTC.
 """
 
+import re
 from datetime import UTC, datetime
+
+# RFC 3339's date-time (a space for the T, as its note allows), the offset
+# optional. fromisoformat alone also reads ISO 8601 forms RFC 3339 has not
+# (week dates, `,5` fractions, `+01` offsets) and skips a stray character
+# before the offset, a NUL too.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
+)
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -25,7 +35,7 @@ def parse_rfc3339(text: str) -> datetime:
     Raises ValueError for anything else (dates alone, free text).
     """
     text = text.strip()
-    if len(text) < 19 or text[10] not in "Tt ":
+    if not _RFC3339.fullmatch(text):
         raise ValueError("expected an RFC 3339 date-time")
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"

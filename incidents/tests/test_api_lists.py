@@ -118,6 +118,12 @@ def test_list_offset_past_the_end_is_empty(auth_client):
         ("since=yesterday", "since"),
         ("since=2026-01-02", "since"),
         ("until=2026-13-01T00:00:00Z", "until"),
+        # Not RFC 3339, though Python's fromisoformat reads them.
+        ("since=2026-03-01T12:00:00%00", "since"),
+        ("since=2026-03-01T12:00:00X%2B00:00", "since"),
+        ("since=2026-03-01T12:00:00%2B01", "since"),
+        ("until=2026-03-01T12:00:00,5Z", "until"),
+        ("until=2026-W09-7T12:00:00Z", "until"),
         ("q=" + "x" * 201, "q"),
     ],
 )
