@@ -94,13 +94,17 @@ def test_reopen_window_brings_back_an_auto_resolved_incident(clock, settings) ->
     assert reason("c") == "new_incident"
 
 
-@pytest.mark.parametrize(
+# Just inside a 15-minute reopen window, and exactly at its end.
+AROUND_THE_REOPEN_WINDOW = pytest.mark.parametrize(
     ("after", "reopened"),
     [
         (timedelta(minutes=15) - timedelta(microseconds=1), True),
         (timedelta(minutes=15), False),
     ],
 )
+
+
+@AROUND_THE_REOPEN_WINDOW
 def test_reopen_window_takes_incidents_resolved_less_than_it_ago(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
@@ -118,13 +122,7 @@ def test_reopen_window_takes_incidents_resolved_less_than_it_ago(
     assert reason("b") == ("reopened" if reopened else "new_incident")
 
 
-@pytest.mark.parametrize(
-    ("after", "reopened"),
-    [
-        (timedelta(minutes=15) - timedelta(microseconds=1), True),
-        (timedelta(minutes=15), False),
-    ],
-)
+@AROUND_THE_REOPEN_WINDOW
 def test_stale_alert_reopens_its_incident_resolved_less_than_the_window_ago(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
