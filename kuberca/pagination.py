@@ -34,12 +34,12 @@ def _non_negative_int(params: Mapping[str, str], name: str, default: int) -> int
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        # Plain ASCII digits: int() also takes "1_0", "+3", " 3" and "５".
+        if not (raw.isascii() and raw.isdigit()):
+            raise ValueError(raw)
+        return int(raw)  # ValueError past Python's 4300 digits too
     except ValueError:
         raise InvalidParameter(f"{name}: must be a non-negative integer") from None
-    if value < 0:
-        raise InvalidParameter(f"{name}: must be a non-negative integer")
-    return value
 
 
 @dataclass(frozen=True)

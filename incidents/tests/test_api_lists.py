@@ -109,6 +109,11 @@ def test_list_offset_past_the_end_is_empty(auth_client):
         ("limit=abc", "limit"),
         ("limit=-1", "limit"),
         ("limit=1.5", "limit"),
+        ("limit=1_0", "limit"),
+        ("limit=%2B3", "limit"),
+        ("limit=%EF%BC%95", "limit"),  # a full-width 5
+        ("offset=%203", "offset"),
+        ("offset=" + "9" * 5000, "offset"),
         ("offset=x", "offset"),
         ("offset=-3", "offset"),
         ("status=open", "status"),
