@@ -117,6 +117,21 @@ def test_forty_thousand_character_analysis_is_cut_to_slack_limits_with_a_link(
     assert "…" in last and url in last
 
 
+def test_a_long_code_block_cut_to_fit_closes_its_fence_before_the_link(settings):  # noqa: ANN001
+    settings.FRONTEND_URL = "https://rca.example.com"
+    lines = "\n".join(f"line {i} " + "x" * 50 for i in range(400))
+    incident = IncidentFactory(status="resolved", analysis_summary=f"```\n{lines}\n```")
+
+    blocks = render_summary(incident)["attachments"][0]["blocks"]
+
+    last = blocks[-1]["text"]["text"]
+    assert len(blocks) <= MAX_SECTIONS
+    assert all(len(b["text"]["text"]) <= SECTION_LIMIT for b in blocks)
+    assert all(b["text"]["text"].count("```") % 2 == 0 for b in blocks)
+    url = f"https://rca.example.com/incidents/{incident.pk}"
+    assert last.rindex("```") < last.index(url)
+
+
 def test_summary_is_purple_with_a_text_fallback():
     incident = IncidentFactory(
         status="resolved", analysis_summary="# Summary\nDisk filled by **logs**."
