@@ -150,3 +150,18 @@ def test_resize_retypes_the_column_and_index(settings):
         assert "vector_cosine_ops" in cursor.fetchone()[0]
     assert IncidentEmbedding.objects.count() == 0
     assert "backfill_embeddings --all" in out.getvalue()
+
+
+def test_resize_only_rebuilds_a_missing_index_keeping_the_embeddings():
+    IncidentEmbeddingFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(schema.drop_index_sql())
+    out = StringIO()
+
+    call_command("resize_embeddings", stdout=out)
+    assert "no embedding is deleted" in out.getvalue()
+    call_command("resize_embeddings", "--yes", stdout=out)
+
+    assert IncidentEmbedding.objects.count() == 1
+    with connection.cursor() as cursor:
+        assert schema.index_exists(cursor)

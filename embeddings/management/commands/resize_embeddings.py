@@ -4,7 +4,9 @@ Migration 0002 fixed the column's dimension when it ran. After changing
 EMBEDDING_DIMENSIONS, this drops the old index and every stored embedding
 (vectors of another size cannot be compared), retypes the column, recreates
 the HNSW index for the new size, and tells you to run `backfill_embeddings
---all`. Without `--yes` it only reports what it would do.
+--all`. A column already of that size whose index is gone only gets the
+index back, keeping its embeddings. Without `--yes` it only reports what it
+would do.
 """
 
 from typing import Any
@@ -33,6 +35,22 @@ class Command(BaseCommand):
         rows = IncidentEmbedding.objects.count()
         if current == wanted and (has_index or not schema.indexable(wanted)):
             self.stdout.write(f"embedding column already has {wanted} dimensions")
+            return
+        if current == wanted:
+            # Only the index is gone (say a backfill --rebuild-index killed
+            # before its end): build it, keeping every embedding.
+            if not yes:
+                self.stdout.write(
+                    f"embedding column has {wanted} dimensions but no HNSW index:"
+                    " run with --yes to build it (no embedding is deleted)"
+                )
+                return
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(schema.create_index_sql(wanted))
+            self.stdout.write(
+                f"HNSW index built for {wanted} dimensions ({rows} embeddings kept)"
+            )
             return
         if not yes:
             self.stdout.write(
