@@ -360,12 +360,9 @@ class AlertAdmin(MachineWrittenAdmin):
                 )
                 break
             moved.append(alert_id)
-        if moved:
-            self.message_user(
-                request,
-                f"Moved {len(moved)} alert(s) to {target}: {', '.join(moved)}.",
-                messages.SUCCESS,
-            )
+        self._report(
+            request, moved, "Moved {count} alert(s) to {target}: {ids}.", target=target
+        )
         self._report_gone(request, gone)
         return None
 
@@ -384,23 +381,10 @@ class AlertAdmin(MachineWrittenAdmin):
                 )
                 break
             requested.append(alert_id)
-        if requested:
-            self.message_user(
-                request,
-                f"Analysis requested for {len(requested)} alert(s):"
-                f" {', '.join(requested)}.",
-                messages.SUCCESS,
-            )
+        self._report(
+            request, requested, "Analysis requested for {count} alert(s): {ids}."
+        )
         self._report_gone(request, gone)
-
-    def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
-        # Deleted (pruned with their incident) after the list was read.
-        if gone:
-            self.message_user(
-                request,
-                f"Skipped {len(gone)} no longer there: {', '.join(gone)}.",
-                messages.WARNING,
-            )
 
 
 class ArtifactInline(admin.TabularInline):

@@ -672,25 +672,6 @@ class IncidentAdmin(ConsoleModelAdmin):
         self._report(request, done, verb + " {count} incident(s): {ids}.")
         self._report_gone(request, gone)
 
-    def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
-        # Deleted (pruned, or by another person) after the list was read.
-        self._report(
-            request, gone, "Skipped {count} no longer there: {ids}.", messages.WARNING
-        )
-
-    def _report(
-        self,
-        request: HttpRequest,
-        ids: list[str],
-        text: str,
-        level: int = messages.SUCCESS,
-    ) -> None:
-        """One message about `ids` ({count}, {ids} in `text`), when there are any."""
-        if ids:
-            self.message_user(
-                request, text.format(count=len(ids), ids=", ".join(ids)), level
-            )
-
     @admin.action(description="Re-run the final analysis", permissions=["change"])
     def rerun_analysis(self, request: HttpRequest, queryset: QuerySet) -> None:
         ids = list(queryset.values_list("pk", flat=True))

@@ -300,6 +300,29 @@ class CheckedDrillDown:
 class ConsoleModelAdmin(CheckedSelection, CheckedDrillDown, admin.ModelAdmin):
     """The base of the console's model admins."""
 
+    def _report(
+        self,
+        request: HttpRequest,
+        ids: list[str],
+        text: str,
+        level: int = messages.SUCCESS,
+        **fields: str,
+    ) -> None:
+        """One message about `ids` ({count}, {ids} and `fields` in `text`),
+        when there are any."""
+        if ids:
+            self.message_user(
+                request,
+                text.format(count=len(ids), ids=", ".join(ids), **fields),
+                level,
+            )
+
+    def _report_gone(self, request: HttpRequest, gone: list[str]) -> None:
+        # Deleted (pruned, or by another person) after the list was read.
+        self._report(
+            request, gone, "Skipped {count} no longer there: {ids}.", messages.WARNING
+        )
+
 
 class MachineWrittenAdmin(ConsoleModelAdmin):
     """For rows only machines write: no add, delete or save, actions still run.
