@@ -7,6 +7,7 @@ blacklists it, under a row lock, so a refresh token works exactly once.
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,13 +97,14 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
     except ValidationError as error:
         raise InvalidInput(" ".join(error.messages)) from None
     try:
-        with transaction.atomic():
-            _lock_login_id(login_id)
-            if User.objects.filter(username__iexact=login_id).exists():
-                raise LoginIdTaken()
-            user = User.objects.create_user(username=login_id, password=password)
+        user, created = _create_unless_taken(
+            login_id,
+            lambda: User.objects.create_user(username=login_id, password=password),
+        )
     except IntegrityError:
         raise LoginIdTaken() from None  # created meanwhile, not by a sign-up
+    if not created:
+        raise LoginIdTaken()
 
     reservation.release()
     logger.info("user registered user_id=%s", user.pk)
@@ -120,6 +122,17 @@ def _stored_login_id(login_id: str) -> str:
     return stored
 
 
+def _login_id_problems(login_id: str) -> tuple[str, list[str]]:
+    """The login id as stored, and what its checks hold against it (nothing
+    when it passes them)."""
+    try:
+        return _stored_login_id(login_id), []
+    except serializers.ValidationError as error:
+        return login_id, [str(message) for message in error.detail]
+    except ValidationError as error:
+        return login_id, error.messages
+
+
 def login_id_refusal(login_id: str, *, user_id: int | None = None) -> str | None:
     """Why a user could not have `login_id`, or None when it can.
 
@@ -128,18 +141,29 @@ def login_id_refusal(login_id: str, *, user_id: int | None = None) -> str | None
     own id does not count against it. For forms that create or rename users
     outside the API (the admin), so they take no id the API would refuse.
     """
-    try:
-        stored = _stored_login_id(login_id)
-    except serializers.ValidationError as error:
-        return " ".join(map(str, error.detail))
-    except ValidationError as error:
-        return " ".join(error.messages)
+    stored, problems = _login_id_problems(login_id)
+    if problems:
+        return " ".join(problems)
     others = get_user_model().objects.filter(username__iexact=stored)
     if user_id is not None:
         others = others.exclude(pk=user_id)
     if others.exists():
         return "A user with that login id, in some case, already exists."
     return None
+
+
+def _create_unless_taken(
+    login_id: str, create: Callable[[], AbstractBaseUser]
+) -> tuple[AbstractBaseUser, bool]:
+    """`create()` the user of `login_id`, unless one has it in any case: that
+    one then, and whether it was created. Raises IntegrityError for an exact
+    match created meanwhile by something that took no lock."""
+    with transaction.atomic():
+        _lock_login_id(login_id)
+        taken = get_user_model().objects.filter(username__iexact=login_id).first()
+        if taken is not None:
+            return taken, False
+        return create(), True
 
 
 # pg advisory lock namespace of sign-ups (two int4 keys).
@@ -323,13 +347,7 @@ def _admin_settings_check(username: str, password: str) -> str:
     NFKC-normalised form it is stored in, as sign-up checks it. Checked before
     the database, so a bad value stops start-up with one line naming it.
     """
-    problems: list[str] = []
-    try:
-        stored = _stored_login_id(username)
-    except serializers.ValidationError as error:
-        problems = [str(message) for message in error.detail]
-    except ValidationError as error:
-        problems = error.messages
+    stored, problems = _login_id_problems(username)
     if problems:
         raise ConfigError(
             "ADMIN_USERNAME",
@@ -352,20 +370,20 @@ def _create_superuser(User: type, username: str, password: str) -> tuple[str, bo
     """Create the superuser unless its login id is taken, in any case; the
     account's login id as stored, and whether it was created."""
     try:
-        with transaction.atomic():
-            _lock_login_id(username)
-            taken = User.objects.filter(username__iexact=username).first()
-            if taken is not None:
-                if taken.username != username:
-                    logger.warning(
-                        "admin user not created: login id taken in another case "
-                        "username=%s existing=%s",
-                        username,
-                        taken.username,
-                    )
-                return taken.username, False
-            User.objects.create_superuser(username=username, password=password)
+        user, created = _create_unless_taken(
+            username,
+            lambda: User.objects.create_superuser(username=username, password=password),
+        )
     except IntegrityError:
         return username, False  # created meanwhile by another process
+    if not created:
+        if user.username != username:
+            logger.warning(
+                "admin user not created: login id taken in another case "
+                "username=%s existing=%s",
+                username,
+                user.username,
+            )
+        return user.username, False
     logger.info("admin user created username=%s", username)
     return username, True
