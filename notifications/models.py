@@ -7,6 +7,8 @@ its thread: it holds the thread's lease, its pacing and the revision of the
 incident state that Slack shows.
 """
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -146,6 +148,11 @@ class SlackMessage(models.Model):
     @property
     def is_root(self) -> bool:
         return self.kind == MessageKind.INCIDENT_ROOT
+
+    @property
+    def post_tries_began(self) -> datetime:
+        """Where GIVE_UP_AFTER counts from for posting this message."""
+        return self.tries_since or self.created_at
 
     @property
     def edit_due(self) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import sleep
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -484,7 +485,7 @@ class _Thread:
         Slack's errors end that way in _failed; this ends the rest, such as a
         worker that dies at every try of one message.
         """
-        if (message.tries_since or message.created_at) > timezone.now() - GIVE_UP_AFTER:
+        if message.post_tries_began > timezone.now() - GIVE_UP_AFTER:
             return False
         error = f"gave up after {message.attempts} attempts"
         failed = SlackMessage.objects.filter(
@@ -633,7 +634,8 @@ class _Thread:
         kind = kind or message.kind
         now = timezone.now()
         rows = SlackMessage.objects.filter(pk=message.pk)
-        if kind == "root_update":
+        edit = kind == "root_update"
+        if edit:
             back_to = MessageState.SENT
         elif unsure:
             back_to = MessageState.SENDING
@@ -646,19 +648,20 @@ class _Thread:
                 + timedelta(seconds=min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)),
             )
         # A root edit's tries run from its first failure, not the root's post.
-        since = message.tries_since or message.created_at
-        if kind == "root_update":
-            since = message.tries_since or now
+        since = (message.tries_since or now) if edit else message.post_tries_began
         if exc.transient and since > now - GIVE_UP_AFTER:
             attempts = rows.values_list("attempts", flat=True).first() or 1
             retry_at = now + timedelta(seconds=retry_delay(attempts, exc.retry_after))
-            rows.update(state=back_to, error=exc.code, next_attempt_at=retry_at)
-            if kind == "root_update":
-                rows.update(
-                    attempts=F("attempts") + 1,
-                    last_attempt_at=now,
-                    tries_since=since,
+            changes: dict[str, Any] = {
+                "state": back_to,
+                "error": exc.code,
+                "next_attempt_at": retry_at,
+            }
+            if edit:
+                changes.update(
+                    attempts=F("attempts") + 1, last_attempt_at=now, tries_since=since
                 )
+            rows.update(**changes)
             metrics.slack_messages.labels(kind=kind, outcome="retried").inc()
             logger.warning(
                 "slack call failed, will retry incident_id=%s kind=%s error=%s"
@@ -670,7 +673,7 @@ class _Thread:
             )
             return retry_at
         error = exc.code if not exc.transient else f"gave up: {exc.code}"
-        if kind == "root_update":
+        if edit:
             rows.update(posted_revision=message.revision, error=error, tries_since=None)
         else:
             rows.update(state=MessageState.FAILED, error=error, next_attempt_at=None)
