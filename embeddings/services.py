@@ -68,13 +68,12 @@ class EmbeddingColumnMismatch(DomainError):
     )
 
 
-def _column_mismatch(error: DataError) -> EmbeddingColumnMismatch:
+def _log_column_mismatch(error: DataError) -> None:
     logger.error(
         "embedding column refused a vector of EMBEDDING_DIMENSIONS (run manage.py"
         " resize_embeddings) error=%s",
         str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
     )
-    return EmbeddingColumnMismatch()
 
 
 class SearchHit(TypedDict):
@@ -203,7 +202,8 @@ def embedding_store(
     except IntegrityError:  # deleted while the provider answered
         raise IncidentNotFound(incident_id=incident_id) from None
     except DataError as error:
-        raise _column_mismatch(error) from error
+        _log_column_mismatch(error)
+        raise EmbeddingColumnMismatch() from error
     logger.info(
         "incident embedded incident_id=%s model=%s", incident_id, provider.model
     )
@@ -604,31 +604,27 @@ def embedding_search(*, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
             try:
                 rows = _nearest(model=provider.model, limit=limit, vector=vector)
             except DataError as error:
-                _column_mismatch(error)  # logged; full text still answers
+                _log_column_mismatch(error)  # full text still answers
             else:
-                return {
-                    "results": [
-                        {
-                            "incident_id": row["incident_id"],
-                            "incident_summary": row["incident_summary"],
-                            "similarity": _score(row["similarity"]),
-                        }
-                        for row in rows
-                    ],
-                    "model": provider.model,
-                }
-
+                return _search_result(rows, "incident_summary", provider.model)
     rows = _fulltext(query, limit=limit)
+    return _search_result(rows, "analysis_summary", FULLTEXT_MODEL)
+
+
+def _search_result(
+    rows: list[dict[str, Any]], summary: str, model: str
+) -> SearchResult:
+    """Hits from ranked rows, whose `summary` column holds the summary shown."""
     return {
         "results": [
             {
                 "incident_id": row["incident_id"],
-                "incident_summary": row["analysis_summary"],
+                "incident_summary": row[summary],
                 "similarity": _score(row["similarity"]),
             }
             for row in rows
         ],
-        "model": FULLTEXT_MODEL,
+        "model": model,
     }
 
 
