@@ -91,6 +91,18 @@ def cut(text: str, limit: int, tail: str = "…") -> str:
     return text[: max(0, limit - len(tail))].rstrip() + tail
 
 
+def _opens_or_closes_fence(line: str) -> bool:
+    """Whether a converted mrkdwn line is a code fence's (markdown_to_mrkdwn
+    writes every fence at the start of its line)."""
+    return line.startswith(FENCE)
+
+
+def ends_in_fence(text: str) -> bool:
+    """Whether mrkdwn `text` ends inside a code fence."""
+    fences = sum(_opens_or_closes_fence(line) for line in text.split("\n"))
+    return fences % 2 == 1
+
+
 def split_chunks(text: str, limit: int) -> list[str]:
     """Split mrkdwn into pieces of at most `limit` characters, at line ends.
 
@@ -125,7 +137,7 @@ def split_chunks(text: str, limit: int) -> list[str]:
             flush()
         current.append(line)
         size += len(line) + 1
-        if line.startswith(FENCE):
+        if _opens_or_closes_fence(line):
             in_fence = not in_fence
     if current and any(part.strip() for part in current):
         chunks.append("\n".join(current) + ("\n" + FENCE if in_fence else ""))

@@ -16,7 +16,14 @@ from django.template.loader import render_to_string
 from alerts.models import Alert, AlertAnalysis, AlertStatus
 from incidents.models import Incident, severity_rank
 from notifications.models import MessageKind, SlackMessage
-from notifications.mrkdwn import FENCE, cut, escape, markdown_to_mrkdwn, split_chunks
+from notifications.mrkdwn import (
+    FENCE,
+    cut,
+    ends_in_fence,
+    escape,
+    markdown_to_mrkdwn,
+    split_chunks,
+)
 from notifications.slack import Attachment, SlackPayload
 
 GREEN = "#36a64f"
@@ -64,12 +71,6 @@ def _payload(colour: str, fallback: str, sections: Iterable[str]) -> SlackPayloa
     return {"text": text, "attachments": [attachment]}
 
 
-def _open_fence(mrkdwn: str) -> bool:
-    """Whether `mrkdwn` ends inside a code fence (as split_chunks counts them)."""
-    fences = sum(line.startswith(FENCE) for line in mrkdwn.split("\n"))
-    return fences % 2 == 1
-
-
 def _long_sections(header: str, mrkdwn: str, incident: Incident) -> list[str]:
     """The header and a long body in sections; past MAX_SECTIONS, "…" and a link."""
     chunks = split_chunks(mrkdwn, SECTION_LIMIT) if mrkdwn.strip() else []
@@ -79,7 +80,7 @@ def _long_sections(header: str, mrkdwn: str, incident: Incident) -> list[str]:
         # Room for a fence closing what the cut leaves open, so the link
         # after it is not shown as code.
         last = cut(kept[-1], SECTION_LIMIT - len(more) - len(FENCE) - 2, tail="")
-        if _open_fence(last):
+        if ends_in_fence(last):
             last += "\n" + FENCE
         kept[-1] = last + "\n" + more
         chunks = kept
