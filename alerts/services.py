@@ -66,9 +66,7 @@ from incidents.services import (
 )
 from kuberca import metrics, prepared
 from kuberca.errors import InvalidInput, NotFound
-from kuberca.transactions import (
-    atomic_retrying,
-)
+from kuberca.transactions import atomic_retrying
 
 logger = logging.getLogger(__name__)
 
