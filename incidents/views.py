@@ -62,7 +62,7 @@ FILTER_PARAMETERS = [
     OpenApiParameter(
         "severity",
         str,
-        description="critical, warning or info; several comma-separated.",
+        description="critical, warning or info; several comma-separated or repeated.",
     ),
     OpenApiParameter("namespace", str, description="Kubernetes namespace."),
     OpenApiParameter("q", str, description="Text in the title, or an exact id."),

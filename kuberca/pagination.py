@@ -3,7 +3,10 @@
 Lists are bare JSON arrays (the frontend expects arrays), so paging travels in
 headers: `X-Total-Count` and, when more rows exist, `Link: <...>; rel="next"`.
 A bad parameter raises InvalidParameter, rendered as
-`{"error": "invalid parameter", "detail": "<param>: <what is wrong>"}`.
+`{"error": "invalid parameter", "detail": "<param>: <what is wrong>"}`. A
+list parameter (`severity`) may be repeated, which is the same as its values
+joined with commas; any other parameter given twice is refused, as no single
+value would be the one its sender meant.
 """
 
 from collections.abc import Mapping
@@ -29,8 +32,29 @@ class InvalidParameter(InvalidInput):
     default_message = "invalid query parameter"
 
 
+def _raw(
+    params: Mapping[str, str], name: str, *, repeatable: bool = False
+) -> str | None:
+    """The parameter's value, None when absent; a repeated one joined or refused.
+
+    A QueryDict's `get` gives only the last of repeated values: the others
+    would be dropped without a word.
+    """
+    getlist = getattr(params, "getlist", None)
+    if getlist is None:
+        return params.get(name)
+    values = getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        if not repeatable:
+            raise InvalidParameter(f"{name}: give it once, not {len(values)} times")
+        return ",".join(values)
+    return values[0]
+
+
 def _non_negative_int(params: Mapping[str, str], name: str, default: int) -> int:
-    raw = params.get(name)
+    raw = _raw(params, name)
     if raw is None or raw == "":
         return default
     # Plain ASCII digits: int() also takes "1_0", "+3", " 3" and "５".
@@ -61,7 +85,7 @@ def choice_param(
     params: Mapping[str, str], name: str, allowed: tuple[str, ...], *, many: bool
 ) -> list[str]:
     """Read a comma-separated (or single, when not `many`) choice parameter."""
-    raw = params.get(name)
+    raw = _raw(params, name, repeatable=many)
     if raw is None or raw.strip() == "":
         return []
     values = [v.strip().lower() for v in raw.split(",") if v.strip()]
@@ -77,7 +101,7 @@ def choice_param(
 
 
 def time_param(params: Mapping[str, str], name: str) -> datetime | None:
-    raw = params.get(name)
+    raw = _raw(params, name)
     if raw is None or raw.strip() == "":
         return None
     try:
@@ -89,7 +113,7 @@ def time_param(params: Mapping[str, str], name: str) -> datetime | None:
 
 
 def text_param(params: Mapping[str, str], name: str, *, max_length: int = 200) -> str:
-    value = (params.get(name) or "").strip()
+    value = (_raw(params, name) or "").strip()
     if len(value) > max_length:
         raise InvalidParameter(f"{name}: at most {max_length} characters")
     if "\x00" in value:
@@ -116,7 +140,7 @@ def paged_response(
         url = (
             request.build_absolute_uri(request.path)
             + "?"
-            + urlencode(sorted(params.items()))
+            + urlencode(sorted(params.lists()), doseq=True)
         )
         response["Link"] = f'<{url}>; rel="next"'
     return response

@@ -70,6 +70,7 @@ def test_list_breaks_fired_at_ties_by_id(auth_client):
         ("since=2026-03-01", "since"),
         ("until=soon", "until"),
         ("namespace=" + "n" * 254, "namespace"),
+        ("namespace=payments&namespace=web", "namespace"),
     ],
 )
 def test_list_rejects_bad_parameters_naming_them(auth_client, query, param):

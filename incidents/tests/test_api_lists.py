@@ -63,6 +63,20 @@ def test_list_pages_with_limit_offset_total_and_next_link(auth_client):
     assert "Link" not in last
 
 
+def test_next_link_keeps_every_value_of_a_repeated_filter(auth_client):
+    bulk_incidents(3)
+
+    response = auth_client.get(
+        "/api/v1/incidents?limit=2&severity=warning&severity=critical"
+    )
+
+    assert len(ids(response)) == 2
+    assert response["Link"] == (
+        "<http://testserver/api/v1/incidents?limit=2&offset=2"
+        '&severity=warning&severity=critical>; rel="next"'
+    )
+
+
 def test_list_follows_next_links_to_every_row_once(auth_client):
     incidents = bulk_incidents(7)
     url, seen = "/api/v1/incidents?limit=3", []
@@ -130,6 +144,12 @@ def test_list_offset_past_the_end_is_empty(auth_client):
         ("until=2026-03-01T12:00:00,5Z", "until"),
         ("until=2026-W09-7T12:00:00Z", "until"),
         ("q=" + "x" * 201, "q"),
+        # Given twice: which one was meant is unknown, so neither is taken.
+        ("limit=2&limit=3", "limit"),
+        ("offset=0&offset=2", "offset"),
+        ("status=firing&status=resolved", "status"),
+        ("q=disk&q=pod", "q"),
+        ("since=2026-03-01T10:00:00Z&since=2026-03-01T11:00:00Z", "since"),
     ],
 )
 def test_list_rejects_bad_parameters_naming_them(auth_client, query, param):
@@ -175,6 +195,7 @@ def spread(db):  # noqa: ANN001, ANN201
         ("status=RESOLVED", "bd"),
         ("severity=critical", "ad"),
         ("severity=critical,info", "acd"),
+        ("severity=critical&severity=info", "acd"),
         ("namespace=payments", "ab"),
         ("namespace=nowhere", ""),
         ("q=disk", "ac"),
