@@ -905,6 +905,32 @@ def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
     return resolved
 
 
+# Severities this process has warned are not kept: a team paging on
+# `severity: page` reads once, not on every delivery, that those alerts are
+# dropped. Bounded, as the values come from senders.
+_warned_severities: set[str] = set()
+_WARNED_SEVERITIES_MAX = 100
+
+
+def _warn_ignored(severities: set[str]) -> None:
+    """Warn of severities INGEST_SEVERITIES drops, each once per process.
+
+    `none` (Alertmanager's Watchdog and other heartbeats) is dropped by design.
+    """
+    new = sorted(severities - _warned_severities - {"none"})
+    room = _WARNED_SEVERITIES_MAX - len(_warned_severities)
+    if not new or room <= 0:
+        return
+    new = new[:room]
+    _warned_severities.update(new)
+    logger.warning(
+        "webhook alerts ignored: severity %s not in INGEST_SEVERITIES (%s); "
+        "add it there to keep such alerts",
+        ", ".join(repr(s[:64]) for s in new),
+        ",".join(settings.INGEST_SEVERITIES),
+    )
+
+
 def _process(
     payload: ParsedPayload, delivery: WebhookDelivery, result: IngestResult
 ) -> None:
@@ -919,6 +945,8 @@ def _process(
     gate = settings.INGEST_SEVERITIES
     kept = [a for a in payload.alerts if a.severity in gate]
     result.ignored = len(payload.alerts) - len(kept)
+    if result.ignored:
+        _warn_ignored({a.severity for a in payload.alerts if a.severity not in gate})
     batch = _Batch()
     plan: _Plan | None = None
     state_ids: list[str] = []

@@ -147,6 +147,45 @@ def test_severity_gate_ignores_other_severities(clock) -> None:  # noqa: ANN001
     assert not Alert.objects.filter(alarm_title="Watchdog").exists()
 
 
+def test_an_ignored_severity_is_warned_of_once_and_none_never(
+    clock,
+    caplog,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    from alerts import services
+
+    monkeypatch.setattr(services, "_warned_severities", set())
+    payload = make_payload(
+        make_alert("Pager", severity="page"),
+        make_alert("Watchdog", severity="none"),
+    )
+    with caplog.at_level("WARNING", logger="alerts.services"):
+        ingest(payload)
+        ingest(make_payload(make_alert("Pager2", severity="PAGE")))
+        ingest(make_payload(make_alert("Major", severity="major\nforged line")))
+
+    warned = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert warned == [
+        "webhook alerts ignored: severity 'page' not in INGEST_SEVERITIES "
+        "(critical,warning,info); add it there to keep such alerts",
+        "webhook alerts ignored: severity 'major\\nforged line' not in "
+        "INGEST_SEVERITIES (critical,warning,info); add it there to keep such alerts",
+    ]
+
+
+def test_warned_severities_are_bounded(clock, caplog, monkeypatch) -> None:  # noqa: ANN001
+    from alerts import services
+
+    monkeypatch.setattr(services, "_warned_severities", set())
+    monkeypatch.setattr(services, "_WARNED_SEVERITIES_MAX", 2)
+    with caplog.at_level("WARNING", logger="alerts.services"):
+        ingest(make_payload(*(make_alert(f"A{n}", severity=f"s{n}") for n in range(3))))
+        ingest(make_payload(make_alert("B", severity="s9")))
+
+    assert services._warned_severities == {"s0", "s1"}
+    assert len([r for r in caplog.records if "ignored" in r.getMessage()]) == 1
+
+
 def test_zero_ends_at_of_year_one_means_not_ended() -> None:
     assert parse_time("0001-01-01T00:00:00Z") is None
     assert parse_time("0001-01-01T00:00:00.000+00:00") is None
