@@ -26,6 +26,16 @@ logger = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait after a 503 for a database failure.
 DATABASE_RETRY_AFTER = 5
+# With WEBHOOK_HMAC_SECRET, an over-limit body is read to its end through the
+# HMAC, so that only a signed sender gets its 413 recorded. Past this many
+# times WEBHOOK_MAX_BYTES the reading stops: the body is refused, and not
+# recorded, as its signature cannot be checked. No Alertmanager sends that
+# much, and an endless stream would hold the worker.
+SIGNED_READ_FACTOR = 4
+
+
+class TooLargeToVerify(Exception):
+    """A signed body too large to read through for its signature."""
 
 
 @cache
@@ -118,10 +128,29 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
         # the stream and marks its end (kuberca.chunked leaves this path alone).
         stream = request.META["wsgi.input"]
     update = mac.update if mac is not None else None
+    cap = limit * SIGNED_READ_FACTOR
+    if mac is not None and _declared_length(request) > cap:
+        raise TooLargeToVerify(cap)
     body = read_up_to(stream, limit + 1, update)
     if mac is not None and len(body) > limit:
-        read_up_to(stream, None, mac.update)
+        seen = len(body)
+
+        def digest(piece: bytes) -> None:
+            nonlocal seen
+            seen += len(piece)
+            if seen > cap:
+                raise TooLargeToVerify(cap)
+            mac.update(piece)
+
+        read_up_to(stream, None, digest)
     return body
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:
@@ -172,6 +201,21 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
         logger.warning("webhook refused: %s source=%s", error, address)
         return JsonResponse(
             {"error": "invalid payload", "detail": str(error)}, status=400
+        )
+    except TooLargeToVerify as error:
+        (cap,) = error.args
+        metrics.webhook_deliveries.labels(outcome="rejected").inc()
+        logger.warning(
+            "webhook refused: signed body over %s bytes, not read through source=%s",
+            cap,
+            address,
+        )
+        return JsonResponse(
+            {
+                "error": "payload too large",
+                "detail": f"body is over {cap} bytes, too large to check its signature",
+            },
+            status=413,
         )
     if mac is not None and not _signature_ok(sent, mac):
         return _unauthorized("signature", address)

@@ -245,6 +245,30 @@ def test_oversize_body_with_a_good_signature_is_413_and_recorded(
 
 
 @pytest.mark.django_db
+def test_signed_body_declared_past_four_times_the_limit_is_413_unread(
+    client, settings
+) -> None:  # noqa: ANN001
+    import hashlib
+    import hmac
+
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    settings.WEBHOOK_MAX_BYTES = 1000
+    body = b'{"alerts":[' + b" " * 4000 + b"]}"
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    response = client.post(
+        "/webhook/alertmanager",
+        data=body,
+        content_type="application/json",
+        headers={"X-Webhook-Signature": f"sha256={signature}"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        "body is over 4000 bytes, too large to check its signature"
+    )
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
 def test_deliveries_left_received_are_closed_as_failed() -> None:
     from alerts.services import ABANDONED_AFTER, deliveries_close_abandoned
     from alerts.tasks import close_abandoned_deliveries

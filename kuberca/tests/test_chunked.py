@@ -95,7 +95,8 @@ def signed_over_limit(settings) -> tuple[bytes, str]:  # noqa: ANN001
     settings.WEBHOOK_MAX_BYTES = 1000
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1001
     settings.WEBHOOK_HMAC_SECRET = "s3cret"
-    body = json.dumps(make_payload(make_alert(summary="y" * 5000))).encode()
+    body = json.dumps(make_payload(make_alert(summary="y" * 2000))).encode()
+    assert 1000 < len(body) < 4000  # over the limit, within what is read through
     return body, hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
 
 
@@ -127,6 +128,41 @@ def test_a_chunked_webhook_over_its_limit_is_413_with_the_signature_over_all(
         **wsgi.chunked(HTTP_X_WEBHOOK_SIGNATURE=f"sha256={signature}"),
     )
     assert wrong.status == 401
+
+
+class Endless:
+    """A chunked stream that never ends; counts the bytes handed out."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        piece = b" " * (size if size and size > 0 else 8192)
+        self.served += len(piece)
+        return piece
+
+    readline = read
+
+
+def test_an_endless_signed_chunked_body_is_refused_once_past_four_times_the_limit(
+    signed_over_limit: tuple[bytes, str],
+) -> None:
+    stream = Endless()
+    answer = wsgi.call(
+        "POST",
+        "/webhook/alertmanager",
+        **wsgi.chunked(
+            HTTP_X_WEBHOOK_SIGNATURE="sha256=" + "0" * 64, **{"wsgi.input": stream}
+        ),
+    )
+    assert answer.status == 413, answer.body
+    assert json.loads(answer.body) == {
+        "error": "payload too large",
+        "detail": "body is over 4000 bytes, too large to check its signature",
+    }
+    # Reading stopped at the first piece past the cap (pieces are 256 KiB).
+    assert 4000 < stream.served < 2**20
+    assert not WebhookDelivery.objects.exists()
 
 
 def test_a_request_with_a_content_length_is_left_as_it_is(user) -> None:  # noqa: ANN001
