@@ -215,32 +215,30 @@ def test_auto_resolve_never_resolves_an_incident_a_concurrent_delivery_joined() 
     assert not (status == "resolved" and firing_in_x), (status, firing_in_x)
 
 
-@pytest.mark.django_db
-def test_oversize_body_with_a_good_signature_is_413_and_recorded(
-    client, settings
-) -> None:  # noqa: ANN001
+def post_signed(client, body: bytes, signature: str | None = None):  # noqa: ANN001, ANN201
+    """POST `body` with its HMAC under "s3cret", or with `signature`."""
     import hashlib
     import hmac
 
-    settings.WEBHOOK_HMAC_SECRET = "s3cret"
-    body = b'{"alerts":[' + b" " * settings.WEBHOOK_MAX_BYTES + b"]}"
-    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    response = client.post(
+    signature = signature or hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    return client.post(
         "/webhook/alertmanager",
         data=body,
         content_type="application/json",
         headers={"X-Webhook-Signature": f"sha256={signature}"},
     )
-    assert response.status_code == 413
+
+
+@pytest.mark.django_db
+def test_oversize_body_with_a_good_signature_is_413_and_recorded(
+    client, settings
+) -> None:  # noqa: ANN001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = b'{"alerts":[' + b" " * settings.WEBHOOK_MAX_BYTES + b"]}"
+    assert post_signed(client, body).status_code == 413
     delivery = WebhookDelivery.objects.get()
     assert delivery.body_truncated and delivery.http_status == 413
-    wrong = client.post(
-        "/webhook/alertmanager",
-        data=body,
-        content_type="application/json",
-        headers={"X-Webhook-Signature": "sha256=" + "0" * 64},
-    )
-    assert wrong.status_code == 401
+    assert post_signed(client, body, "0" * 64).status_code == 401
     assert WebhookDelivery.objects.count() == 1
 
 
@@ -248,19 +246,9 @@ def test_oversize_body_with_a_good_signature_is_413_and_recorded(
 def test_signed_body_declared_past_four_times_the_limit_is_413_unread(
     client, settings
 ) -> None:  # noqa: ANN001
-    import hashlib
-    import hmac
-
     settings.WEBHOOK_HMAC_SECRET = "s3cret"
     settings.WEBHOOK_MAX_BYTES = 1000
-    body = b'{"alerts":[' + b" " * 4000 + b"]}"
-    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    response = client.post(
-        "/webhook/alertmanager",
-        data=body,
-        content_type="application/json",
-        headers={"X-Webhook-Signature": f"sha256={signature}"},
-    )
+    response = post_signed(client, b'{"alerts":[' + b" " * 4000 + b"]}")
     assert response.status_code == 413
     assert response.json()["detail"] == (
         "body is over 4000 bytes, too large to check its signature"
