@@ -685,6 +685,10 @@ class _Target:
 
 
 def _joinable(incident: Incident, now: datetime) -> bool:
+    if incident.group_key == GLOBAL_KEY:
+        # Global mode is one open incident for everything (SPEC §3.3): no
+        # window or age splits it; it ends when its alerts or a person end it.
+        return incident.is_open
     last = incident.last_alert_at or incident.created_at
     return (
         incident.is_open
