@@ -1555,6 +1555,11 @@ def _merge(ids: list[str], merged_by: str) -> tuple[Incident, list[str]]:
     for other in others:
         if not other.is_resolved:
             incident_resolve(incident_id=other.pk, resolved_by=merged_by)
+        elif other.was_auto_resolved:
+            # Resolved by its alerts just before the merge, it would still be
+            # reopened by the next alert of its key: the merge ends it.
+            other.resolved_by = merged_by
+            other.save(update_fields=["resolved_by", "updated_at"])
         _send_changed(other.pk, ["alert_count"])
     return target, other_ids
 

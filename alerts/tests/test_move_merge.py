@@ -81,6 +81,40 @@ def test_merge_moves_alerts_into_the_oldest_incident(clock) -> None:  # noqa: AN
         assert other.resolved_by == "oncall"
 
 
+def test_merge_of_an_auto_resolved_incident_keeps_later_alerts_out_of_it(clock) -> None:  # noqa: ANN001
+    a = fire("a", namespace="shop", starts_at=T0.replace(hour=15))
+    b = fire("b", namespace="payments")
+    clock.advance(minutes=1)
+    # b's last alert resolves just before the person's merge gets to it.
+    ingest(
+        make_payload(
+            make_alert(
+                "b",
+                fingerprint="b",
+                namespace="payments",
+                status="resolved",
+                ends_at=clock.now,
+            )
+        )
+    )
+    assert Incident.objects.get(pk=b.incident_id).resolved_by == AUTO_RESOLVER
+
+    target = incident_merge(
+        incident_ids=[a.incident_id, b.incident_id], merged_by="oncall"
+    )
+    assert target.pk == a.incident_id
+    merged = Incident.objects.get(pk=b.incident_id)
+    assert (merged.status, merged.resolved_by) == ("resolved", "oncall")
+
+    # Within the reopen window, a new alert of b's key does not bring the
+    # merged, empty incident back to life.
+    clock.advance(minutes=1)
+    c = fire("c", namespace="payments")
+    assert c.incident_id != b.incident_id
+    merged.refresh_from_db()
+    assert merged.status == "resolved" and not merged.alerts.exists()
+
+
 def test_merge_needs_two_known_incidents(clock) -> None:  # noqa: ANN001
     a = fire("a")
     with pytest.raises(InvalidInput):
