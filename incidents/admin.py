@@ -198,6 +198,12 @@ class IncidentForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A field counts as edited when it differs from what the page showed,
+        # not from the row as it is now: alerts may have raised the severity,
+        # or the final analysis landed, while the page was open, and saving
+        # an edit of the title must not put back the values read then.
+        for name in EDITABLE_FIELDS:
+            self.fields[name].show_hidden_initial = True
         # The incident's own severity, even one INGEST_SEVERITIES no longer
         # lets in: without its option a browser would send the first one.
         field = self.fields["severity"]
@@ -209,7 +215,7 @@ class IncidentForm(forms.ModelForm):
         # The service's rules, so save_model never meets a refusal: a title of
         # only invisible characters passes the form's own checks.
         cleaned = super().clean()
-        data = {f: cleaned[f] for f in EDITABLE_FIELDS if f in cleaned}
+        data = {f: cleaned[f] for f in self.changed_data if f in cleaned}
         try:
             incident_changes_check(data=data, incident=self.instance)
         except InvalidInput as error:

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.apps import apps
@@ -40,6 +41,47 @@ def post_edit(client, incident_id: str, **fields: str):  # noqa: ANN001, ANN201
     """Post the incident's change form with `fields` and no alert rows."""
     form = {**fields, "alerts-TOTAL_FORMS": "0", "alerts-INITIAL_FORMS": "0"}
     return client.post(change_url(incident_id), form)
+
+
+class _FormValues(HTMLParser):
+    """What a browser sends back from a page: every named field as shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ANN001
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "file"):
+            self.values[name] = attrs.get("value") or ""
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.values[name] = ""
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.values[self._select] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            # A textarea's first newline is markup, not value.
+            value = self.values[self._textarea] + data
+            self.values[self._textarea] = value.removeprefix("\n")
+
+
+def form_values(page) -> dict[str, str]:  # noqa: ANN001
+    parser = _FormValues()
+    parser.feed(page.content.decode())
+    return parser.values
 
 
 def make_incidents(count: int) -> list[Incident]:
@@ -339,6 +381,46 @@ def test_incident_edit_goes_through_the_service_and_keeps_status(staff_client):
         "critical",
         "firing",
     )
+
+
+def test_incident_edit_from_a_page_read_earlier_keeps_what_changed_since(
+    staff_client,
+):
+    incident = IncidentFactory(title="old", severity="warning")
+    page = staff_client.get(change_url(incident.pk))
+    # While the page is open, a critical alert joins and the final analysis
+    # lands; the person then renames the incident and saves.
+    Incident.objects.filter(pk=incident.pk).update(
+        severity="critical", analysis_summary="node-3 ran out of disk"
+    )
+
+    response = staff_client.post(
+        change_url(incident.pk), {**form_values(page), "title": "Disk full"}
+    )
+
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity, incident.analysis_summary) == (
+        "Disk full",
+        "critical",
+        "node-3 ran out of disk",
+    )
+
+
+def test_incident_edit_from_a_page_read_earlier_applies_the_fields_edited(
+    staff_client,
+):
+    incident = IncidentFactory(title="old", severity="critical")
+    page = staff_client.get(change_url(incident.pk))
+    Incident.objects.filter(pk=incident.pk).update(title="renamed meanwhile")
+
+    response = staff_client.post(
+        change_url(incident.pk), {**form_values(page), "severity": "info"}
+    )
+
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert (incident.title, incident.severity) == ("renamed meanwhile", "info")
 
 
 def test_incident_edit_rejects_an_unknown_severity(staff_client):
