@@ -351,6 +351,14 @@ INCIDENT_MAX_AGE = env_duration("INCIDENT_MAX_AGE", "24h")
 INCIDENT_REOPEN_WINDOW = env_duration("INCIDENT_REOPEN_WINDOW", "15m")
 INCIDENT_AUTO_RESOLVE = env_bool("INCIDENT_AUTO_RESOLVE", True)
 ALERT_STALE_AFTER = env_duration("ALERT_STALE_AFTER", "24h")
+if timedelta(0) < ALERT_STALE_AFTER < timedelta(minutes=2):
+    # last_seen_at is written at most once a minute (LAST_SEEN_RESOLUTION):
+    # shorter, the sweep would resolve alerts that are still being sent.
+    raise ConfigError(
+        "ALERT_STALE_AFTER",
+        os.environ.get("ALERT_STALE_AFTER", ""),
+        "0 (off) or a duration of at least 2m",
+    )
 
 WEBHOOK_AUTH_TOKEN = env_str("WEBHOOK_AUTH_TOKEN")
 WEBHOOK_HMAC_SECRET = env_str("WEBHOOK_HMAC_SECRET")
