@@ -549,7 +549,13 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
             _refresh(row, alert, plan)
             plan.duplicates += 1
         elif row is not None:
-            if row.resolved_as_stale and fp not in plan.firing_by_fp:
+            # A stale guess is undone by a later sighting only: a replayed
+            # delivery it was already seen in (or before) tells nothing new.
+            if (
+                row.resolved_as_stale
+                and fp not in plan.firing_by_fp
+                and plan.at > row.last_seen_at
+            ):
                 _refresh(row, alert, plan)
                 row.status = FIRING
                 row.resolved_at = None

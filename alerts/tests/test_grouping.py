@@ -308,6 +308,28 @@ def test_stale_alerts_resolve_and_a_later_firing_brings_them_back(
     assert Alert.objects.count() == 1
 
 
+def test_replaying_a_delivery_from_before_a_stale_resolve_leaves_it_resolved(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    """Only a later firing delivery brings a stale alert back (SPEC §3.3); a
+    replay of one it was already seen in says nothing new."""
+    from alerts.services import delivery_replay
+
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    first = ingest(make_payload(make_alert("a", fingerprint="a")))
+    clock.advance(hours=2)
+    assert alerts_resolve_stale() == 1
+
+    clock.advance(minutes=5)
+    replayed = delivery_replay(delivery_id=first.delivery_id)
+
+    assert (replayed.stored, replayed.duplicates) == (0, 1)
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and alert.resolved_as_stale
+    assert Incident.objects.get().status == "resolved"
+
+
 def test_stale_alert_that_alertmanager_then_resolves_stays_resolved(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
