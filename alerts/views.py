@@ -22,6 +22,7 @@ from alerts.serializers import (
 from incidents import selectors
 from incidents.serializers import EnvelopeErrorSerializer, plain_rows
 from incidents.views import (
+    AGENT_DISABLED,
     FILTER_PARAMETERS,
     LIST_ERRORS,
     PAGE_PARAMETERS,
@@ -163,6 +164,7 @@ class AlertViewSet(viewsets.ViewSet):
         request=None,
         responses={
             202: AlertMessageSerializer,
+            403: AGENT_DISABLED,
             503: OpenApiResponse(EnvelopeErrorSerializer, "Analysis not available."),
             **DETAIL_ERRORS,
         },

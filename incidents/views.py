@@ -93,6 +93,9 @@ LIST_ERRORS = {
 NOT_FOUND = OpenApiResponse(EnvelopeErrorSerializer, "Unknown incident id.")
 BAD_BODY = OpenApiResponse(EnvelopeErrorSerializer, "Malformed body or bad field.")
 DETAIL_ERRORS = {401: UNAUTHORIZED, 404: NOT_FOUND}
+AGENT_DISABLED = OpenApiResponse(
+    EnvelopeErrorSerializer, "`agent disabled`: no Agent is configured (AGENT_URL)."
+)
 
 LIST_ACTIONS = frozenset({"list", "hidden", "mock"})
 
@@ -284,7 +287,11 @@ class IncidentViewSet(viewsets.ViewSet):
         parameters=[INCIDENT_ID],
         summary="Ask for the final analysis of an incident again",
         request=None,
-        responses={202: IncidentMessageSerializer, **DETAIL_ERRORS},
+        responses={
+            202: IncidentMessageSerializer,
+            403: AGENT_DISABLED,
+            **DETAIL_ERRORS,
+        },
     )
     def analyze(self, request: Request, incident_id: str) -> Response:
         with transaction.atomic():

@@ -84,6 +84,8 @@ def test_every_api_route_appears_in_the_document(document):
 
 LIST = {"200", "400", "401"}
 DETAIL = {"200", "401", "404"}
+# 403: no Agent is configured.
+ANALYZE = {"202", "401", "403", "404"}
 EXPECTED = {
     ("/api/v1/incidents", "get"): LIST,
     ("/api/v1/incidents/hidden", "get"): LIST,
@@ -94,11 +96,11 @@ EXPECTED = {
     ("/api/v1/incidents/{incident_id}/unhide", "patch"): DETAIL,
     ("/api/v1/incidents/{incident_id}/resolve", "post"): DETAIL | {"400", "409"},
     ("/api/v1/incidents/{incident_id}/alerts", "get"): DETAIL | {"400"},
-    ("/api/v1/incidents/{incident_id}/analyze", "post"): {"202", "401", "404"},
+    ("/api/v1/incidents/{incident_id}/analyze", "post"): ANALYZE,
     ("/api/v1/alerts", "get"): LIST,
     ("/api/v1/alerts/{alert_id}", "get"): DETAIL,
     ("/api/v1/alerts/{alert_id}/incident", "put"): DETAIL | {"400"},
-    ("/api/v1/alerts/{alert_id}/analyze", "post"): {"202", "401", "404", "503"},
+    ("/api/v1/alerts/{alert_id}/analyze", "post"): ANALYZE | {"503"},
 }
 
 
@@ -169,3 +171,26 @@ def test_webhook_is_documented_with_the_answers_it_gives(document):
     assert _properties(document, "WebhookError") == set(failed.body())
     payload = document["components"]["schemas"]["AlertmanagerPayload"]
     assert "alerts" in payload["required"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "field"),
+    [
+        ("/api/v1/incidents/{incident_id}/analyze", "incident_id"),
+        ("/api/v1/alerts/{alert_id}/analyze", "alert_id"),
+    ],
+)
+def test_analyze_without_an_agent_answers_a_documented_403(
+    document, auth_client, settings, operation, field
+):
+    from alerts.tests.factories import AlertFactory
+
+    settings.AGENT_ENABLED = False
+    alert = AlertFactory()
+    ids = {"incident_id": alert.incident_id, "alert_id": alert.pk}
+
+    response = auth_client.post(operation.format(**{field: ids[field]}))
+
+    assert response.status_code == 403
+    assert response.json()["error"] == "agent disabled"
+    assert "403" in document["paths"][operation]["post"]["responses"]
