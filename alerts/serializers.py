@@ -4,6 +4,7 @@ The alert item is defined in incidents.serializers (the incident detail embeds
 it, and incidents never imports alerts); it is re-exported here.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from incidents.serializers import (
@@ -20,6 +21,12 @@ __all__ = [
     "AlertMessageSerializer",
     "AlertReassignSerializer",
 ]
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class AnnotationsField(serializers.JSONField):
+    """Annotations as received: Alertmanager sends strings, but a webhook value
+    of another JSON type (a number, an object) is kept as it came."""
 
 
 class AlertAnalysisItemSerializer(serializers.Serializer):
@@ -47,7 +54,7 @@ class AlertDetailSerializer(serializers.Serializer):
         help_text="Why the alert is in its incident, e.g. joined, moved."
     )
     labels = StringMapField()
-    annotations = StringMapField()
+    annotations = AnnotationsField()
     is_analyzing = serializers.BooleanField(
         help_text="An analysis is pending or running."
     )

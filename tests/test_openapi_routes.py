@@ -194,3 +194,27 @@ def test_analyze_without_an_agent_answers_a_documented_403(
     assert response.status_code == 403
     assert response.json()["error"] == "agent disabled"
     assert "403" in document["paths"][operation]["post"]["responses"]
+
+
+def test_alert_detail_annotations_match_the_document_when_not_strings(
+    document, auth_client, client
+):
+    from openapi_schema_validator import OAS30Validator
+
+    from alerts.models import Alert
+    from alerts.tests.webhook_helpers import make_alert, make_payload
+
+    alert = make_alert("DiskFull", summary="Disk full")
+    alert["annotations"] |= {"value": 97.5, "runbook": {"steps": [1, 2]}, "x": None}
+    delivered = client.post(
+        "/webhook/alertmanager", make_payload(alert), content_type="application/json"
+    )
+    assert delivered.status_code == 200
+
+    response = auth_client.get(f"/api/v1/alerts/{Alert.objects.get().pk}")
+
+    assert response.status_code == 200
+    annotations = response.json()["annotations"]
+    assert annotations["runbook"] == {"steps": [1, 2]}
+    documented = document["components"]["schemas"]["AlertDetail"]["properties"]
+    OAS30Validator(documented["annotations"]).validate(annotations)
