@@ -76,9 +76,11 @@ def _valid_ip(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        return str(ipaddress.ip_address(value))
+        address = str(ipaddress.ip_address(value))
     except ValueError:
         return None
+    # An IPv6 zone (fe80::1%eth0) is no part of an inet column's value.
+    return address.partition("%")[0]
 
 
 def _token_ok(request: HttpRequest) -> bool:

@@ -358,6 +358,23 @@ def test_huge_grouping_label_is_stored_not_a_503(label: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("forwarded", "recorded"),
+    [("fe80::1%eth0", "fe80::1"), ("2001:db8::7%25", "2001:db8::7")],
+)
+def test_a_forwarded_ipv6_address_with_a_zone_is_kept_without_it_not_a_503(
+    settings,  # noqa: ANN001
+    forwarded: str,
+    recorded: str,
+) -> None:
+    # Python reads the zone (`%eth0`); PostgreSQL's inet has none and refused
+    # the row, so every retry of the delivery answered 503 and stored nothing.
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    response = post(make_payload(make_alert()), X_Forwarded_For=forwarded)
+    assert_partial_accept(response, stored=1, rejected=0)
+    assert WebhookDelivery.objects.get().source_address == recorded
+
+
+@pytest.mark.parametrize(
     "content_type",
     [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"],
 )
