@@ -163,7 +163,19 @@ def json_500(request: HttpRequest) -> JsonResponse:
 
 
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse({"error": "bad request"}, status=400)
+    """Django's 400 (a SuspiciousOperation: a bad Host, too many fields), as
+    JSON with what was wrong: Django's messages name the part of the request."""
+    body = {"error": "bad request"}
+    if exception is not None and str(exception):
+        body["detail"] = str(exception)
+    return JsonResponse(body, status=400)
+
+
+def json_413(request: HttpRequest, exception: Exception) -> JsonResponse:
+    logger.warning("request body too large path=%s", request.path)
+    return JsonResponse(
+        {"error": "payload too large", "detail": str(exception)}, status=413
+    )
 
 
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -1,11 +1,15 @@
-"""Request-scoped middleware: a request id, NUL refusal, JSON errors."""
+"""Request-scoped middleware: a request id, bad Host and NUL refusal, JSON errors."""
 
 import logging
 import re
 import uuid
 from collections.abc import Callable
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 
 from kuberca import errors
@@ -35,6 +39,27 @@ class RequestIdMiddleware:
         return response
 
 
+class RejectBadHostMiddleware:
+    """Answer a JSON 400 to a Host header Django refuses, before anything asks.
+
+    CommonMiddleware (and SecurityMiddleware's HTTPS redirect) read
+    request.get_host(); its DisallowedHost, raised in a middleware, becomes
+    Django's own 400, which with DEBUG on (`make run`) is the HTML debug page
+    with a traceback. Views ask for the host too (a list's Link header).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost as error:
+            logger.warning("request refused: bad Host header method=%s", request.method)
+            return errors.json_400(request, error)
+        return self.get_response(request)
+
+
 class RejectNulMiddleware:
     """Answer 400 to a request whose path, query, cookies or form hold a NUL.
 
@@ -53,7 +78,14 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(self.exempt):
-            where = self._nul_in(request)
+            try:
+                where = self._nul_in(request)
+            except RequestDataTooBig as error:
+                return errors.json_413(request, error)
+            except SuspiciousOperation as error:
+                # Too many form fields: raised here, Django would answer its
+                # HTML debug page when DEBUG is on.
+                return errors.json_400(request, error)
             if where:
                 logger.warning(
                     "request refused: NUL character method=%s where=%s",
@@ -111,10 +143,7 @@ class JsonErrorMiddleware:
         if isinstance(exception, Http404):
             return errors.json_404(request, exception)
         if isinstance(exception, RequestDataTooBig):
-            logger.warning("request body too large path=%s", request.path)
-            return JsonResponse(
-                {"error": "payload too large", "detail": str(exception)}, status=413
-            )
+            return errors.json_413(request, exception)
         if isinstance(exception, SuspiciousOperation):
             # What Django itself answers 400 (a bad Host, too many fields).
             logger.warning(

@@ -484,3 +484,37 @@ def test_a_lone_surrogate_in_a_string_is_400_invalid_request(
 def test_a_bad_host_header_is_a_json_400(api_client):  # noqa: ANN001
     response = api_client.get("/api/v1/auth/config", HTTP_HOST="bad host!")
     assert_json_4xx(response)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/auth/config", "/api/v1/incidents", "/webhook/alertmanager", "/"]
+)
+def test_a_malformed_host_header_is_a_json_400_in_debug_too(
+    api_client,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    debug: bool,
+    path: str,
+) -> None:
+    # `make run` runs with DEBUG on: Django's answer to a SuspiciousOperation
+    # raised in a middleware is then its HTML debug page, with a traceback.
+    settings.DEBUG = debug
+    response = api_client.get(path, HTTP_HOST="[::1")
+    answer = assert_json_4xx(response)
+    assert "HTTP_HOST header" in answer["detail"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_form_with_too_many_fields_is_a_json_400_in_debug_too(
+    settings,  # noqa: ANN001
+    debug: bool,
+) -> None:
+    settings.DEBUG = debug
+    fields = "&".join(
+        f"f{n}=" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)
+    )
+    response = APIClient().post(
+        "/", fields, content_type="application/x-www-form-urlencoded"
+    )
+    answer = assert_json_4xx(response)
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in answer["detail"]
