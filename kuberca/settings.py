@@ -220,6 +220,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "kuberca.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # JSON is the one format: `?format=xml` is a parameter like any unknown
+    # one, not a renderer name whose absence answers 404 for a row that exists.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "kuberca API",

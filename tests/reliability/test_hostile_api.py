@@ -518,3 +518,21 @@ def test_a_form_with_too_many_fields_is_a_json_400_in_debug_too(
     )
     answer = assert_json_4xx(response)
     assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in answer["detail"]
+
+
+@pytest.mark.parametrize("value", ["xml", "api", "json", ""])
+@pytest.mark.parametrize(
+    "path",
+    [*LISTS, "/api/v1/incidents/{id}", "/api/v1/incidents/{id}/alerts"],
+)
+def test_a_format_query_parameter_is_ignored_not_a_404(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    path: str,
+    value: str,
+) -> None:
+    # DRF read `format` as a renderer name: one it has not was a 404 "not
+    # found", as if the incident did not exist.
+    response = auth_client.get(path.format(id=incident.pk) + f"?format={value}")
+    assert response.status_code == 200, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
