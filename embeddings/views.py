@@ -48,12 +48,20 @@ class EmbeddingCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = _body(request)
         body = serializers.EmbeddingCreateSerializer(data=data)
-        strings = all(
-            isinstance(data.get(key), str)
+        given = all(
+            isinstance(data.get(key), str) and data[key].strip()
             for key in ("incident_id", "incident_summary")
         )
-        if not strings or not body.is_valid():
+        if not given:
             return _error("incident_id and incident_summary are required")
+        if not body.is_valid():
+            return _error(
+                "invalid input",
+                "; ".join(
+                    f"{name}: {' '.join(map(str, messages))}"
+                    for name, messages in body.errors.items()
+                ),
+            )
         embedding_id, model = services.embedding_store(
             incident_id=body.validated_data["incident_id"],
             incident_summary=body.validated_data["incident_summary"],

@@ -331,6 +331,29 @@ def test_storing_an_embedding_with_wrong_types_is_400(auth_client, body):  # noq
 
 
 @pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"incident_id": "INC-" + "0" * 40, "incident_summary": "x"}, "incident_id"),
+        (
+            {"incident_id": "INC-00000000", "incident_summary": "a\x00b"},
+            "incident_summary",
+        ),
+    ],
+)
+def test_storing_an_embedding_with_a_bad_string_says_which_and_why(
+    auth_client,  # noqa: ANN001
+    body: dict,
+    named: str,
+) -> None:
+    # Both keys are there, so "incident_id and incident_summary are required"
+    # would not say what was wrong.
+    response = auth_client.post("/api/v1/embeddings", body, format="json")
+    answer = assert_json_4xx(response)
+    assert answer["error"] == "invalid input"
+    assert answer["detail"].startswith(named + ":")
+
+
+@pytest.mark.parametrize(
     ("data", "content_type", "error"),
     [
         ("{", "application/json", "invalid request"),
