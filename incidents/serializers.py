@@ -160,8 +160,9 @@ class IncidentResolveSerializer(serializers.Serializer):
     resolved_by = serializers.CharField(
         required=False,
         allow_blank=True,
+        allow_null=True,
         max_length=RESOLVED_BY_MAX_CHARS,
-        help_text="Defaults to the caller.",
+        help_text="Defaults to the caller (also when null or blank).",
     )
 
 

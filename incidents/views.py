@@ -32,16 +32,23 @@ from incidents.serializers import (
     plain_rows,
 )
 from kuberca.errors import InvalidInput
-from kuberca.pagination import MAX_LIMIT, Page, paged_response
+from kuberca.pagination import MAX_LIMIT, MAX_OFFSET, Page, paged_response
 
 logger = logging.getLogger(__name__)
 
 # Parameters and headers of every list route, documented once.
 PAGE_PARAMETERS = [
     OpenApiParameter(
-        "limit", int, description=f"Rows per page (default 500, at most {MAX_LIMIT})."
+        "limit",
+        {"type": "integer", "minimum": 0},
+        description=f"Rows per page (default 500, above {MAX_LIMIT} counts as "
+        f"{MAX_LIMIT}).",
     ),
-    OpenApiParameter("offset", int, description="Rows to skip (default 0)."),
+    OpenApiParameter(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        description="Rows to skip (default 0).",
+    ),
     OpenApiParameter(
         "X-Total-Count",
         int,

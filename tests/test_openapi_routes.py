@@ -218,3 +218,47 @@ def test_alert_detail_annotations_match_the_document_when_not_strings(
     assert annotations["runbook"] == {"steps": [1, 2]}
     documented = document["components"]["schemas"]["AlertDetail"]["properties"]
     OAS30Validator(documented["annotations"]).validate(annotations)
+
+
+def _query_schemas(document: dict, path: str) -> dict[str, dict]:
+    parameters = document["paths"][path]["get"]["parameters"]
+    return {p["name"]: p["schema"] for p in parameters if p["in"] == "query"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/incidents",
+        "/api/v1/incidents/hidden",
+        "/api/v1/incidents/{incident_id}/alerts",
+        "/api/v1/alerts",
+    ],
+)
+def test_list_parameters_document_the_bounds_that_answer_400(
+    document, auth_client, path
+):
+    from kuberca.pagination import MAX_OFFSET
+
+    schemas = _query_schemas(document, path)
+
+    assert schemas["limit"]["minimum"] == schemas["offset"]["minimum"] == 0
+    assert schemas["offset"]["maximum"] == MAX_OFFSET
+    url = path.format(incident_id="INC-00000000")
+    for query in ("limit=-1", "offset=-1", f"offset={MAX_OFFSET + 1}"):
+        assert auth_client.get(f"{url}?{query}").status_code == 400
+
+
+def test_resolve_documents_the_null_resolved_by_it_takes(document, auth_client):
+    from incidents.tests.factories import IncidentFactory
+
+    incident = IncidentFactory()
+    schemas = document["components"]["schemas"]
+
+    response = auth_client.post(
+        f"/api/v1/incidents/{incident.pk}/resolve",
+        {"resolved_by": None},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert schemas["IncidentResolveRequest"]["properties"]["resolved_by"]["nullable"]
