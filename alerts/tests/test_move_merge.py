@@ -26,6 +26,20 @@ def fire(name: str, **kwargs: object) -> Alert:
     return Alert.objects.get(fingerprint=name)
 
 
+def resolve(name: str, namespace: str, at: object) -> None:
+    ingest(
+        make_payload(
+            make_alert(
+                name,
+                fingerprint=name,
+                namespace=namespace,
+                status="resolved",
+                ends_at=at,
+            )
+        )
+    )
+
+
 def test_moved_alert_stays_where_a_person_put_it(clock) -> None:  # noqa: ANN001
     a = fire("a", namespace="shop")
     b = fire("b", namespace="payments", severity="critical")
@@ -86,17 +100,7 @@ def test_merge_of_an_auto_resolved_incident_keeps_later_alerts_out_of_it(clock) 
     b = fire("b", namespace="payments")
     clock.advance(minutes=1)
     # b's last alert resolves just before the person's merge gets to it.
-    ingest(
-        make_payload(
-            make_alert(
-                "b",
-                fingerprint="b",
-                namespace="payments",
-                status="resolved",
-                ends_at=clock.now,
-            )
-        )
-    )
+    resolve("b", "payments", clock.now)
     assert Incident.objects.get(pk=b.incident_id).resolved_by == AUTO_RESOLVER
 
     target = incident_merge(
@@ -131,17 +135,7 @@ def test_moving_the_last_firing_alert_away_resolves_the_incident_left(clock) -> 
     c = fire("c", namespace="search")
     d = fire("d", namespace="search")
     clock.advance(minutes=2)
-    ingest(
-        make_payload(
-            make_alert(
-                "d",
-                fingerprint="d",
-                namespace="search",
-                status="resolved",
-                ends_at=clock.now,
-            )
-        )
-    )
+    resolve("d", "search", clock.now)
 
     alert_move(alert_id=b.pk, incident_id=a.incident_id, moved_by="oncall")
     alert_move(alert_id=c.pk, incident_id=a.incident_id, moved_by="oncall")
