@@ -144,6 +144,21 @@ def incident_note_alerts_joined(
     return changed
 
 
+def resolver_name_check(resolved_by: str) -> None:
+    """Refuse AUTO_RESOLVER as the name of a person resolving an incident.
+
+    An incident resolved by that name reads as resolved by its alerts, which
+    the next alert of its key reopens within INCIDENT_REOPEN_WINDOW (SPEC
+    §3.3): a person's resolve would not hold.
+    """
+    if resolved_by == AUTO_RESOLVER:
+        raise InvalidInput(
+            f"resolved_by {AUTO_RESOLVER!r} stands for a resolve by the "
+            "incident's alerts; give the name of the person resolving it",
+            field="resolved_by",
+        )
+
+
 def incident_resolve(
     *, incident_id: str, resolved_by: str, at: datetime | None = None
 ) -> Incident:

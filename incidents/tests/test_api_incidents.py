@@ -614,6 +614,24 @@ def test_resolve_rejects_a_resolved_by_longer_than_the_column(auth_client):
     assert incident.resolved_by == "x" * 150
 
 
+def test_resolve_refuses_the_name_kept_for_automatic_resolves(auth_client):
+    incident = IncidentFactory()
+
+    response = auth_client.post(
+        f"/api/v1/incidents/{incident.pk}/resolve",
+        {"resolved_by": " alertmanager "},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "resolved_by 'alertmanager' stands for a resolve by the incident's "
+        "alerts; give the name of the person resolving it"
+    )
+    incident.refresh_from_db()
+    assert incident.status == "firing"
+
+
 def test_resolve_rejects_unknown_id(auth_client):
     response = auth_client.post("/api/v1/incidents/INC-ffffffff/resolve")
 
