@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
+import kuberca
 from kuberca import embedded_db
 from kuberca.env import (
     DAYS_MAX,
@@ -227,7 +228,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "kuberca API",
     "DESCRIPTION": "Incidents, alerts, analyses and similar-incident search.",
-    "VERSION": "1.0.0",
+    "VERSION": kuberca.__version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # The docs page's Swagger UI from our own static files, the version the

@@ -80,7 +80,7 @@ def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
     ingest(make_payload(make_alert(fingerprint="x1")))
     out = StringIO()
     call_command("replay_deliveries", "--since", "2020-01-01T00:00:00Z", stdout=out)
-    assert "replayed 1 deliveries" in out.getvalue()
+    assert "replayed 1 delivery" in out.getvalue()
     with pytest.raises(CommandError):
         call_command("replay_deliveries", "--since", "yesterday")
     with pytest.raises(CommandError):
@@ -124,7 +124,7 @@ def test_replay_command_skips_a_delivery_pruned_while_it_runs(
     assert out.getvalue().splitlines() == [
         f"delivery {first.delivery_id}: 200 stored=0 duplicates=1",
         f"delivery {second.delivery_id}: gone (deleted since the replay began)",
-        "replayed 1 deliveries, 0 alerts changed; 1 gone",
+        "replayed 1 delivery, 0 alerts changed; 1 gone",
     ]
 
 

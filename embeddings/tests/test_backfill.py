@@ -47,7 +47,11 @@ def test_backfill_embeds_resolved_summaries_without_an_embedding(
 def test_backfill_dry_run_counts_and_writes_nothing(fake_gemini, incidents):
     out, _ = _backfill("--dry-run")
 
-    assert "dry run: 5 incidents would be embedded" in out
+    assert out.strip() == (
+        "dry run: 5 incidents would be embedded with gemini-embedding-001; 1 "
+        "resolved incidents have no summary to embed yet (their final analysis "
+        "writes it)"
+    )
     assert IncidentEmbedding.objects.count() == 1
     assert fake_gemini.calls == 0
 
@@ -97,6 +101,13 @@ def test_a_summary_the_provider_refuses_does_not_block_the_others(fake_gemini):
     assert embedded == {incident.pk for incident in others}
     failure = EmbeddingFailure.objects.get()
     assert (failure.incident_id, failure.permanent) == (refused.pk, True)
+
+
+def test_backfill_dry_run_says_when_no_provider_is_configured(no_provider, incidents):
+    out, _ = _backfill("--dry-run")
+
+    assert "would be embedded with gemini-embedding-001 once a provider is " in out
+    assert "configured (set GEMINI_API_KEY)" in out
 
 
 def test_backfill_exits_non_zero_when_no_provider_is_configured(no_provider, incidents):

@@ -524,7 +524,24 @@ def test_resolve_action_resolves_like_the_api(staff_client):
 
     assert response.status_code == 200
     assert_incident_resolved(incident.pk, "operator", generation_before=generation)
-    assert any(m.startswith("Resolved 1 incident(s)") for m in messages_of(response))
+    assert messages_of(response) == [
+        f"Resolved 1 incident(s): {incident.pk}; final analysis requested."
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolve_action_says_no_final_analysis_without_an_agent(staff_client, settings):
+    settings.AGENT_ENABLED = False
+    incident = IncidentFactory()
+
+    response = post_action(staff_client, "resolve", [incident.pk], post="yes")
+
+    incident.refresh_from_db()
+    assert (incident.status, incident.summary_status) == ("resolved", "")
+    assert messages_of(response) == [
+        f"Resolved 1 incident(s): {incident.pk}; no final analysis, as no Agent "
+        "is configured."
+    ]
 
 
 def confirmation_fields(page) -> dict[str, list[str]]:  # noqa: ANN001

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kuberca
+
 BASE = Path(__file__).resolve().parents[2]
 KUBERNETES = BASE / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
@@ -443,6 +445,7 @@ def test_release_please_files_agree_with_the_project_version():
     project = tomllib.loads((BASE / "pyproject.toml").read_text())["project"]
     assert config["packages"]["."]["release-type"] == "python"
     assert manifest["."] == project["version"]
+    assert kuberca.__version__ == project["version"]
     workflow = yaml.safe_load(
         (BASE / ".github" / "workflows" / "release-please.yml").read_text()
     )

@@ -33,9 +33,13 @@ class Command(BaseCommand):
     help = "Re-process stored webhook deliveries by id or time range."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--id", type=int, action="append", dest="ids")
-        parser.add_argument("--since", type=_time, help="e.g. 2026-12-03T16:00:00Z")
-        parser.add_argument("--until", type=_time)
+        parser.add_argument(
+            "--id", type=int, action="append", dest="ids", help="repeat for several"
+        )
+        parser.add_argument(
+            "--since", type=_time, help="RFC 3339, e.g. 2026-12-03T16:00:00Z"
+        )
+        parser.add_argument("--until", type=_time, help="RFC 3339, as --since")
 
     def handle(self, *args: Any, **options: Any) -> None:
         since, until = options["since"], options["until"]
@@ -77,7 +81,11 @@ class Command(BaseCommand):
                 failed += 1
                 line += f" error={result.error}: {result.detail}"
             self.stdout.write(line)
-        summary = f"replayed {len(ids) - gone} deliveries, {stored} alerts changed"
+        done = len(ids) - gone
+        summary = (
+            f"replayed {done} deliver{'y' if done == 1 else 'ies'}, "
+            f"{stored} alert{'' if stored == 1 else 's'} changed"
+        )
         self.stdout.write(summary + (f"; {gone} gone" if gone else ""))
         if failed:
             # As ingest_alertmanager: a script or CronJob must see it.

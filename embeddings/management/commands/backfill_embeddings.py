@@ -20,7 +20,11 @@ from tqdm import tqdm
 from embeddings import schema
 from embeddings.models import IncidentEmbedding
 from embeddings.providers import EmbeddingUnavailable, get_provider
-from embeddings.services import backfill_candidates, embeddings_backfill_batch
+from embeddings.services import (
+    backfill_candidates,
+    backfill_waiting_for_summary,
+    embeddings_backfill_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +92,16 @@ class Command(BaseCommand):
             candidates = candidates.filter(pk__gt=after)
         total = candidates.count()
         if dry_run:
-            self.stdout.write(
-                f"dry run: {total} incidents would be embedded with {provider.model}"
-            )
+            line = f"dry run: {total} incidents would be embedded with {provider.model}"
+            if provider.name == "none":
+                line += " once a provider is configured (set GEMINI_API_KEY)"
+            waiting = backfill_waiting_for_summary()
+            if waiting:
+                line += (
+                    f"; {waiting} resolved incidents have no summary to embed"
+                    " yet (their final analysis writes it)"
+                )
+            self.stdout.write(line)
             return
         if provider.name == "none":
             raise CommandError(
