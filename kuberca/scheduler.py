@@ -46,7 +46,7 @@ def run_due_jobs() -> list[str]:
                 continue
             task.enqueue()
         enqueued.append(task_path)
-        logger.info("periodic task enqueued task_path=%s", task_path)
+        logger.debug("periodic task enqueued task_path=%s", task_path)
     return enqueued
 
 
