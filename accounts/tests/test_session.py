@@ -253,29 +253,18 @@ def test_cookie_name_is_the_contract():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_refreshes_of_one_token_let_only_one_through():
-    import threading
-
-    from django.db import connection
+    from kuberca.testing.concurrency import run_at_once
 
     user = UserFactory(username="racer")
     refresh_token = services.token_issue(user=user).refresh_token
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
 
-    def rotate() -> None:
-        barrier.wait()
+    def rotate(_: int) -> str:
         try:
             services.token_rotate(refresh_token=refresh_token)
-            outcomes.append("rotated")
         except services.Unauthorized:
-            outcomes.append("refused")
-        finally:
-            connection.close()
+            return "refused"
+        return "rotated"
 
-    threads = [threading.Thread(target=rotate) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = run_at_once(4, rotate)
 
     assert sorted(outcomes) == ["refused", "refused", "refused", "rotated"]

@@ -6,14 +6,11 @@ thread closes its own connection.
 """
 
 import json
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -24,30 +21,9 @@ from alerts.tests.factories import AlertFactory
 from alerts.tests.webhook_helpers import make_alert, make_payload
 from incidents.models import Incident
 from incidents.tests.factories import IncidentFactory
+from kuberca.testing.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
-    """Run call(0..count-1) from `count` threads released together."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = call(index)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.fixture
