@@ -65,13 +65,18 @@ class PublicAuthView(APIView):
     permission_classes = [AllowAny]
 
 
+# What a body that is not the credentials object is told (SPEC §7 keeps its
+# error "invalid request"; the detail says what to send instead).
+_NOT_CREDENTIALS = 'the body must be a JSON object: {"id": ..., "password": ...}'
+
+
 def _credentials(request: Request) -> tuple[str, str]:
     try:
         data = request.data
     except (exceptions.ParseError, exceptions.UnsupportedMediaType):
-        raise services.InvalidRequest() from None
+        raise services.InvalidRequest(_NOT_CREDENTIALS) from None
     if not isinstance(data, dict):
-        raise services.InvalidRequest()
+        raise services.InvalidRequest(_NOT_CREDENTIALS)
     serializer = CredentialsSerializer(data=data)
     if not serializer.is_valid():
         raise InvalidInput(

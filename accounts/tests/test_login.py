@@ -164,7 +164,10 @@ def test_login_rejects_bad_json(api_client, content, content_type):
     response = api_client.post(LOGIN, content, content_type=content_type)
 
     assert response.status_code == 400
-    assert response.json() == {"error": "invalid request"}
+    assert response.json() == {
+        "error": "invalid request",
+        "detail": 'the body must be a JSON object: {"id": ..., "password": ...}',
+    }
 
 
 def test_login_ignores_a_stale_bearer_header(post_json):

@@ -116,4 +116,5 @@ def test_register_rejects_short_id_and_bad_json(post_json, api_client, signup):
     assert short.status_code == 400
     assert short.json()["error"] == "invalid input"
     assert bad.status_code == 400
-    assert bad.json() == {"error": "invalid request"}
+    assert bad.json()["error"] == "invalid request"
+    assert bad.json()["detail"].startswith("the body must be a JSON object")
