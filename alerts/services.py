@@ -267,7 +267,6 @@ _INCIDENT_COLUMNS = (
     "status",
     "is_enabled",
     "severity",
-    "fired_at",
     "resolved_by",
     "resolved_at",
     "last_alert_at",
@@ -297,8 +296,8 @@ def _incident(record: tuple[Any, ...]) -> Incident:
 _CANDIDATES_IF_NEW = prepared.Statement(
     "candidates_if_new",
     """
-SELECT incident_id, group_key, status, is_enabled, severity, fired_at,
-       resolved_by, resolved_at, last_alert_at, created_at, truncated_alerts
+SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
+       resolved_at, last_alert_at, created_at, truncated_alerts
 FROM incidents_incident
 WHERE group_key = ANY(%s::text[]) AND is_enabled
   AND (status = 'firing'
@@ -314,8 +313,8 @@ FOR UPDATE
 """,
 )
 _CANDIDATES = """
-SELECT incident_id, group_key, status, is_enabled, severity, fired_at,
-       resolved_by, resolved_at, last_alert_at, created_at, truncated_alerts
+SELECT incident_id, group_key, status, is_enabled, severity, resolved_by,
+       resolved_at, last_alert_at, created_at, truncated_alerts
 FROM incidents_incident
 WHERE incident_id = ANY(%s::text[])
    OR (group_key = ANY(%s::text[]) AND is_enabled
@@ -377,18 +376,16 @@ WHERE (alerts_alert.incident_id, alerts_alert.status, alerts_alert.resolved_at,
 )
 
 # The same change as incidents.services.incident_note_alerts_joined (the
-# window moves, severity and truncated_alerts only rise, fired_at only goes
-# back, decided in Python), for every joined incident in one statement of the
-# delivery's write.
+# window moves, severity and truncated_alerts only rise, decided in Python),
+# for every joined incident in one statement of the delivery's write.
 _INCIDENTS_JOINED = prepared.Statement(
     "incidents_joined",
     """
 UPDATE incidents_incident AS i
 SET last_alert_at = %s, updated_at = %s, severity = u.severity,
-    truncated_alerts = u.truncated_alerts, fired_at = u.fired_at
+    truncated_alerts = u.truncated_alerts
 FROM jsonb_to_recordset(%s::jsonb)
-     AS u(incident_id text, severity text, truncated_alerts int,
-          fired_at timestamptz)
+     AS u(incident_id text, severity text, truncated_alerts int)
 WHERE i.incident_id = u.incident_id
 """,
 )
@@ -514,9 +511,9 @@ class _Plan:
     refired: list[_Row] = field(default_factory=list)
     # Incidents locked with the known rows; None when none were looked up.
     candidates: list[Incident] | None = None
-    # Incident id -> (severity, truncated_alerts, fired_at) to write for
-    # joined alerts, and the incident_changed fields to send for each.
-    joined: dict[str, tuple[str, int, datetime]] = field(default_factory=dict)
+    # Incident id -> (severity, truncated_alerts) to write for joined alerts,
+    # and the incident_changed fields to send for each.
+    joined: dict[str, tuple[str, int]] = field(default_factory=dict)
     changed: dict[str, list[str]] = field(default_factory=dict)
     stored: int = 0
     duplicates: int = 0
@@ -754,8 +751,6 @@ def _group(plan: _Plan) -> list[str]:
     by_id = {i.pk: i for i in incidents}
 
     joined: dict[str, list[str]] = {}
-    # The earliest startsAt of the firing alerts joining each incident.
-    earliest: dict[str, datetime] = {}
     reopened: set[str] = set()
     for row in pending_refires:
         incident = by_id.get(row.incident_id)
@@ -824,10 +819,6 @@ def _group(plan: _Plan) -> list[str]:
             joined.setdefault(target.incident.pk, []).extend(
                 r.severity for r in target.rows
             )
-            first = min(r.fired_at for r in target.rows)
-            earliest[target.incident.pk] = min(
-                earliest.get(target.incident.pk, first), first
-            )
     for (key, firing), target in targets.items():
         if firing:
             continue
@@ -861,18 +852,11 @@ def _group(plan: _Plan) -> list[str]:
     for incident_id, severities in joined.items():
         if incident_id in opened:
             continue
-        _note_joined(
-            plan, all_incidents[incident_id], severities, earliest.get(incident_id)
-        )
+        _note_joined(plan, all_incidents[incident_id], severities)
     return opened
 
 
-def _note_joined(
-    plan: _Plan,
-    incident: Incident,
-    severities: list[str],
-    earliest: datetime | None = None,
-) -> None:
+def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None:
     """Queue incident_note_alerts_joined's change for the delivery's write.
 
     Like an alert's last_seen_at, last_alert_at is written at most once per
@@ -887,21 +871,17 @@ def _note_joined(
         severity = top
         changed.append("severity")
     truncated = max(incident.truncated_alerts, plan.truncated)
-    # An incident fired when its earliest alert did: an alert of a rule with
-    # `for:` arrives after others of its key but started before them.
-    fired_at = min(incident.fired_at, earliest or incident.fired_at)
     plan.changed[incident.pk] = changed
     recent = (
         incident.last_alert_at is not None
         and incident.last_alert_at > plan.now - LAST_SEEN_RESOLUTION
     )
-    if recent and (severity, truncated, fired_at) == (
+    if recent and (severity, truncated) == (
         incident.severity,
         incident.truncated_alerts,
-        incident.fired_at,
     ):
         return
-    plan.joined[incident.pk] = (severity, truncated, fired_at)
+    plan.joined[incident.pk] = (severity, truncated)
 
 
 def _incident_states(ids: list[str]) -> list[tuple[prepared.Statement, list[Any]]]:
@@ -1011,7 +991,6 @@ def _process(
                                 "incident_id": k,
                                 "severity": v[0],
                                 "truncated_alerts": v[1],
-                                "fired_at": v[2],
                             }
                             for k, v in sorted(plan.joined.items())
                         ]

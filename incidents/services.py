@@ -119,23 +119,15 @@ def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
 
 
 def incident_note_alerts_joined(
-    *,
-    incident: Incident,
-    severities: list[str],
-    truncated_alerts: int = 0,
-    earliest: datetime | None = None,
+    *, incident: Incident, severities: list[str], truncated_alerts: int = 0
 ) -> list[str]:
-    """Record that alerts joined: raise severity, move the window, and move
-    fired_at back to the `earliest` startsAt of firing alerts that joined.
+    """Record that alerts joined: raise severity, move the window.
 
     Returns the fields changed. The caller holds the row lock. Sends
     incident_changed (the alert count always changes when alerts join).
     """
     fields = ["last_alert_at", "updated_at"]
     incident.last_alert_at = timezone.now()
-    if earliest is not None and earliest < incident.fired_at:
-        incident.fired_at = earliest
-        fields.append("fired_at")
     top = max(severities, key=severity_rank, default="")
     changed = ["alert_count"]
     if top and severity_rank(top) > severity_rank(incident.severity):

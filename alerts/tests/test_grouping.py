@@ -256,22 +256,6 @@ def test_severity_rises_as_alerts_join_and_never_falls(clock) -> None:  # noqa: 
     assert incident.severity == "critical"
 
 
-def test_incident_fired_at_goes_back_to_an_earlier_alert_that_joins(clock) -> None:  # noqa: ANN001
-    # Grouped by alertname, each rule is its own delivery. A rule with `for:`
-    # is delivered once it fires, but its startsAt is when it became active.
-    fire("HighErrorRate", starts_at=T0 + timedelta(seconds=30))
-    incident = Incident.objects.get()
-    assert incident.fired_at == T0 + timedelta(seconds=30)
-
-    clock.advance(seconds=30)
-    fire("HighLatency", starts_at=T0)
-    fire("PodRestarts", starts_at=T0 + timedelta(minutes=1))
-
-    incident.refresh_from_db()
-    assert incident.fired_at == T0
-    assert incident.title == "HighErrorRate in shop"
-
-
 def test_title_falls_back_to_alertname_in_namespace(clock) -> None:  # noqa: ANN001
     fire("a", summary="Disk is full")
     assert Incident.objects.get().title == "Disk is full"
