@@ -551,10 +551,13 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
         elif row is not None:
             # A stale guess is undone by a later sighting only: a replayed
             # delivery it was already seen in (or before) tells nothing new.
+            # last_seen_at lags a sighting by up to LAST_SEEN_RESOLUTION, and a
+            # stale alert was last seen at least ALERT_STALE_AFTER (2 minutes
+            # or more) ago, so a live delivery always passes.
             if (
                 row.resolved_as_stale
                 and fp not in plan.firing_by_fp
-                and plan.at > row.last_seen_at
+                and plan.at > row.last_seen_at + LAST_SEEN_RESOLUTION
             ):
                 _refresh(row, alert, plan)
                 row.status = FIRING
@@ -931,12 +934,12 @@ def _warn_ignored(severities: set[str]) -> None:
     room = _WARNED_SEVERITIES_MAX - len(_warned_severities)
     if not new or room <= 0:
         return
-    new = new[:room]
+    new = [s[:64] for s in new[:room]]
     _warned_severities.update(new)
     logger.warning(
         "webhook alerts ignored: severity %s not in INGEST_SEVERITIES (%s); "
         "add it there to keep such alerts",
-        ", ".join(repr(s[:64]) for s in new),
+        ", ".join(repr(s) for s in new),
         ",".join(settings.INGEST_SEVERITIES),
     )
 

@@ -183,6 +183,17 @@ def test_warned_severities_are_bounded(clock, caplog, monkeypatch) -> None:  # n
         ingest(make_payload(make_alert("B", severity="s9")))
 
     assert services._warned_severities == {"s0", "s1"}
+
+
+def test_a_warned_severity_is_kept_cut_short(clock, caplog, monkeypatch) -> None:  # noqa: ANN001
+    from alerts import services
+
+    monkeypatch.setattr(services, "_warned_severities", set())
+    with caplog.at_level("WARNING", logger="alerts.services"):
+        ingest(make_payload(make_alert("Huge", severity="x" * 100_000)))
+
+    assert services._warned_severities == {"x" * 64}
+    assert repr("x" * 64) in caplog.text and "x" * 65 not in caplog.text
     assert len([r for r in caplog.records if "ignored" in r.getMessage()]) == 1
 
 
