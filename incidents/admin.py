@@ -42,13 +42,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 
 from incidents import events, selectors
-from incidents.models import (
-    TITLE_MAX_CHARS,
-    Incident,
-    IncidentStatus,
-    Severity,
-    SummaryStatus,
-)
+from incidents.models import TITLE_MAX_CHARS, Incident, IncidentStatus, Severity
 from incidents.services import (
     EDITABLE_FIELDS,
     IncidentAlreadyResolved,
@@ -644,23 +638,15 @@ class IncidentAdmin(ConsoleModelAdmin):
                 gone.append(incident_id)
             else:
                 resolved.append(incident_id)
-        # Each resolve's final analysis was asked for as it committed; with no
-        # Agent configured, the request was dropped at once.
-        asked = set(
-            Incident.objects.filter(
-                pk__in=resolved, summary_status=SummaryStatus.PENDING
-            ).values_list("pk", flat=True)
-        )
+        # AGENT_ENABLED is off without an AGENT_URL: the resolves then ask
+        # for no final analysis.
         self._report(
             request,
-            [i for i in resolved if i in asked],
-            "Resolved {count} incident(s): {ids}; final analysis requested.",
-        )
-        self._report(
-            request,
-            [i for i in resolved if i not in asked],
-            "Resolved {count} incident(s): {ids}; no final analysis, as no Agent "
-            "is configured.",
+            resolved,
+            "Resolved {count} incident(s): {ids}; final analysis requested."
+            if settings.AGENT_ENABLED
+            else "Resolved {count} incident(s): {ids}; no final analysis, as no "
+            "Agent is configured.",
         )
         self._report(
             request,

@@ -529,7 +529,6 @@ def test_resolve_action_resolves_like_the_api(staff_client):
     ]
 
 
-@pytest.mark.django_db(transaction=True)
 def test_resolve_action_says_no_final_analysis_without_an_agent(staff_client, settings):
     settings.AGENT_ENABLED = False
     incident = IncidentFactory()
