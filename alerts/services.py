@@ -694,16 +694,14 @@ class _Target:
 
 
 def _joinable(incident: Incident, now: datetime) -> bool:
+    young = incident.created_at > now - settings.INCIDENT_MAX_AGE
     if incident.group_key == GLOBAL_KEY:
-        # Global mode is one open incident for everything (SPEC §3.3): no
-        # window or age splits it; it ends when its alerts or a person end it.
-        return incident.is_open
+        # Global mode is one open incident for everything (SPEC §3.3): a
+        # quiet hour does not split it. Max age still does, so that a trickle
+        # of alerts cannot keep one incident growing for ever.
+        return incident.is_open and young
     last = incident.last_alert_at or incident.created_at
-    return (
-        incident.is_open
-        and last > now - settings.INCIDENT_GROUP_WINDOW
-        and incident.created_at > now - settings.INCIDENT_MAX_AGE
-    )
+    return incident.is_open and last > now - settings.INCIDENT_GROUP_WINDOW and young
 
 
 def _target_for_key(

@@ -223,27 +223,24 @@ def test_global_mode_puts_every_alert_in_one_incident(clock, settings) -> None: 
     assert [reason("a"), reason("b")] == ["new_incident", "global"]
 
 
-def test_global_mode_keeps_one_open_incident_past_window_and_max_age(
+def test_global_mode_keeps_one_open_incident_past_the_window_not_max_age(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
 ) -> None:
     settings.INCIDENT_GROUP_BY = ["global"]
-    settings.INCIDENT_MAX_AGE = timedelta(hours=2)
+    settings.INCIDENT_MAX_AGE = timedelta(hours=4)
     fire("a")
-    clock.advance(hours=3)  # past the 60-minute window and the 2-hour age
+    clock.advance(hours=3)  # past the 60-minute window
     fire("b", namespace="payments")
 
     incident = Incident.objects.get()
     assert incident.status == "firing"
     assert [reason("a"), reason("b")] == ["new_incident", "global"]
 
-    # Once it is resolved, the next alert opens a new one.
-    resolve("a", ends_at=clock.now)
-    resolve("b", ends_at=clock.now)
-    clock.advance(hours=1)  # past the reopen window
-    fire("c")
-    assert Incident.objects.filter(status="firing").count() == 1
-    assert Incident.objects.count() == 2
+    clock.advance(hours=2)  # past the 4-hour age
+    fire("old-enough")
+    assert Incident.objects.filter(status="firing").count() == 2
+    assert reason("old-enough") == "new_incident"
 
 
 def test_severity_rises_as_alerts_join_and_never_falls(clock) -> None:  # noqa: ANN001
