@@ -375,9 +375,9 @@ WHERE (alerts_alert.incident_id, alerts_alert.status, alerts_alert.resolved_at,
 """,
 )
 
-# The same change as incidents.services.incident_note_alerts_joined (the
-# window moves, severity and truncated_alerts only rise, decided in Python),
-# for every joined incident in one statement of the delivery's write.
+# What alerts joining do to their incidents (the window moves, severity and
+# truncated_alerts only rise, decided in _note_joined), for every joined
+# incident in one statement of the delivery's write.
 _INCIDENTS_JOINED = prepared.Statement(
     "incidents_joined",
     """
@@ -858,7 +858,7 @@ def _group(plan: _Plan) -> list[str]:
 
 
 def _note_joined(plan: _Plan, incident: Incident, severities: list[str]) -> None:
-    """Queue incident_note_alerts_joined's change for the delivery's write.
+    """Queue the change joined alerts make to `incident` for the delivery's write.
 
     Like an alert's last_seen_at, last_alert_at is written at most once per
     LAST_SEEN_RESOLUTION when nothing else changes: an incident taking an
@@ -1562,9 +1562,14 @@ def _merge(ids: list[str], merged_by: str) -> tuple[Incident, list[str]]:
     for other in others:
         if not other.is_resolved:
             incident_resolve(incident_id=other.pk, resolved_by=merged_by)
-        elif other.was_auto_resolved:
+        elif (
+            other.was_auto_resolved
+            and other.resolved_at is not None
+            and other.resolved_at > timezone.now() - settings.INCIDENT_REOPEN_WINDOW
+        ):
             # Resolved by its alerts just before the merge, it would still be
-            # reopened by the next alert of its key: the merge ends it.
+            # reopened by the next alert of its key: the merge ends it. An
+            # older one cannot be reopened and keeps its record.
             other.resolved_by = merged_by
             other.save(update_fields=["resolved_by", "updated_at"])
         _send_changed(other.pk, ["alert_count"])

@@ -25,7 +25,6 @@ from incidents.models import (
     IncidentStatus,
     Severity,
     SummaryStatus,
-    severity_rank,
 )
 from incidents.selectors import severities
 from kuberca import metrics
@@ -116,32 +115,6 @@ def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
     )
     _count("opened", len(incidents))
     return incidents
-
-
-def incident_note_alerts_joined(
-    *, incident: Incident, severities: list[str], truncated_alerts: int = 0
-) -> list[str]:
-    """Record that alerts joined: raise severity, move the window.
-
-    Returns the fields changed. The caller holds the row lock. Sends
-    incident_changed (the alert count always changes when alerts join).
-    """
-    fields = ["last_alert_at", "updated_at"]
-    incident.last_alert_at = timezone.now()
-    top = max(severities, key=severity_rank, default="")
-    changed = ["alert_count"]
-    if top and severity_rank(top) > severity_rank(incident.severity):
-        incident.severity = top
-        fields.append("severity")
-        changed.append("severity")
-    if truncated_alerts > incident.truncated_alerts:
-        incident.truncated_alerts = truncated_alerts
-        fields.append("truncated_alerts")
-    incident.save(update_fields=fields)
-    events.incident_changed.send(
-        sender=Incident, incident_id=incident.pk, fields=changed
-    )
-    return changed
 
 
 def resolver_name_check(resolved_by: str) -> None:

@@ -119,6 +119,22 @@ def test_merge_of_an_auto_resolved_incident_keeps_later_alerts_out_of_it(clock) 
     assert merged.status == "resolved" and not merged.alerts.exists()
 
 
+def test_merge_of_an_incident_auto_resolved_long_ago_keeps_who_resolved_it(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    a = fire("a", namespace="shop", starts_at=T0.replace(hour=15))
+    b = fire("b", namespace="payments")
+    resolve("b", "payments", clock.now)
+    clock.advance(minutes=1)
+    clock.advance(seconds=settings.INCIDENT_REOPEN_WINDOW.total_seconds())
+
+    incident_merge(incident_ids=[a.incident_id, b.incident_id], merged_by="oncall")
+
+    merged = Incident.objects.get(pk=b.incident_id)
+    assert (merged.status, merged.resolved_by) == ("resolved", AUTO_RESOLVER)
+
+
 def test_merge_needs_two_known_incidents(clock) -> None:  # noqa: ANN001
     a = fire("a")
     with pytest.raises(InvalidInput):
