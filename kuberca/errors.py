@@ -8,7 +8,12 @@ never as an HTML page, a stack trace or a raw database message.
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DatabaseError, DataError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.csrf import csrf_failure as django_csrf_failure
@@ -162,13 +167,23 @@ def json_500(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"error": "internal error"}, status=500)
 
 
+# What Django's 400s (its SuspiciousOperations) tell the caller, in words of
+# our own: Django's messages echo the request back and name settings.
+_SUSPICIOUS_DETAILS = (
+    (DisallowedHost, "the Host header is malformed or not a host this server answers"),
+    (TooManyFieldsSent, "the form has too many fields"),
+    (TooManyFilesSent, "the form has too many files"),
+)
+
+
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django's 400 (a SuspiciousOperation: a bad Host, too many fields), as
-    JSON with what was wrong: Django's messages name the part of the request."""
-    body = {"error": "bad request"}
-    if exception is not None and str(exception):
-        body["detail"] = str(exception)
-    return JsonResponse(body, status=400)
+    JSON saying which part of the request was refused."""
+    detail = next(
+        (text for kind, text in _SUSPICIOUS_DETAILS if isinstance(exception, kind)),
+        "the request was refused as malformed",
+    )
+    return JsonResponse({"error": "bad request", "detail": detail}, status=400)
 
 
 def json_413(request: HttpRequest, exception: Exception) -> JsonResponse:

@@ -524,7 +524,9 @@ def test_a_malformed_host_header_is_a_json_400_in_debug_too(
     settings.DEBUG = debug
     response = api_client.get(path, HTTP_HOST="[::1")
     answer = assert_json_4xx(response)
-    assert "HTTP_HOST header" in answer["detail"]
+    assert answer["detail"] == (
+        "the Host header is malformed or not a host this server answers"
+    )
 
 
 @pytest.mark.parametrize("debug", [False, True])
@@ -540,7 +542,7 @@ def test_a_form_with_too_many_fields_is_a_json_400_in_debug_too(
         "/", fields, content_type="application/x-www-form-urlencoded"
     )
     answer = assert_json_4xx(response)
-    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in answer["detail"]
+    assert answer["detail"] == "the form has too many fields"
 
 
 @pytest.mark.parametrize("value", ["xml", "api", "json", ""])
