@@ -5,8 +5,8 @@ headers: `X-Total-Count` and, when more rows exist, `Link: <...>; rel="next"`.
 A bad parameter raises InvalidParameter, rendered as
 `{"error": "invalid parameter", "detail": "<param>: <what is wrong>"}`. A
 list parameter (`severity`) may be repeated, which is the same as its values
-joined with commas; any other parameter given twice is refused, as no single
-value would be the one its sender meant.
+joined with commas; of any other parameter given twice the first counts (as
+in the Go implementation whose frontend uses these lists).
 """
 
 from collections.abc import Mapping
@@ -35,10 +35,10 @@ class InvalidParameter(InvalidInput):
 def _raw(
     params: Mapping[str, str], name: str, *, repeatable: bool = False
 ) -> str | None:
-    """The parameter's value, None when absent; a repeated one joined or refused.
+    """The parameter's value, None when absent: the first of repeated values,
+    or, for a `repeatable` one, all of them joined with commas.
 
-    A QueryDict's `get` gives only the last of repeated values: the others
-    would be dropped without a word.
+    (A QueryDict's `get` gives the last of them.)
     """
     getlist = getattr(params, "getlist", None)
     if getlist is None:
@@ -46,11 +46,7 @@ def _raw(
     values = getlist(name)
     if not values:
         return None
-    if len(values) > 1:
-        if not repeatable:
-            raise InvalidParameter(f"{name}: give it once, not {len(values)} times")
-        return ",".join(values)
-    return values[0]
+    return ",".join(values) if repeatable else values[0]
 
 
 def _non_negative_int(params: Mapping[str, str], name: str, default: int) -> int:
