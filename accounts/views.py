@@ -27,7 +27,7 @@ from accounts.serializers import (
     TokenSerializer,
 )
 from accounts.throttling import LoginThrottled, client_address
-from kuberca.errors import InvalidInput
+from kuberca.errors import InvalidInput, serializer_errors_text
 
 _COOKIE_DOC = (
     f"`{settings.AUTH_COOKIE_NAME}`: the refresh token, HttpOnly, Max-Age = "
@@ -79,12 +79,7 @@ def _credentials(request: Request) -> tuple[str, str]:
         raise services.InvalidRequest(_NOT_CREDENTIALS)
     serializer = CredentialsSerializer(data=data)
     if not serializer.is_valid():
-        raise InvalidInput(
-            "; ".join(
-                f"{name}: {' '.join(str(m) for m in messages)}"
-                for name, messages in serializer.errors.items()
-            )
-        )
+        raise InvalidInput(serializer_errors_text(serializer.errors))
     return serializer.validated_data["id"], serializer.validated_data["password"]
 
 

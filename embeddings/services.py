@@ -306,14 +306,6 @@ def backfill_candidates(*, model: str, everything: bool = False) -> QuerySet[Inc
     return candidates.order_by("pk")
 
 
-def backfill_waiting_for_summary() -> int:
-    """Resolved incidents with no summary yet: nothing to embed until the
-    final analysis writes one."""
-    return Incident.objects.filter(
-        status=IncidentStatus.RESOLVED, analysis_summary=""
-    ).count()
-
-
 def _vector_text(vector: Sequence[float]) -> str:
     # pgvector's text form is a JSON array; json's C encoder is the quickest
     # way to write 3,072 floats.

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from embeddings import serializers, services
+from kuberca.errors import serializer_errors_text
 
 MAX_QUERY_CHARS = 100_000
 
@@ -55,13 +56,7 @@ class EmbeddingCreateView(APIView):
         if not given:
             return _error("incident_id and incident_summary are required")
         if not body.is_valid():
-            return _error(
-                "invalid input",
-                "; ".join(
-                    f"{name}: {' '.join(map(str, messages))}"
-                    for name, messages in body.errors.items()
-                ),
-            )
+            return _error("invalid input", serializer_errors_text(body.errors))
         embedding_id, model = services.embedding_store(
             incident_id=body.validated_data["incident_id"],
             incident_summary=body.validated_data["incident_summary"],

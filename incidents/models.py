@@ -70,6 +70,10 @@ class IncidentQuerySet(models.QuerySet["Incident"]):
     def with_key(self, group_key: str) -> "IncidentQuerySet":
         return self.filter(group_key=group_key)
 
+    def resolved_without_summary(self) -> "IncidentQuerySet":
+        """Resolved, with no final analysis summary (yet, or ever)."""
+        return self.filter(status=IncidentStatus.RESOLVED, analysis_summary="")
+
 
 class Incident(models.Model):
     incident_id = models.CharField(

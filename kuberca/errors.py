@@ -6,6 +6,7 @@ never as an HTML page, a stack trace or a raw database message.
 """
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import (
@@ -157,6 +158,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if message != code:
             body["detail"] = message
     return Response(body, status=http_status, headers=headers)
+
+
+def serializer_errors_text(errors: Mapping[str, Any]) -> str:
+    """A serializer's errors in one line: `field: message; other: message`."""
+    return "; ".join(
+        f"{name}: {' '.join(str(m) for m in messages)}"
+        for name, messages in errors.items()
+    )
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -49,8 +49,8 @@ def test_backfill_dry_run_counts_and_writes_nothing(fake_gemini, incidents):
 
     assert out.strip() == (
         "dry run: 5 incidents would be embedded with gemini-embedding-001; 1 "
-        "resolved incidents have no summary to embed yet (their final analysis "
-        "writes it)"
+        "resolved incidents (of all, whatever --after) have no summary, so "
+        "nothing to embed"
     )
     assert IncidentEmbedding.objects.count() == 1
     assert fake_gemini.calls == 0

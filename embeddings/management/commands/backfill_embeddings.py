@@ -20,11 +20,8 @@ from tqdm import tqdm
 from embeddings import schema
 from embeddings.models import IncidentEmbedding
 from embeddings.providers import EmbeddingUnavailable, get_provider
-from embeddings.services import (
-    backfill_candidates,
-    backfill_waiting_for_summary,
-    embeddings_backfill_batch,
-)
+from embeddings.services import backfill_candidates, embeddings_backfill_batch
+from incidents.models import Incident
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +92,11 @@ class Command(BaseCommand):
             line = f"dry run: {total} incidents would be embedded with {provider.model}"
             if provider.name == "none":
                 line += " once a provider is configured (set GEMINI_API_KEY)"
-            waiting = backfill_waiting_for_summary()
-            if waiting:
+            unsummarised = Incident.objects.resolved_without_summary().count()
+            if unsummarised:
                 line += (
-                    f"; {waiting} resolved incidents have no summary to embed"
-                    " yet (their final analysis writes it)"
+                    f"; {unsummarised} resolved incidents (of all, whatever"
+                    " --after) have no summary, so nothing to embed"
                 )
             self.stdout.write(line)
             return
