@@ -908,7 +908,10 @@ def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
             continue
         try:
             incident_resolve(
-                incident_id=incident_id, resolved_by=AUTO_RESOLVER, at=last_resolved
+                incident_id=incident_id,
+                resolved_by=AUTO_RESOLVER,
+                at=last_resolved,
+                automatic=True,
             )
         except IncidentAlreadyResolved:
             continue

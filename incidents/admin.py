@@ -632,6 +632,12 @@ class IncidentAdmin(ConsoleModelAdmin):
         for incident_id in queryset.values_list("pk", flat=True):
             try:
                 incident_resolve(incident_id=incident_id, resolved_by=by)
+            except InvalidInput as error:
+                # The person's name itself (the same for every incident).
+                self.message_user(
+                    request, f"Not resolved: {error.message}.", messages.ERROR
+                )
+                return None
             except IncidentAlreadyResolved:
                 skipped.append(incident_id)
             except IncidentNotFound:

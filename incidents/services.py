@@ -117,31 +117,34 @@ def incidents_open(*, new: list[NewIncident]) -> list[Incident]:
     return incidents
 
 
-def resolver_name_check(resolved_by: str) -> None:
-    """Refuse AUTO_RESOLVER as the name of a person resolving an incident.
+def incident_resolve(
+    *,
+    incident_id: str,
+    resolved_by: str,
+    at: datetime | None = None,
+    automatic: bool = False,
+) -> Incident:
+    """Resolve a firing incident; its alerts are left as they are.
 
-    An incident resolved by that name reads as resolved by its alerts, which
-    the next alert of its key reopens within INCIDENT_REOPEN_WINDOW (SPEC
-    §3.3): a person's resolve would not hold.
+    `automatic` is a resolve by the incident's alerts, recorded as
+    AUTO_RESOLVER. A person may not resolve under that name: the next alert of
+    the incident's key would reopen it within INCIDENT_REOPEN_WINDOW (SPEC
+    §3.3), so the resolve would not hold.
+
+    Raises IncidentNotFound, IncidentAlreadyResolved, and InvalidInput for a
+    `resolved_by` that is empty, AUTO_RESOLVER or longer than the column.
+    Sends incident_resolved, which starts the final analysis (SPEC §5.2).
     """
-    if resolved_by == AUTO_RESOLVER:
+    if automatic:
+        resolved_by = AUTO_RESOLVER
+    elif not resolved_by:
+        raise InvalidInput("resolved_by is required", field="resolved_by")
+    elif resolved_by == AUTO_RESOLVER:
         raise InvalidInput(
             f"resolved_by {AUTO_RESOLVER!r} stands for a resolve by the "
             "incident's alerts; give the name of the person resolving it",
             field="resolved_by",
         )
-
-
-def incident_resolve(
-    *, incident_id: str, resolved_by: str, at: datetime | None = None
-) -> Incident:
-    """Resolve a firing incident; its alerts are left as they are.
-
-    Raises IncidentNotFound, IncidentAlreadyResolved, and InvalidInput for a
-    `resolved_by` longer than the column. Sends incident_resolved, which
-    starts the final analysis (SPEC §5.2).
-    """
-    resolved_by = resolved_by or AUTO_RESOLVER
     if len(resolved_by) > RESOLVED_BY_MAX_CHARS:
         raise InvalidInput(
             f"resolved_by is at most {RESOLVED_BY_MAX_CHARS} characters",

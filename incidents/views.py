@@ -254,10 +254,9 @@ class IncidentViewSet(viewsets.ViewSet):
         resolved_by = body.get("resolved_by")
         if resolved_by is not None and not isinstance(resolved_by, str):
             raise InvalidInput("resolved_by must be a string", field="resolved_by")
-        resolved_by = (resolved_by or "").strip() or request.user.get_username()
-        services.resolver_name_check(resolved_by)
         incident = services.incident_resolve(
-            incident_id=incident_id, resolved_by=resolved_by
+            incident_id=incident_id,
+            resolved_by=(resolved_by or "").strip() or request.user.get_username(),
         )
         return Response(
             {

@@ -84,7 +84,7 @@ def test_resolving_an_incident_enqueues_its_final_analysis_after_commit(
     incident = IncidentFactory()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        incident_resolve(incident_id=incident.pk, resolved_by="alertmanager")
+        incident_resolve(incident_id=incident.pk, resolved_by="", automatic=True)
         assert queued_summaries() == []
     for callback in callbacks:
         callback()
@@ -260,7 +260,7 @@ def test_a_reopened_and_re_resolved_incident_is_summarised_again(
     with django_capture_on_commit_callbacks(execute=True):
         with transaction.atomic():
             incident_reopen(incident=Incident.objects.select_for_update().get())
-        incident_resolve(incident_id=incident.pk, resolved_by="alertmanager")
+        incident_resolve(incident_id=incident.pk, resolved_by="", automatic=True)
     run_queued_tasks()
 
     assert [s["generation"] for s in summarized] == [1, 2]
@@ -425,7 +425,7 @@ def test_the_summary_waits_for_the_analyses_of_its_alerts(
         alert_events.alerts_resolved.send(
             sender=None, alert_ids=[alert.pk], stale=False
         )
-        incident_resolve(incident_id=incident.pk, resolved_by="alertmanager")
+        incident_resolve(incident_id=incident.pk, resolved_by="", automatic=True)
 
     assert summarize_incident.call(incident.pk, 1) == "waiting"
     run_queued_tasks()

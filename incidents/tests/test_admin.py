@@ -543,6 +543,26 @@ def test_resolve_action_says_no_final_analysis_without_an_agent(staff_client, se
     ]
 
 
+def test_resolve_action_refuses_a_person_named_like_the_auto_resolver(client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(
+        get_user_model().objects.create(
+            username="alertmanager", is_staff=True, is_superuser=True
+        )
+    )
+    incident = IncidentFactory()
+
+    response = post_action(client, "resolve", [incident.pk], post="yes")
+
+    assert response.status_code == 200
+    assert_incident_firing(incident.pk)
+    assert messages_of(response) == [
+        "Not resolved: resolved_by 'alertmanager' stands for a resolve by the "
+        "incident's alerts; give the name of the person resolving it."
+    ]
+
+
 def confirmation_fields(page) -> dict[str, list[str]]:  # noqa: ANN001
     """What a browser posts back from an action's confirmation page."""
     form = page.content.decode().split('id="kuberca-selected"', 1)[1]
