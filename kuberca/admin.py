@@ -392,3 +392,6 @@ admin.site.register(DBTaskResult, TaskResultAdmin)
 admin.site.site_header = "kuberca triage"
 admin.site.site_title = "kuberca"
 admin.site.index_title = "On-call triage"
+# "View site" leads to the frontend when there is one; kuberca's own `/` is a
+# JSON health answer.
+admin.site.site_url = settings.FRONTEND_URL or None

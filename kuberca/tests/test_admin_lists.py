@@ -42,3 +42,15 @@ def test_date_drill_down_into_a_real_day_lists_it(staff_client, page, field):
     response = staff_client.get(page, query)
 
     assert response.status_code == 200
+
+
+def test_view_site_is_offered_only_when_there_is_a_frontend(staff_client, settings):
+    # kuberca's own `/` is a JSON health answer, no page for a person.
+    from django.contrib import admin
+
+    assert settings.FRONTEND_URL == ""
+    page = staff_client.get("/admin/")
+
+    assert page.status_code == 200
+    assert admin.site.site_url is None
+    assert "View site" not in page.content.decode()
