@@ -558,9 +558,12 @@ def summary_store(
         )
         if incident is None:
             return False
+        # An answer with only a detail keeps it as the summary too (as an
+        # alert analysis does): the summary is what Slack posts and is embedded.
+        summary = response["summary"].strip() and response["summary"]
         # Cut to what the full-text index can hold (a longer one could not be
         # stored at all); the Agent's texts are far shorter.
-        incident.analysis_summary = response["summary"][:ANALYSIS_MAX_CHARS]
+        incident.analysis_summary = (summary or response["detail"])[:ANALYSIS_MAX_CHARS]
         incident.analysis_detail = response["detail"][:ANALYSIS_MAX_CHARS]
         incident.summary_status = SummaryStatus.DONE
         incident.summary_error = ""

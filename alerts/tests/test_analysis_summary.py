@@ -304,6 +304,24 @@ def test_a_malformed_summary_is_recorded_and_not_retried(
     assert incident.title == "Mine"
 
 
+def test_a_summary_with_only_a_detail_keeps_the_detail_as_its_summary(
+    agent: FakeAgent, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    # The answer is accepted; with an empty summary there would be nothing to
+    # post in Slack (the reply fails "nothing to post") and nothing to embed.
+    agent.then(
+        SUMMARIZE,
+        Reply(200, {"status": "success", "summary": " ", "detail": "OOM in cart"}),
+    )
+    incident = resolved_incident(django_capture_on_commit_callbacks)
+
+    assert run_queued_tasks() == [("summarize_incident", "done")]
+
+    incident.refresh_from_db()
+    assert incident.analysis_summary == "OOM in cart"
+    assert incident.analysis_detail == "OOM in cart"
+
+
 def test_a_summary_holding_nul_characters_is_stored(
     agent: FakeAgent, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001
