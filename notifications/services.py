@@ -231,18 +231,29 @@ def messages_record_summary(*, incident_id: str, generation: int) -> str:
     return incident_id
 
 
+# The error of a reply failed because its thread's root could not be posted.
+ROOT_NOT_POSTED = "root message not posted"
+
+
 def messages_retry(*, message_ids: list[int]) -> int:
     """Queue failed messages again; returns how many. Delivery starts on commit.
 
     Each gets a fresh round: no attempts yet, and GIVE_UP_AFTER counted from
     now (`tries_since`), or a message that failed over a day ago would be
-    given up again at once, unposted.
+    given up again at once, unposted. A root retried takes with it the replies
+    that failed only because it was not posted.
     """
     from notifications.tasks import deliver_slack
 
     with transaction.atomic():
         failed = SlackMessage.objects.filter(
             pk__in=message_ids, state=MessageState.FAILED
+        )
+        roots = failed.roots().values_list("incident_id", flat=True)
+        failed |= SlackMessage.objects.replies().filter(
+            incident_id__in=roots,
+            state=MessageState.FAILED,
+            error__startswith=ROOT_NOT_POSTED,
         )
         incident_ids = sorted(set(failed.values_list("incident_id", flat=True)))
         count = failed.update(
@@ -699,7 +710,7 @@ class _Thread:
             .filter(incident_id=self.incident_id)
             .update(
                 state=MessageState.FAILED,
-                error=f"root message not posted: {root.error}",
+                error=f"{ROOT_NOT_POSTED}: {root.error}",
             )
         )
         if failed:

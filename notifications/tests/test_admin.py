@@ -25,6 +25,34 @@ def test_retry_action_queues_failed_messages_again(staff_client):
     assert message.state == MessageState.PENDING
 
 
+def test_retrying_a_root_retries_the_replies_it_failed(staff_client):
+    root = SlackMessageFactory(state=MessageState.FAILED, error="channel_not_found")
+    waiting = SlackMessageFactory(
+        incident=root.incident,
+        kind="alert_firing",
+        state=MessageState.FAILED,
+        error="root message not posted: channel_not_found",
+    )
+    refused = SlackMessageFactory(
+        incident=root.incident,
+        kind="alert_firing",
+        state=MessageState.FAILED,
+        error="msg_too_long",
+    )
+
+    response = staff_client.post(
+        MESSAGES, {"action": "retry_failed", "_selected_action": [root.pk]}
+    )
+
+    assert response.status_code == 302
+    states = dict(SlackMessage.objects.values_list("pk", "state"))
+    assert states == {
+        root.pk: MessageState.PENDING,
+        waiting.pk: MessageState.PENDING,
+        refused.pk: MessageState.FAILED,
+    }
+
+
 def test_retry_action_with_a_malformed_id_changes_nothing(staff_client):
     message = SlackMessageFactory(state=MessageState.FAILED, error="ratelimited")
 
