@@ -1143,7 +1143,9 @@ def _safe_headers(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _declared_size(headers: dict[str, str]) -> int:
+def declared_size(headers: dict[str, str]) -> int:
+    """The body size a request's Content-Length declares; 0 when it has none
+    (a chunked body) or it is not a number."""
     for name, value in headers.items():
         if name.lower() == "content-length":
             try:
@@ -1238,7 +1240,7 @@ def delivery_ingest(
     Alertmanager retries. Sends alerts_fired / alerts_resolved and the incident
     signals inside the processing transaction.
     """
-    declared = _declared_size(headers)  # none for a chunked body
+    declared = declared_size(headers)  # none for a chunked body
     size = max(len(body), declared)
     oversize = size > settings.WEBHOOK_MAX_BYTES
     kept = body[:OVERSIZE_KEEP_BYTES] if oversize else body

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from alerts.services import delivery_ingest, webhook_rate_check
+from alerts.services import declared_size, delivery_ingest, webhook_rate_check
 from kuberca import metrics
 from kuberca.chunked import MalformedBody, is_chunked, read_up_to
 
@@ -118,7 +118,9 @@ def _unauthorized(reason: str, address: str | None) -> JsonResponse:
     return JsonResponse({"error": "unauthorized"}, status=401)
 
 
-def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> bytes:
+def _read_body(
+    request: HttpRequest, headers: dict[str, str], limit: int, mac: "hmac.HMAC | None"
+) -> bytes:
     """Read at most `limit` + 1 bytes, around Django's own upload limit.
 
     With `mac`, every byte of the body goes through it, also those of an
@@ -131,7 +133,7 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
         stream = request.META["wsgi.input"]
     update = mac.update if mac is not None else None
     cap = limit * SIGNED_READ_FACTOR
-    if mac is not None and _declared_length(request) > cap:
+    if mac is not None and declared_size(headers) > cap:
         raise TooLargeToVerify(cap)
     body = read_up_to(stream, limit + 1, update)
     if mac is not None and len(body) > limit:
@@ -146,13 +148,6 @@ def _read_body(request: HttpRequest, limit: int, mac: "hmac.HMAC | None") -> byt
 
         read_up_to(stream, None, digest)
     return body
-
-
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:
@@ -195,8 +190,9 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
         if not sent:
             return _unauthorized("signature", address)
         mac = hmac.new(settings.WEBHOOK_HMAC_SECRET.encode(), digestmod=hashlib.sha256)
+    headers = _headers(request)
     try:
-        body = _read_body(request, settings.WEBHOOK_MAX_BYTES, mac)
+        body = _read_body(request, headers, settings.WEBHOOK_MAX_BYTES, mac)
     except MalformedBody as error:
         # Broken chunked framing: the body and its signature cannot be read.
         metrics.webhook_deliveries.labels(outcome="rejected").inc()
@@ -222,9 +218,7 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     if mac is not None and not _signature_ok(sent, mac):
         return _unauthorized("signature", address)
 
-    result = delivery_ingest(
-        body=body, headers=_headers(request), source_address=address
-    )
+    result = delivery_ingest(body=body, headers=headers, source_address=address)
     response = JsonResponse(result.body(), status=result.http_status)
     if result.http_status == 503:
         response["Retry-After"] = str(DATABASE_RETRY_AFTER)
