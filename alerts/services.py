@@ -704,6 +704,16 @@ def _joinable(incident: Incident, now: datetime) -> bool:
     return incident.is_open and last > now - settings.INCIDENT_GROUP_WINDOW and young
 
 
+def _reopenable(incident: Incident, now: datetime) -> bool:
+    """Whether a new alert of its key may still reopen `incident`: resolved by
+    its alerts less than INCIDENT_REOPEN_WINDOW ago (SPEC §3.3)."""
+    return (
+        incident.was_auto_resolved
+        and incident.resolved_at is not None
+        and incident.resolved_at > now - settings.INCIDENT_REOPEN_WINDOW
+    )
+
+
 def _target_for_key(
     key: str, incidents: list[Incident], now: datetime, firing: bool
 ) -> _Target:
@@ -719,14 +729,7 @@ def _target_for_key(
     if joinable:
         best = max(joinable, key=lambda i: i.last_alert_at or i.created_at)
         return _Target(best, join_reason, "join")
-    reopenable = [
-        i
-        for i in same_key
-        if i.was_auto_resolved
-        and i.is_enabled
-        and i.resolved_at is not None
-        and i.resolved_at > now - settings.INCIDENT_REOPEN_WINDOW
-    ]
+    reopenable = [i for i in same_key if i.is_enabled and _reopenable(i, now)]
     if reopenable:
         best = max(reopenable, key=lambda i: i.resolved_at)
         return _Target(best, GroupingReason.REOPENED, "reopen")
@@ -759,11 +762,7 @@ def _group(plan: _Plan) -> list[str]:
             regroup.append(row)
         elif incident.is_open:
             joined.setdefault(incident.pk, []).append(row.severity)
-        elif (
-            incident.was_auto_resolved
-            and incident.resolved_at is not None
-            and incident.resolved_at > now - settings.INCIDENT_REOPEN_WINDOW
-        ) or row.grouping_reason in PINNED_REASONS:
+        elif _reopenable(incident, now) or row.grouping_reason in PINNED_REASONS:
             if incident.pk not in reopened and incident.is_resolved:
                 incident_reopen(incident=incident)
                 reopened.add(incident.pk)
@@ -1567,11 +1566,7 @@ def _merge(ids: list[str], merged_by: str) -> tuple[Incident, list[str]]:
     for other in others:
         if not other.is_resolved:
             incident_resolve(incident_id=other.pk, resolved_by=merged_by)
-        elif (
-            other.was_auto_resolved
-            and other.resolved_at is not None
-            and other.resolved_at > timezone.now() - settings.INCIDENT_REOPEN_WINDOW
-        ):
+        elif _reopenable(other, timezone.now()):
             # Resolved by its alerts just before the merge, it would still be
             # reopened by the next alert of its key: the merge ends it. An
             # older one cannot be reopened and keeps its record.
