@@ -606,6 +606,26 @@ def test_resolve_rejects_a_bad_resolved_by(auth_client, resolved_by, message):
     assert incident.status == "firing"
 
 
+@pytest.mark.parametrize("resolved_by", ["", "alertmanager"])
+def test_a_person_s_resolve_needs_a_name_other_than_the_auto_resolver_s(
+    resolved_by,
+    db,  # noqa: ANN001
+):
+    from incidents.services import incident_resolve
+    from kuberca.errors import InvalidInput
+
+    incident = IncidentFactory()
+
+    with pytest.raises(InvalidInput):
+        incident_resolve(incident_id=incident.pk, resolved_by=resolved_by)
+    incident.refresh_from_db()
+    assert (incident.status, incident.resolved_by) == ("firing", "")
+
+    incident_resolve(incident_id=incident.pk, resolved_by="", automatic=True)
+    incident.refresh_from_db()
+    assert (incident.status, incident.resolved_by) == ("resolved", "alertmanager")
+
+
 def test_resolve_rejects_a_resolved_by_longer_than_the_column(auth_client):
     incident = IncidentFactory()
 
