@@ -7,6 +7,7 @@ AgentRejected (4xx, a response that is not the documented shape or cannot be
 stored: retrying cannot help). Callers are the analysis tasks.
 """
 
+import json
 import logging
 import math
 import re
@@ -281,6 +282,14 @@ def _read_within(response: requests.Response, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
+def _decoded(body: bytes, encoding: str | None) -> str:
+    """An error answer's body as text, in its declared charset when known."""
+    try:
+        return body.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
+
+
 class AgentClient:
     """POST JSON to the Agent at `base_url` with one Session."""
 
@@ -309,8 +318,7 @@ class AgentClient:
             response = self.session.post(
                 url, json=body, timeout=self.timeout, stream=True
             )
-            # What requests would have read itself, within the timeout.
-            response._content = _read_within(response, started + self.timeout[1])
+            body = _read_within(response, started + self.timeout[1])
         except requests.Timeout as exc:
             raise AgentTransient(f"timeout: {type(exc).__name__}") from exc
         except requests.ConnectionError as exc:
@@ -325,17 +333,18 @@ class AgentClient:
             "agent answered endpoint=%s status=%s bytes=%s",
             endpoint,
             response.status_code,
-            len(response.content),
+            len(body),
         )
         if response.status_code >= 500:
             raise AgentTransient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise AgentRejected(
                 f"HTTP {response.status_code}:"
-                f" {_text_storable(response.text[:300].strip())}"
+                f" {_text_storable(_decoded(body, response.encoding)[:300].strip())}"
             )
         try:
-            data = response.json(parse_constant=_no_constant, parse_float=_finite)
+            # json.loads finds UTF-8, -16 or -32 in bytes itself, as RFC 8259 has.
+            data = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
         except RecursionError:
             raise AgentRejected("malformed response: JSON nested too deeply") from None
         except ValueError:

@@ -1,5 +1,6 @@
 """The Agent client against a local stand-in: answers, errors, timeouts."""
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -84,6 +85,45 @@ def test_client_rejects_an_answer_that_is_not_json(agent: FakeAgent) -> None:
 
     with pytest.raises(AgentRejected, match="not JSON"):
         client_for(agent).analyze(BODY)
+
+
+def test_client_reads_an_error_answer_in_its_declared_charset(
+    agent: FakeAgent,
+) -> None:
+    agent.then(
+        "/analyze",
+        Reply(
+            422,
+            "Ungültige Anfrage".encode("latin-1"),
+            headers={"Content-Type": "text/plain; charset=iso-8859-1"},
+        ),
+    )
+
+    with pytest.raises(AgentRejected, match="HTTP 422: Ungültige Anfrage"):
+        client_for(agent).analyze(BODY)
+
+
+def test_client_reads_an_error_answer_in_an_unknown_charset_as_utf8(
+    agent: FakeAgent,
+) -> None:
+    agent.then(
+        "/analyze",
+        Reply(
+            400,
+            "labels fehlen – bitte".encode(),
+            headers={"Content-Type": "text/plain; charset=x-no-such-charset"},
+        ),
+    )
+
+    with pytest.raises(AgentRejected, match="HTTP 400: labels fehlen – bitte"):
+        client_for(agent).analyze(BODY)
+
+
+def test_client_reads_a_json_answer_sent_in_utf16(agent: FakeAgent) -> None:
+    answer = canned_analysis(BODY) | {"analysis": "Größe geprüft"}
+    agent.then("/analyze", Reply(200, json.dumps(answer).encode("utf-16")))
+
+    assert client_for(agent).analyze(BODY)["analysis"] == "Größe geprüft"
 
 
 def test_client_times_out_on_a_slow_agent(agent: FakeAgent) -> None:
