@@ -7,11 +7,13 @@ set by anyone: TaskQueueCollector reads them from the database at scrape time.
 (PROMETHEUS_MULTIPROC_DIR set, several gunicorn workers) or in one process.
 """
 
+import fcntl
 import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from django.db import DatabaseError
 from django.db.models import Case, Count, F, Min, Q, When
@@ -185,12 +187,28 @@ def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S1
     return True
 
 
-def prepare_multiprocess_dir(path: Path) -> None:
-    """Create `path` and empty it of an earlier run's metric files.
+class MetricsDirInUse(Exception):
+    """Another launcher's processes write metrics to the folder."""
+
+
+def prepare_multiprocess_dir(path: Path) -> IO[bytes]:
+    """Claim `path` for this launcher, then empty it of an earlier run's
+    metric files; return the open lock file, which the launcher keeps.
 
     Call before any process that writes there starts: files of dead pids
-    would otherwise be summed into every scrape.
+    would otherwise be summed into every scrape. Raises MetricsDirInUse while
+    another launcher holds the folder: emptying it would take the metrics of
+    that one's running processes, and its scrapes would sum this one's.
     """
     path.mkdir(parents=True, exist_ok=True)
+    # Beside the folder, not in it: the lock outlives the emptying. The
+    # kernel drops it with the process, however that ends.
+    lock = path.with_name(path.name + ".lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise MetricsDirInUse(str(path)) from None
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
+    return lock

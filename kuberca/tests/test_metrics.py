@@ -297,11 +297,27 @@ def test_prepare_multiprocess_dir_empties_metric_files_of_earlier_runs(tmp_path)
     (folder / "counter_123.db").write_bytes(b"x")
     (folder / "keep.txt").write_text("not a metric file")
 
-    metrics.prepare_multiprocess_dir(folder)
-    metrics.prepare_multiprocess_dir(tmp_path / "new")
+    with metrics.prepare_multiprocess_dir(folder):
+        pass
+    with metrics.prepare_multiprocess_dir(tmp_path / "new"):
+        pass
 
     assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
     assert (tmp_path / "new").is_dir()
+
+
+def test_prepare_multiprocess_dir_refuses_a_folder_another_launcher_holds(tmp_path):
+    folder = tmp_path / "prom"
+    with metrics.prepare_multiprocess_dir(folder):
+        (folder / "counter_123.db").write_bytes(b"a running worker's")
+
+        # flock conflicts between two opens of the file, in one process too.
+        with pytest.raises(metrics.MetricsDirInUse):
+            metrics.prepare_multiprocess_dir(folder)
+        assert (folder / "counter_123.db").exists()
+
+    with metrics.prepare_multiprocess_dir(folder):
+        assert not (folder / "counter_123.db").exists()
 
 
 def test_gunicorn_child_exit_drops_dead_worker_live_gauges(tmp_path, monkeypatch):

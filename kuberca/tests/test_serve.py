@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from alerts.tests.webhook_helpers import make_alert, make_payload
+from kuberca import metrics
 from kuberca.management.commands import serve
 from kuberca.testing import live
 from kuberca.testing.commands import run_from_command_line
@@ -170,3 +171,27 @@ def test_serve_rejects_a_bad_port_or_worker_count_in_one_line(
     assert stderr.splitlines()[-1] == (
         f"manage.py serve: error: argument {option}: must be {allowed}, not {value}"
     )
+
+
+def test_serve_refuses_to_start_beside_a_running_one(
+    monkeypatch,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "prometheus"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    started = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda *a, **k: started.append(a))
+
+    with metrics.prepare_multiprocess_dir(folder):
+        (folder / "counter_123.db").write_bytes(b"the running one's")
+        code, stderr = run_from_command_line("serve", "--port", "18999")
+
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"CommandError: another kuberca (manage.py serve) is running with the "
+        f"metrics folder {folder}; stop it first, or give this one its own "
+        f"KUBERCA_VAR_DIR or PROMETHEUS_MULTIPROC_DIR"
+    )
+    assert started == []
+    assert (folder / "counter_123.db").exists()

@@ -18,12 +18,12 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kuberca import embedded_db
 from kuberca.env import PORT_MAX, bare_host, bind_address, url_host
 from kuberca.management.commands.prune import whole_number
-from kuberca.metrics import prepare_multiprocess_dir
+from kuberca.metrics import MetricsDirInUse, prepare_multiprocess_dir
 
 logger = logging.getLogger(__name__)
 
@@ -112,80 +112,90 @@ class Command(BaseCommand):
         # Installed first, so Ctrl-C during start-up still stops cleanly.
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        if migrate:
-            call_command("migrate", interactive=False, verbosity=1)
-            call_command("ensure_admin", generate=True)
-        if stopping:
-            return
-        python = sys.executable
-        base = Path(settings.BASE_DIR)
         # Web workers and the task worker write metrics to one folder, so a
         # scrape of /metrics sums them all (prometheus_client multiprocess).
         metrics_dir = Path(
             os.environ.get("PROMETHEUS_MULTIPROC_DIR")
             or Path(settings.VAR_DIR) / "prometheus"
         )
-        prepare_multiprocess_dir(metrics_dir)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        web = [
-            python,
-            "-m",
-            "gunicorn",
-            "kuberca.wsgi",
-            "-c",
-            str(base / "kuberca" / "gunicorn_conf.py"),
-            "--bind",
-            bind_address(host, port),
-            "--workers",
-            str(web_workers),
-        ]
-        worker = [
-            python,
-            str(base / "manage.py"),
-            "db_worker",
-            "--no-reload",
-            "--queue-name",
-            "*",
-            # An idle worker polls this often: a new incident reaches Slack
-            # well within 2 s of its webhook (bench/notify.py).
-            "--interval",
-            "0.2",
-        ]
-        children = [
-            subprocess.Popen(web, cwd=base),  # noqa: S603
-            # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
-            subprocess.Popen(worker, cwd=base, env={**os.environ, "HOST": host}),  # noqa: S603
-        ]
-        self._announce(host, port)
-        probe = Probe(host, port)
         try:
-            while not stopping and all(child.poll() is None for child in children):
-                message = probe.check()
-                if message:
-                    self.stdout.write(message)
-                time.sleep(0.3)
+            metrics_lock = prepare_multiprocess_dir(metrics_dir)
+        except MetricsDirInUse:
+            raise CommandError(
+                f"another kuberca (manage.py serve) is running with the metrics "
+                f"folder {metrics_dir}; stop it first, or give this one its own "
+                f"KUBERCA_VAR_DIR or PROMETHEUS_MULTIPROC_DIR"
+            ) from None
+        try:
+            if migrate:
+                call_command("migrate", interactive=False, verbosity=1)
+                call_command("ensure_admin", generate=True)
+            if stopping:
+                return
+            python = sys.executable
+            base = Path(settings.BASE_DIR)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            web = [
+                python,
+                "-m",
+                "gunicorn",
+                "kuberca.wsgi",
+                "-c",
+                str(base / "kuberca" / "gunicorn_conf.py"),
+                "--bind",
+                bind_address(host, port),
+                "--workers",
+                str(web_workers),
+            ]
+            worker = [
+                python,
+                str(base / "manage.py"),
+                "db_worker",
+                "--no-reload",
+                "--queue-name",
+                "*",
+                # An idle worker polls this often: a new incident reaches Slack
+                # well within 2 s of its webhook (bench/notify.py).
+                "--interval",
+                "0.2",
+            ]
+            children = [
+                subprocess.Popen(web, cwd=base),  # noqa: S603
+                # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
+                subprocess.Popen(worker, cwd=base, env={**os.environ, "HOST": host}),  # noqa: S603
+            ]
+            self._announce(host, port)
+            probe = Probe(host, port)
+            try:
+                while not stopping and all(child.poll() is None for child in children):
+                    message = probe.check()
+                    if message:
+                        self.stdout.write(message)
+                    time.sleep(0.3)
+            finally:
+                for child in children:
+                    if child.poll() is None and not children_told:
+                        child.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                for child in children:
+                    try:
+                        child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+                        child.wait()
+                # Children that died without saying goodbye must not keep the
+                # embedded server alive after this process, its last user, exits.
+                embedded_db.forget_dead_handles()
+            failed = [
+                c.args[2] if len(c.args) > 2 else c.args
+                for c in children
+                if c.returncode not in (0, -15, None)
+            ]
+            self.stdout.write("kuberca stopped")
+            if failed and not stopping:
+                sys.exit(1)
         finally:
-            for child in children:
-                if child.poll() is None and not children_told:
-                    child.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            for child in children:
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-            # Children that died without saying goodbye must not keep the
-            # embedded server alive after this process, its last user, exits.
-            embedded_db.forget_dead_handles()
-        failed = [
-            c.args[2] if len(c.args) > 2 else c.args
-            for c in children
-            if c.returncode not in (0, -15, None)
-        ]
-        self.stdout.write("kuberca stopped")
-        if failed and not stopping:
-            sys.exit(1)
+            metrics_lock.close()
 
     def _announce(self, host: str, port: int) -> None:
         url = f"http://{url_host(host)}:{port}"
