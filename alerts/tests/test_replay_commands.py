@@ -87,6 +87,30 @@ def test_replay_command_takes_a_time_range(clock) -> None:  # noqa: ANN001
         call_command("replay_deliveries")
 
 
+def test_replay_command_says_when_a_given_id_is_outside_the_window(clock) -> None:  # noqa: ANN001
+    result = ingest(make_payload(make_alert(fingerprint="x1")))
+    received = WebhookDelivery.objects.get(pk=result.delivery_id).received_at
+
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "replay_deliveries",
+            "--id",
+            str(result.delivery_id),
+            "--until",
+            "2020-01-01T00:00:00Z",
+            stdout=StringIO(),
+        )
+
+    assert str(raised.value) == (
+        f"delivery {result.delivery_id} was received at {received.isoformat()}, "
+        "outside --until 2020-01-01T00:00:00+00:00"
+    )
+    with pytest.raises(CommandError, match="^no delivery with id 999999$"):
+        call_command(
+            "replay_deliveries", "--id", "999999", "--since", "2020-01-01T00:00:00Z"
+        )
+
+
 def test_replay_command_rejects_a_range_that_ends_before_it_starts(clock) -> None:  # noqa: ANN001
     ingest(make_payload(make_alert(fingerprint="x1")))
 

@@ -29,6 +29,14 @@ def _time(text: str) -> datetime:
     return value
 
 
+def _window(since: datetime | None, until: datetime | None) -> str:
+    if since and until:
+        return f"--since {since.isoformat()} --until {until.isoformat()}"
+    if since:
+        return f"--since {since.isoformat()}"
+    return f"--until {until.isoformat()}"
+
+
 class Command(BaseCommand):
     help = "Re-process stored webhook deliveries by id or time range."
 
@@ -59,8 +67,17 @@ class Command(BaseCommand):
             raise CommandError("give --id, --since or --until")
         ids = list(deliveries.values_list("pk", flat=True))
         if options["ids"] and len(ids) < len(set(options["ids"])):
-            missing = sorted(set(options["ids"]) - set(ids))
-            raise CommandError(f"no delivery with id {missing[0]}")
+            missing = sorted(set(options["ids"]) - set(ids))[0]
+            if since or until:
+                # Given with --id, the window must hold the delivery too.
+                outside = WebhookDelivery.objects.filter(pk=missing).first()
+                if outside is not None:
+                    raise CommandError(
+                        f"delivery {missing} was received at "
+                        f"{outside.received_at.isoformat()}, outside "
+                        f"{_window(since, until)}"
+                    )
+            raise CommandError(f"no delivery with id {missing}")
         stored = failed = gone = 0
         for delivery_id in ids:
             try:
