@@ -735,8 +735,12 @@ class IncidentAdmin(ConsoleModelAdmin):
                 button="Yes, merge",
                 notes=[
                     "Their alerts move to the oldest incident (grouping reason"
-                    " “merged”); the others are resolved by you, and both"
-                    " Slack threads are told."
+                    " “merged”); the others are resolved by you"
+                    + (
+                        ", and each incident's Slack message is updated."
+                        if settings.SLACK_ENABLED
+                        else "."
+                    )
                 ],
             )
         try:

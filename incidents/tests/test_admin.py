@@ -698,6 +698,24 @@ def test_merge_asks_for_confirmation_naming_the_oldest(staff_client):
     assert_incident_firing(new.pk)
 
 
+@pytest.mark.parametrize("slack", [True, False])
+def test_merge_confirmation_speaks_of_slack_only_when_it_is_on(
+    staff_client,
+    settings,
+    slack,  # noqa: ANN001
+):
+    settings.SLACK_ENABLED = slack
+    old = IncidentFactory(fired_at=BASE)
+    others = IncidentFactory.create_batch(2, fired_at=BASE + timedelta(minutes=5))
+
+    page = post_action(staff_client, "merge", [old.pk, *(o.pk for o in others)])
+
+    text = page.content.decode()
+    told = "the others are resolved by you, and each incident&#x27;s Slack message"
+    assert (told in text) is slack
+    assert ("the others are resolved by you." in text) is not slack
+
+
 def test_merge_action_moves_alerts_into_the_oldest(staff_client):
     old = IncidentFactory(fired_at=BASE)
     new = IncidentFactory(fired_at=BASE + timedelta(minutes=5))
