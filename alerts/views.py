@@ -81,7 +81,8 @@ class AlertViewSet(viewsets.ViewSet):
 
     @property
     def error_envelope(self) -> bool:
-        return getattr(self, "action", None) != "list"
+        # The detail routes, those with an alert id (see IncidentViewSet).
+        return self.lookup_field in getattr(self, "kwargs", {})
 
     @extend_schema(
         operation_id="alerts_list",

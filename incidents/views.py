@@ -104,8 +104,6 @@ AGENT_DISABLED = OpenApiResponse(
     EnvelopeErrorSerializer, "`agent disabled`: no Agent is configured (AGENT_URL)."
 )
 
-LIST_ACTIONS = frozenset({"list", "hidden", "mock"})
-
 
 def _get_incident(incident_id: str) -> Incident:
     incident = Incident.objects.filter(pk=incident_id).first()
@@ -127,7 +125,9 @@ class IncidentViewSet(viewsets.ViewSet):
 
     @property
     def error_envelope(self) -> bool:
-        return getattr(self, "action", None) not in LIST_ACTIONS
+        # By the route, not the action: a method the route does not take has
+        # no action, and a list route answers it without the envelope too.
+        return self.lookup_field in getattr(self, "kwargs", {})
 
     def _list(self, request: Request, *, hidden: bool) -> Response:
         page = Page.from_params(request.query_params)

@@ -37,6 +37,30 @@ def bulk_alerts(count: int, **fields) -> list[Alert]:  # noqa: ANN003
     )
 
 
+@pytest.mark.parametrize(("method", "url"), [("post", ""), ("delete", "/")])
+def test_list_answers_errors_without_the_detail_envelope(auth_client, method, url):
+    response = getattr(auth_client, method)(f"/api/v1/alerts{url}")
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": "method not allowed",
+        "detail": f'Method "{method.upper()}" not allowed.',
+    }
+
+
+def test_detail_answers_a_wrong_method_in_the_envelope(auth_client):
+    alert = AlertFactory()
+
+    response = auth_client.delete(f"/api/v1/alerts/{alert.pk}")
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "status": "error",
+        "message": 'Method "DELETE" not allowed.',
+        "error": "method not allowed",
+    }
+
+
 def test_list_pages_with_limit_offset_total_and_next_link(auth_client):
     alerts = bulk_alerts(5)
 

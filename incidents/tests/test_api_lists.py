@@ -156,6 +156,40 @@ def test_list_rejects_bad_parameters_naming_them(auth_client, query, param):
         assert body["detail"].startswith(f"{param}: ")
 
 
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("post", "/api/v1/incidents"),
+        ("delete", "/api/v1/incidents/"),
+        ("post", "/api/v1/incidents/hidden"),
+        ("get", "/api/v1/incidents/mock"),
+    ],
+)
+def test_list_routes_answer_errors_without_the_detail_envelope(
+    auth_client, method, url
+):
+    response = getattr(auth_client, method)(url)
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": "method not allowed",
+        "detail": f'Method "{method.upper()}" not allowed.',
+    }
+
+
+def test_detail_routes_answer_a_wrong_method_in_the_envelope(auth_client):
+    incident = IncidentFactory()
+
+    response = auth_client.delete(f"/api/v1/incidents/{incident.pk}")
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "status": "error",
+        "message": 'Method "DELETE" not allowed.',
+        "error": "method not allowed",
+    }
+
+
 # Filters --------------------------------------------------------------------
 
 
