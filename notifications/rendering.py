@@ -91,8 +91,15 @@ def render_root(incident: Incident) -> SlackPayload:
     """The incident's root message: status, severity, title, alerts, namespace."""
     alerts = Alert.objects.filter(incident=incident)
     firing_count = alerts.filter(status=AlertStatus.FIRING).count()
-    namespaces = sorted(
-        {ns for ns in alerts.values_list("namespace", flat=True).distinct()[:6] if ns}
+    # Ordered by the name itself: under the alerts' own ordering (newest
+    # first) DISTINCT would be taken over the fired_at and id it selects too,
+    # and the six rows kept would be the six newest alerts' namespaces.
+    namespaces = list(
+        alerts.exclude(namespace__isnull=True)
+        .exclude(namespace="")
+        .order_by("namespace")
+        .values_list("namespace", flat=True)
+        .distinct()[:6]
     )
     namespace = ", ".join(namespaces[:5]) + (" …" if len(namespaces) > 5 else "")
     resolved = incident.is_resolved

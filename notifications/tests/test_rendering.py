@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from notifications.models import MessageKind
 from notifications.rendering import (
@@ -46,6 +49,28 @@ def test_root_shows_status_severity_count_namespace_in_its_colour(
     assert body.startswith(f"{emoji} *[{severity.upper()}] Disk full*")
     assert "*Alerts firing:* 2" in body and "*Namespace:* db, shop" in body
     assert payload["text"].startswith(emoji) and "2 firing" in payload["text"]
+
+
+def test_root_names_every_namespace_however_many_alerts_share_one():
+    incident = IncidentFactory()
+    now = timezone.now()
+    AlertFactory(incident=incident, namespace="db", fired_at=now - timedelta(hours=1))
+    for minute in range(7):
+        AlertFactory(
+            incident=incident,
+            namespace="shop",
+            fired_at=now - timedelta(minutes=minute),
+        )
+
+    assert "*Namespace:* db, shop" in blocks_text(render_root(incident))
+
+
+def test_root_cuts_a_long_namespace_list_with_an_ellipsis():
+    incident = IncidentFactory()
+    for name in ("a", "b", "c", "d", "e", "f"):
+        AlertFactory.create_batch(2, incident=incident, namespace=name)
+
+    assert "*Namespace:* a, b, c, d, e …" in blocks_text(render_root(incident))
 
 
 def test_root_links_the_incident_when_frontend_url_is_set(settings):  # noqa: ANN001
