@@ -848,8 +848,13 @@ def threads_to_recover(*, now: datetime | None = None, limit: int = 500) -> list
         .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lt=overdue))
     )
+    # Ordered by the id alone: under the rows' own ordering DISTINCT would be
+    # taken over the columns it orders by too, and one thread's many rows
+    # could fill the limit, leaving every other lost thread for later.
     candidates = set(
-        stuck_rows.values_list("incident_id", flat=True).distinct()[:limit]
+        stuck_rows.order_by("incident_id")
+        .values_list("incident_id", flat=True)
+        .distinct()[:limit]
     ) | set(stuck_edits.values_list("incident_id", flat=True)[:limit])
     return sorted(
         unattended.filter(incident_id__in=candidates).values_list(

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from alerts.events import alert_analyzed, alerts_fired, alerts_moved, alerts_resolved
@@ -21,6 +22,7 @@ from notifications.tests.factories import (
     AlertAnalysisFactory,
     AlertFactory,
     IncidentFactory,
+    SlackMessageFactory,
 )
 from notifications.tests.helpers import open_incident, unsent
 
@@ -144,6 +146,18 @@ def test_recover_re_enqueues_pending_rows_whose_task_was_lost(
 
     assert len(fake_slack.posts()) == 2
     assert recover_slack.call() == 0
+
+
+def test_recover_finds_every_lost_thread_however_many_rows_one_holds():
+    now = timezone.now()
+    quiet = IncidentFactory(fired_at=now - timedelta(hours=1))
+    busy = IncidentFactory(fired_at=now)  # first under the incidents' ordering
+    SlackMessageFactory(incident=quiet)
+    SlackMessageFactory(incident=busy)
+    SlackMessageFactory.create_batch(3, incident=busy, kind=MessageKind.ALERT_FIRING)
+    SlackMessage.objects.update(created_at=now - services.RECOVER_AFTER * 2)
+
+    assert services.threads_to_recover(limit=2) == sorted([busy.pk, quiet.pk])
 
 
 def test_root_is_edited_once_for_changes_collapsed_to_the_latest_state(
