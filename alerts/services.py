@@ -714,11 +714,16 @@ def _reopenable(incident: Incident, now: datetime) -> bool:
     )
 
 
+def _join_reason(key: str) -> str:
+    """Why an alert of `key` is in an incident it did not open or reopen."""
+    return GroupingReason.GLOBAL if key == GLOBAL_KEY else GroupingReason.JOINED
+
+
 def _target_for_key(
     key: str, incidents: list[Incident], now: datetime, firing: bool
 ) -> _Target:
     same_key = [i for i in incidents if i.group_key == key]
-    join_reason = GroupingReason.GLOBAL if key == GLOBAL_KEY else GroupingReason.JOINED
+    join_reason = _join_reason(key)
     if not firing:
         open_ones = [i for i in same_key if i.is_open]
         if open_ones:
@@ -826,20 +831,20 @@ def _group(plan: _Plan) -> list[str]:
             # Its firing neighbours opened or reopened the incident; it joined.
             # (An incident opened here took these severities when it opened.)
             target.incident = targets[(key, True)].incident
-            target.reason = GroupingReason.JOINED
+            target.reason = _join_reason(key)
         if target.incident is not None:
             joined.setdefault(target.incident.pk, []).extend(
                 r.severity for r in target.rows
             )
 
-    for target in targets.values():
+    for (key, _firing), target in targets.items():
         first = min(target.rows, key=lambda r: r.fired_at)
         for row in target.rows:
             row.incident_id = target.incident.pk if target.incident else None
             row.grouping_reason = target.reason
             # One alert opened the incident; the others of this delivery joined.
             if target.action == "open" and row is not first:
-                row.grouping_reason = GroupingReason.JOINED
+                row.grouping_reason = _join_reason(key)
 
     all_incidents = {
         **by_id,

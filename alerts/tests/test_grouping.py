@@ -223,6 +223,38 @@ def test_global_mode_puts_every_alert_in_one_incident(clock, settings) -> None: 
     assert [reason("a"), reason("b")] == ["new_incident", "global"]
 
 
+def test_global_mode_alerts_delivered_with_the_opening_one_joined_the_global_incident(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.INCIDENT_GROUP_BY = ["global"]
+    ingest(
+        make_payload(
+            make_alert("a", fingerprint="a", namespace="shop"),
+            make_alert("b", fingerprint="b", namespace="payments"),
+            make_alert("c", status="resolved", fingerprint="c", ends_at=T0),
+        )
+    )
+
+    assert Incident.objects.get().group_key == "global"
+    assert [reason(n) for n in "abc"] == ["new_incident", "global", "global"]
+
+
+def test_alerts_delivered_with_the_opening_one_joined_the_incident_of_their_key(
+    clock,  # noqa: ANN001
+) -> None:
+    ingest(
+        make_payload(
+            make_alert("a", fingerprint="a"),
+            make_alert("b", fingerprint="b"),
+            make_alert("c", status="resolved", fingerprint="c", ends_at=T0),
+        )
+    )
+
+    assert Incident.objects.count() == 1
+    assert [reason(n) for n in "abc"] == ["new_incident", "joined", "joined"]
+
+
 def test_global_mode_keeps_one_open_incident_past_the_window_not_max_age(
     clock,  # noqa: ANN001
     settings,  # noqa: ANN001
