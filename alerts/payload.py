@@ -19,6 +19,15 @@ _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK = 0xFFFFFFFFFFFFFFFF
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+# An alert's time: RFC 3339's date-time, a space for the T as its note allows
+# and the seconds optional, as some senders leave them out (the API's query
+# parameters, kuberca.timefmt, take seconds only). fromisoformat alone also
+# reads week dates, the basic format and `+0100`, and skips a stray character
+# (a NUL too) before the offset.
+_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
+)
 
 
 # The largest value PostgreSQL's integer columns hold.
@@ -157,11 +166,14 @@ class ParsedPayload:
 def parse_time(text: str | None) -> datetime | None:
     """Read an RFC 3339 time in UTC; None for missing, empty or Go's zero time.
 
-    Raises ValueError when it is not a time. Nanoseconds are cut to
-    microseconds; any offset is accepted.
+    Raises ValueError when it is not an RFC 3339 time (its seconds may be
+    left out) with an offset. Nanoseconds are cut to microseconds; any offset
+    is accepted.
     """
     if not text:
         return None
+    if not _TIME.fullmatch(text):
+        raise ValueError("not an RFC 3339 time")
     if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat does not
         text = text[:-1] + "Z"
     value = datetime.fromisoformat(text)

@@ -221,6 +221,33 @@ def test_timestamps_with_nanoseconds_and_offsets_parse() -> None:
         parse_time("2024-09-27T00:27:00")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-01T00:00:00xZ",  # a stray character before the offset
+        "2026-01-01T00:00:00\x00Z",
+        "2026-W01-1T00:00:00Z",  # ISO 8601 week date
+        "20260101T000000Z",  # ISO 8601 basic format
+        "2026-01-01T12Z",  # no minutes or seconds
+        "2026-01-01T00:00:00+0100",  # offset without its colon
+        "2026-01-01T00:00:00.5+01",
+    ],
+)
+def test_timestamps_that_are_not_rfc_3339_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_alert_with_a_start_time_that_is_not_rfc_3339_is_rejected(clock) -> None:  # noqa: ANN001
+    bad = make_alert("A", fingerprint="rfc1")
+    bad["startsAt"] = "2026-01-01T00:00:00xZ"
+    result = ingest(make_payload(bad, make_alert("B", fingerprint="rfc2")))
+    assert result.stored == 1
+    assert [r["index"] for r in result.rejected] == [0]
+    assert "startsAt" in result.rejected[0]["reason"]
+    assert list(Alert.objects.values_list("fingerprint", flat=True)) == ["rfc2"]
+
+
 def test_missing_fingerprint_is_computed_from_the_sorted_label_set() -> None:
     recorded = (OUTAGE / "01-firing-KubePodCrashLooping.json").read_bytes()
     alert = parse_payload(recorded).alerts[0]
