@@ -13,6 +13,8 @@ TABLE = "embeddings_incidentembedding"
 INDEX = "embedding_hnsw_cosine"
 HALFVEC_ABOVE = 2000
 HNSW_MAX_DIMENSIONS = 4000
+# What a vector or halfvec column holds at most (EMBEDDING_DIMENSIONS).
+VECTOR_MAX_DIMENSIONS = 16000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 

@@ -14,6 +14,7 @@ import dj_database_url
 from dotenv import load_dotenv
 
 import kuberca
+from embeddings.schema import VECTOR_MAX_DIMENSIONS
 from kuberca import embedded_db
 from kuberca.env import (
     DAYS_MAX,
@@ -408,7 +409,9 @@ GEMINI_API_KEY = env_str("GEMINI_API_KEY") or env_str("AI_API_KEY")
 GEMINI_API_URL = env_url("GEMINI_API_URL")
 EMBEDDING_PROVIDER = "gemini" if GEMINI_API_KEY else "none"
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "gemini-embedding-001")
-EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 3072, minimum=1)
+EMBEDDING_DIMENSIONS = env_int(
+    "EMBEDDING_DIMENSIONS", 3072, minimum=1, maximum=VECTOR_MAX_DIMENSIONS
+)
 # Embeddings (embeddings app, docs/embeddings.md): provider call limits, and the
 # periodic job that re-enqueues summaries whose embedding task was lost.
 EMBEDDING_TIMEOUT_SECONDS = env_int("EMBEDDING_TIMEOUT_SECONDS", 30, minimum=1)

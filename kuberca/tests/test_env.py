@@ -221,6 +221,16 @@ def test_a_port_past_65535_stops_start_up():
     ]
 
 
+def test_embedding_dimensions_past_what_pgvector_stores_stop_start_up():
+    # pgvector's vector and halfvec hold at most 16,000 dimensions; more, and
+    # the migration or resize_embeddings fails with a database traceback.
+    assert _refusal({"EMBEDDING_DIMENSIONS": "16001"}) == [
+        "kuberca: configuration error: EMBEDDING_DIMENSIONS='16001' is not valid:"
+        " expected a whole number from 1 to 16000"
+    ]
+    assert _manage_check({"EMBEDDING_DIMENSIONS": "16000"}).returncode == 0
+
+
 def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
     assert _refusal({"SLACK_LEASE": "10s", "SLACK_TIMEOUT_SECONDS": "10"}) == [
         "kuberca: configuration error: SLACK_LEASE='10s' is not valid: expected"
