@@ -52,7 +52,10 @@ def _is_trusted(address: str) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in networks)
+    # On a dual-stack socket (HOST=::) an IPv4 proxy connects as ::ffff:a.b.c.d.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    ips = (ip,) if mapped is None else (ip, mapped)
+    return any(one in network for one in ips for network in networks)
 
 
 def client_address(request: HttpRequest) -> str | None:

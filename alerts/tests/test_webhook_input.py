@@ -173,6 +173,27 @@ def test_forwarded_for_is_used_only_from_trusted_proxies(
     assert WebhookDelivery.objects.order_by("-pk")[0].source_address == "203.0.113.9"
 
 
+def test_forwarded_for_is_used_from_a_trusted_proxy_seen_on_a_dual_stack_socket(
+    client,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    # Bound to `::` (HOST), gunicorn gives an IPv4 peer as ::ffff:a.b.c.d.
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    for peer, client_ip in [
+        ("::ffff:10.0.0.5", "203.0.113.9"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+    ]:
+        client.post(
+            "/webhook/alertmanager",
+            data=json.dumps(make_payload(make_alert())),
+            content_type="application/json",
+            REMOTE_ADDR=peer,
+            HTTP_X_FORWARDED_FOR="203.0.113.9",
+        )
+        delivery = WebhookDelivery.objects.order_by("-pk")[0]
+        assert delivery.source_address == client_ip
+
+
 def test_get_is_not_allowed(client) -> None:  # noqa: ANN001
     response = client.get("/webhook/alertmanager")
     assert response.status_code == 405
