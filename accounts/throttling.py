@@ -10,14 +10,12 @@ minute), and an attempt refused for lack of slots claims none.
 """
 
 import hashlib
-import ipaddress
 import logging
 import math
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.rates import Rate, parse_rate
@@ -43,45 +41,6 @@ class Reservation:
         if self.keys:
             cache.delete_many(self.keys)
             self.keys = []
-
-
-def client_address(request: HttpRequest) -> str:
-    """The caller's IP; X-Forwarded-For is believed only from TRUSTED_PROXIES.
-
-    The header is read right to left and the first hop that is not a trusted
-    proxy is the client, so a client cannot choose its own address by sending
-    the header itself.
-    """
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
-    trusted = _trusted_networks()
-    if not trusted or not _is_trusted(remote, trusted):
-        return remote
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else remote
-
-
-def _trusted_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    networks = []
-    for entry in settings.TRUSTED_PROXIES:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            logger.warning("ignoring trusted proxy entry=%s: not an address", entry)
-    return networks
-
-
-def _is_trusted(
-    address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 def login_attempt_reserve(

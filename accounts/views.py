@@ -26,7 +26,8 @@ from accounts.serializers import (
     MeSerializer,
     TokenSerializer,
 )
-from accounts.throttling import LoginThrottled, client_address
+from accounts.throttling import LoginThrottled
+from kuberca.addresses import client_address
 from kuberca.errors import InvalidInput, serializer_errors_text
 
 _COOKIE_DOC = (
@@ -132,7 +133,9 @@ class RegisterView(PublicAuthView):
         login_id, password = _credentials(request)
         try:
             user = services.user_register(
-                login_id=login_id, password=password, client=client_address(request)
+                login_id=login_id,
+                password=password,
+                client=client_address(request) or "unknown",
             )
         except LoginThrottled as error:
             raise _throttled(error) from None
@@ -158,7 +161,9 @@ class LoginView(PublicAuthView):
         login_id, password = _credentials(request)
         try:
             user = services.user_login(
-                login_id=login_id, password=password, client=client_address(request)
+                login_id=login_id,
+                password=password,
+                client=client_address(request) or "unknown",
             )
         except LoginThrottled as error:
             raise _throttled(error) from None

@@ -7,7 +7,8 @@ from django.test import RequestFactory
 
 from accounts.rates import Rate, parse_rate
 from accounts.tests.factories import PASSWORD, UserFactory
-from accounts.throttling import LoginThrottled, client_address, login_attempt_reserve
+from accounts.throttling import LoginThrottled, login_attempt_reserve
+from kuberca.addresses import client_address
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +88,24 @@ def test_client_is_throttled_after_twenty_failures_across_ids(post_json, clock):
 
     assert _fail(post_json, "someone-new").status_code == 429
     assert _fail(post_json, "someone-new", REMOTE_ADDR="10.1.1.1").status_code == 401
+
+
+def test_clients_behind_a_trusted_proxy_on_a_dual_stack_socket_count_apart(
+    post_json,  # noqa: ANN001
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+):
+    # Bound to ::, an IPv4 proxy's connections arrive as ::ffff:a.b.c.d.
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxy = {"REMOTE_ADDR": "::ffff:10.0.0.5"}
+    for n in range(20):
+        _fail(post_json, f"user{n}", HTTP_X_FORWARDED_FOR="198.51.100.1", **proxy)
+
+    behind = _fail(post_json, "new", HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy)
+    again = _fail(post_json, "new2", HTTP_X_FORWARDED_FOR="198.51.100.1", **proxy)
+
+    assert behind.status_code == 401
+    assert again.status_code == 429
 
 
 def test_successful_logins_do_not_use_up_the_budget(post_json, clock, settings):
