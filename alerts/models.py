@@ -14,7 +14,14 @@ from incidents.models import Incident
 
 
 def new_alert_id() -> str:
-    return "ALR-" + secrets.token_hex(8)
+    """`ALR-` and 112 random bits, as many as the column holds.
+
+    Ingestion writes alerts with one upsert keyed on alert_id, so a new id
+    equal to a stored one would overwrite that alert rather than fail; at
+    this size no store ever sees two. (A repeated incident id fails its
+    insert, and the delivery is retried.)
+    """
+    return "ALR-" + secrets.token_hex(14)
 
 
 class AlertStatus(models.TextChoices):

@@ -1,5 +1,6 @@
 """Alert identity, dedup and the severity gate (SPEC §3.1, §3.2)."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,6 +60,16 @@ def test_refire_with_new_starts_at_makes_a_second_alert(clock, sent) -> None:  #
     assert Alert.objects.count() == 2
     assert Alert.objects.filter(status="firing").get().fired_at == later
     assert len(sent["fired"]) == 2 and len(sent["resolved"]) == 1
+
+
+def test_stored_alerts_get_ids_as_long_as_the_column_holds(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(*(make_alert(fingerprint=f"id{n}") for n in range(3))))
+
+    ids = list(Alert.objects.values_list("alert_id", flat=True))
+    column = Alert._meta.get_field("alert_id").max_length
+    assert len(ids) == 3
+    assert all(re.fullmatch(r"ALR-[0-9a-f]{28}", i) for i in ids), ids
+    assert {len(i) for i in ids} == {column}
 
 
 def test_repeat_of_firing_alert_sends_no_signal(clock, sent) -> None:  # noqa: ANN001
