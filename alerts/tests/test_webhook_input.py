@@ -38,6 +38,19 @@ def test_body_that_is_not_a_payload_is_400_and_kept(post_webhook, body, detail) 
     assert not Alert.objects.exists()
 
 
+def test_a_receiver_url_with_a_trailing_slash_is_the_webhook(client) -> None:  # noqa: ANN001
+    body = json.dumps(make_payload(make_alert("Slashed"))).encode()
+
+    response = client.post(
+        "/webhook/alertmanager/", data=body, content_type="application/json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["stored"] == 1
+    assert list(Alert.objects.values_list("alarm_title", flat=True)) == ["Slashed"]
+    assert bytes(WebhookDelivery.objects.get().body) == body
+
+
 def test_bad_alerts_are_rejected_and_the_others_kept(post_webhook) -> None:  # noqa: ANN001
     no_labels = make_alert("A")
     del no_labels["labels"]
