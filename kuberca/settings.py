@@ -350,9 +350,26 @@ ALLOW_MOCK_INCIDENTS = env_bool("ALLOW_MOCK_INCIDENTS", DEBUG or EMBEDDED_DATABA
 INGEST_SEVERITIES = [
     s.lower() for s in env_list("INGEST_SEVERITIES", "critical,warning,info")
 ]
+if not INGEST_SEVERITIES:
+    # Set but empty would keep no alert at all, each counted as ignored.
+    raise ConfigError(
+        "INGEST_SEVERITIES",
+        os.environ.get("INGEST_SEVERITIES", ""),
+        "comma-separated severities to keep, such as critical,warning,info",
+    )
 INCIDENT_GROUP_BY = [
     label for label in env_list("INCIDENT_GROUP_BY", "cluster,namespace")
 ]
+if not INCIDENT_GROUP_BY or (
+    len(INCIDENT_GROUP_BY) > 1 and "global" in (g.lower() for g in INCIDENT_GROUP_BY)
+):
+    # Empty would mean global unasked; beside labels, global would be read
+    # as a label of that name.
+    raise ConfigError(
+        "INCIDENT_GROUP_BY",
+        os.environ.get("INCIDENT_GROUP_BY", ""),
+        "comma-separated label names, or global alone",
+    )
 INCIDENT_GROUP_WINDOW = env_duration("INCIDENT_GROUP_WINDOW", "60m")
 INCIDENT_MAX_AGE = env_duration("INCIDENT_MAX_AGE", "24h")
 INCIDENT_REOPEN_WINDOW = env_duration("INCIDENT_REOPEN_WINDOW", "15m")

@@ -149,6 +149,31 @@ def _refusal(env: dict[str, str]) -> list[str]:
     return result.stderr.splitlines()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "INGEST_SEVERITIES",
+            " , ",
+            "comma-separated severities to keep, such as critical,warning,info",
+        ),
+        ("INCIDENT_GROUP_BY", "", "comma-separated label names, or global alone"),
+        (
+            "INCIDENT_GROUP_BY",
+            "Global,namespace",
+            "comma-separated label names, or global alone",
+        ),
+    ],
+)
+def test_an_empty_severity_gate_or_a_muddled_group_key_stops_start_up(
+    name: str, value: str, expected: str
+) -> None:
+    assert _refusal({name: value}) == [
+        f"kuberca: configuration error: {name}={value!r} is not valid:"
+        f" expected {expected}"
+    ]
+
+
 def test_a_bad_trusted_proxy_stops_start_up():
     assert _refusal({"TRUSTED_PROXIES": "10.0.0.1,ingress-nginx"}) == [
         "kuberca: configuration error: TRUSTED_PROXIES='ingress-nginx' is not"
