@@ -1,5 +1,6 @@
 """`manage.py serve` (what `make run` starts): says when it is ready, stops all."""
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -195,3 +196,38 @@ def test_serve_refuses_to_start_beside_a_running_one(
     )
     assert started == []
     assert (folder / "counter_123.db").exists()
+
+
+def test_a_killed_serve_leaves_its_metrics_folder_held_while_web_and_worker_run(
+    transactional_db,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = _serve_env(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    log = tmp_path / "serve.log"
+    command = [sys.executable, str(live.ROOT / "manage.py"), "serve"]
+    process = live.spawn(
+        [*command, "--port", str(live.free_port()), "--web-workers", "1"],
+        env=env,
+        log_path=log,
+    )
+    children: list[psutil.Process] = []
+    try:
+        _wait_for_line(log, "kuberca is ready.", process, timeout=60)
+        children = psutil.Process(process.pid).children(recursive=True)
+
+        # SIGKILL (the OOM killer, kill -9): nothing stops web and worker.
+        process.kill()
+        process.wait(timeout=10)
+
+        assert all(c.is_running() for c in children)
+        with pytest.raises(metrics.MetricsDirInUse):
+            metrics.prepare_multiprocess_dir(folder)
+    finally:
+        live.stop(process, timeout=10)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.terminate()
+        for child in psutil.wait_procs(children, timeout=30)[1]:
+            child.kill()

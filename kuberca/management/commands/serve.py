@@ -159,10 +159,15 @@ class Command(BaseCommand):
                 "--interval",
                 "0.2",
             ]
+            # The children hold the lock too: killed (SIGKILL), this process
+            # leaves them running, and a new serve must not empty the folder
+            # under them.
+            held = (metrics_lock.fileno(),)
+            worker_env = {**os.environ, "HOST": host}
             children = [
-                subprocess.Popen(web, cwd=base),  # noqa: S603
+                subprocess.Popen(web, cwd=base, pass_fds=held),  # noqa: S603
                 # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
-                subprocess.Popen(worker, cwd=base, env={**os.environ, "HOST": host}),  # noqa: S603
+                subprocess.Popen(worker, cwd=base, env=worker_env, pass_fds=held),  # noqa: S603
             ]
             self._announce(host, port)
             probe = Probe(host, port)
