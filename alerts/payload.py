@@ -22,10 +22,10 @@ _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 # An alert's time: RFC 3339's date-time, a space for the T as its note allows
 # and the seconds optional, as some senders leave them out (the API's query
 # parameters, kuberca.timefmt, take seconds only). fromisoformat alone also
-# reads week dates, the basic format and `+0100`, and skips a stray character
-# (a NUL too) before the offset.
+# reads week dates, the basic format and `+0100`, skips a stray character
+# (a NUL too) before the offset, and takes an offset's minutes past 59.
 _TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?",
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:[0-5]\d)?",
     re.ASCII,
 )
 

@@ -249,6 +249,16 @@ def test_timestamps_that_are_not_rfc_3339_are_refused(text: str) -> None:
         parse_time(text)
 
 
+def test_an_offset_takes_minutes_up_to_59() -> None:
+    assert parse_time("2026-01-01T00:00:00+23:59") == datetime(
+        2025, 12, 31, 0, 1, tzinfo=UTC
+    )
+    # fromisoformat reads "+05:99" as an offset of 6 h 39 min.
+    for text in ("2026-01-01T00:00:00+05:99", "2026-01-01T00:00:00-00:60"):
+        with pytest.raises(ValueError):
+            parse_time(text)
+
+
 def test_alert_with_a_start_time_that_is_not_rfc_3339_is_rejected(clock) -> None:  # noqa: ANN001
     bad = make_alert("A", fingerprint="rfc1")
     bad["startsAt"] = "2026-01-01T00:00:00xZ"
