@@ -286,7 +286,9 @@ def _decoded(body: bytes, encoding: str | None) -> str:
     """An error answer's body as text, in its declared charset when known."""
     try:
         return body.decode(encoding or "utf-8", errors="replace")
-    except LookupError:  # a charset Python does not know
+    # A charset Python does not know, or one whose decoder refuses
+    # errors="replace" (idna, undefined).
+    except (LookupError, UnicodeError):
         return body.decode("utf-8", errors="replace")
 
 

@@ -119,6 +119,25 @@ def test_client_reads_an_error_answer_in_an_unknown_charset_as_utf8(
         client_for(agent).analyze(BODY)
 
 
+@pytest.mark.parametrize("charset", ["idna", "undefined"])
+def test_client_reads_an_error_answer_in_a_charset_that_cannot_replace_as_utf8(
+    agent: FakeAgent,
+    charset: str,
+) -> None:
+    # Python knows these, but their decoders refuse errors="replace".
+    agent.then(
+        "/analyze",
+        Reply(
+            422,
+            "größe fehlt".encode(),
+            headers={"Content-Type": f"text/plain; charset={charset}"},
+        ),
+    )
+
+    with pytest.raises(AgentRejected, match="HTTP 422: größe fehlt"):
+        client_for(agent).analyze(BODY)
+
+
 def test_client_reads_a_json_answer_sent_in_utf16(agent: FakeAgent) -> None:
     answer = canned_analysis(BODY) | {"analysis": "Größe geprüft"}
     agent.then("/analyze", Reply(200, json.dumps(answer).encode("utf-16")))
