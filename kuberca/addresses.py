@@ -42,11 +42,21 @@ def client_address(request: HttpRequest) -> str | None:
     if not remote or not settings.TRUSTED_PROXIES or not _is_trusted(remote):
         return _valid_ip(remote)
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    hops = [_without_port(h.strip()) for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop):
             return _valid_ip(hop) or _valid_ip(remote)
     return _valid_ip(hops[0]) if hops else _valid_ip(remote)
+
+
+def _without_port(hop: str) -> str:
+    # Some proxies (Azure Application Gateway) write a hop with the port it
+    # came from: a.b.c.d:port, [v6]:port. A bare IPv6 address has two colons.
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 def _valid_ip(value: str | None) -> str | None:

@@ -260,6 +260,42 @@ def test_client_address_reads_forwarded_for_from_trusted_proxy(settings):
     assert client_address(request) == "198.51.100.7"
 
 
+@pytest.mark.parametrize(
+    ("forwarded", "client"),
+    [
+        # Azure Application Gateway writes each hop as address:port.
+        ("198.51.100.7:50123, 10.0.0.9:443", "198.51.100.7"),
+        ("[2001:db8::7]:50123", "2001:db8::7"),
+        ("[2001:db8::7]", "2001:db8::7"),
+    ],
+)
+def test_client_address_reads_forwarded_for_hops_that_carry_a_port(
+    settings,  # noqa: ANN001
+    forwarded: str,
+    client: str,
+):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR=forwarded
+    )
+
+    assert client_address(request) == client
+
+
+def test_clients_behind_a_proxy_writing_ports_count_apart(post_json, clock, settings):  # noqa: ANN001
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxy = {"REMOTE_ADDR": "10.0.0.5"}
+    for n in range(20):
+        forwarded = f"198.51.100.1:{40000 + n}"
+        _fail(post_json, f"user{n}", HTTP_X_FORWARDED_FOR=forwarded, **proxy)
+
+    behind = _fail(post_json, "new", HTTP_X_FORWARDED_FOR="198.51.100.2:1", **proxy)
+    again = _fail(post_json, "new2", HTTP_X_FORWARDED_FOR="198.51.100.1:2", **proxy)
+
+    assert behind.status_code == 401
+    assert again.status_code == 429
+
+
 def test_client_address_without_trusted_proxies_is_the_peer(settings):
     settings.TRUSTED_PROXIES = []
     request = RequestFactory().get(
