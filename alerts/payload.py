@@ -12,6 +12,8 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from kuberca.timefmt import DATE_TIME
+
 FIRING = "firing"
 RESOLVED = "resolved"
 _STATUSES = {FIRING, RESOLVED}
@@ -19,15 +21,6 @@ _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK = 0xFFFFFFFFFFFFFFFF
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
-# An alert's time: RFC 3339's date-time, a space for the T as its note allows
-# and the seconds optional, as some senders leave them out (the API's query
-# parameters, kuberca.timefmt, take seconds only). fromisoformat alone also
-# reads week dates, the basic format and `+0100`, skips a stray character
-# (a NUL too) before the offset, and takes an offset's minutes past 59.
-_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:[0-5]\d)?",
-    re.ASCII,
-)
 
 
 # The largest value PostgreSQL's integer columns hold.
@@ -172,7 +165,7 @@ def parse_time(text: str | None) -> datetime | None:
     """
     if not text:
         return None
-    if not _TIME.fullmatch(text):
+    if not DATE_TIME.fullmatch(text):
         raise ValueError("not an RFC 3339 time")
     if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat does not
         text = text[:-1] + "Z"

@@ -8,12 +8,14 @@ accept any RFC 3339 date-time; one without an offset is taken as UTC.
 import re
 from datetime import UTC, datetime
 
-# RFC 3339's date-time (a space for the T, as its note allows), the offset
-# optional. fromisoformat alone also reads ISO 8601 forms RFC 3339 has not
-# (week dates, `,5` fractions, `+01` offsets) and skips a stray character
-# before the offset, a NUL too.
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?",
+# RFC 3339's date-time (a space for the T, as its note allows), its seconds
+# and offset optional, as some senders leave them out; the API's parameters
+# and alerts' times both check their text with it first. fromisoformat alone
+# also reads ISO 8601 forms RFC 3339 has not (week dates, the basic format,
+# `,5` fractions, `+01` and `+0100` offsets), skips a stray character before
+# the offset, a NUL too, and takes an offset's minutes past 59.
+DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:[0-5]\d)?",
     re.ASCII,
 )
 
@@ -35,7 +37,7 @@ def parse_rfc3339(text: str) -> datetime:
     Raises ValueError for anything else (dates alone, free text).
     """
     text = text.strip()
-    if not _RFC3339.fullmatch(text):
+    if not DATE_TIME.fullmatch(text):
         raise ValueError("expected an RFC 3339 date-time")
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
