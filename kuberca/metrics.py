@@ -187,6 +187,9 @@ def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S1
     return True
 
 
+LOCK_FILE = "kuberca.lock"
+
+
 class MetricsDirInUse(Exception):
     """Another launcher's processes write metrics to the folder."""
 
@@ -201,9 +204,9 @@ def prepare_multiprocess_dir(path: Path) -> IO[bytes]:
     that one's running processes, and its scrapes would sum this one's.
     """
     path.mkdir(parents=True, exist_ok=True)
-    # Beside the folder, not in it: the lock outlives the emptying. The
-    # kernel drops it with the process, however that ends.
-    lock = path.with_name(path.name + ".lock").open("ab")
+    # In the folder, where only *.db files are metrics: the emptying leaves
+    # it. The kernel drops the lock with the last process holding it.
+    lock = (path / LOCK_FILE).open("ab")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -302,7 +302,7 @@ def test_prepare_multiprocess_dir_empties_metric_files_of_earlier_runs(tmp_path)
     with metrics.prepare_multiprocess_dir(tmp_path / "new"):
         pass
 
-    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt", metrics.LOCK_FILE]
     assert (tmp_path / "new").is_dir()
 
 

@@ -231,3 +231,24 @@ def test_a_killed_serve_leaves_its_metrics_folder_held_while_web_and_worker_run(
                 child.terminate()
         for child in psutil.wait_procs(children, timeout=30)[1]:
             child.kill()
+
+
+def test_serve_names_a_metrics_folder_it_cannot_make_in_one_line(
+    monkeypatch,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    folder = tmp_path / "a-file" / "prometheus"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    started = []
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda *a, **k: started.append(a))
+
+    code, stderr = run_from_command_line("serve", "--port", "18999")
+
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == (
+        f"CommandError: cannot use the metrics folder {folder}: Not a directory"
+        " (PROMETHEUS_MULTIPROC_DIR, else KUBERCA_VAR_DIR/prometheus)"
+    )
+    assert started == []

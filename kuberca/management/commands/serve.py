@@ -126,6 +126,11 @@ class Command(BaseCommand):
                 f"folder {metrics_dir}; stop it first, or give this one its own "
                 f"KUBERCA_VAR_DIR or PROMETHEUS_MULTIPROC_DIR"
             ) from None
+        except OSError as error:
+            raise CommandError(
+                f"cannot use the metrics folder {metrics_dir}: {error.strerror}"
+                " (PROMETHEUS_MULTIPROC_DIR, else KUBERCA_VAR_DIR/prometheus)"
+            ) from None
         try:
             if migrate:
                 call_command("migrate", interactive=False, verbosity=1)
