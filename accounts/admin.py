@@ -1,16 +1,23 @@
-"""The admin of people, groups and revoked tokens: Django's and simplejwt's,
-with the console's check of an action's selection (kuberca.admin.CheckedSelection).
-Issued tokens have no actions to check. A user's login id, added or renamed
-here, follows the API's rules (accounts.services.login_id_refusal): an id the
-login body refuses would make an account nobody can sign in to."""
+"""The admin of people, groups and tokens: Django's and simplejwt's, with the
+console's check of an action's selection (kuberca.admin.CheckedSelection).
+Issued tokens have no actions to check, and their pages never show the token
+itself. A user's login id, added or renamed here, follows the API's rules
+(accounts.services.login_id_refusal): an id the login body refuses would make
+an account nobody can sign in to."""
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group, User
-from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+from rest_framework_simplejwt.token_blacklist.admin import (
+    BlacklistedTokenAdmin,
+    OutstandingTokenAdmin,
+)
+from rest_framework_simplejwt.token_blacklist.models import (
+    BlacklistedToken,
+    OutstandingToken,
+)
 
 from accounts.services import login_id_refusal
 from kuberca.admin import CheckedSelection
@@ -49,10 +56,18 @@ class RevokedTokenAdmin(CheckedSelection, BlacklistedTokenAdmin):
     pass
 
 
+class IssuedTokenAdmin(OutstandingTokenAdmin):
+    # simplejwt's page shows every field, the token among them: a refresh
+    # token still outstanding, which whoever reads it can exchange at
+    # /api/v1/auth/refresh for a session of its user.
+    fields = ("jti", "user", "created_at", "expires_at")
+
+
 for model, model_admin in [
     (User, AccountAdmin),
     (Group, TeamAdmin),
     (BlacklistedToken, RevokedTokenAdmin),
+    (OutstandingToken, IssuedTokenAdmin),
 ]:
     admin.site.unregister(model)
     admin.site.register(model, model_admin)

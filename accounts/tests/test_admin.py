@@ -100,3 +100,27 @@ def test_the_admin_keeps_an_older_login_id_and_takes_a_new_case_of_ones_own(
     assert _rename(staff_client, user, "OnCall").status_code == 302
     user.refresh_from_db()
     assert user.username == "OnCall"
+
+
+def test_the_admin_shows_no_refresh_token_of_an_issued_session(staff_client, user):  # noqa: ANN001
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    from accounts.services import token_issue, token_revoke
+
+    session = token_issue(user=user)
+    outstanding = OutstandingToken.objects.get(user=user)
+    pages = [
+        "/admin/token_blacklist/outstandingtoken/",
+        f"/admin/token_blacklist/outstandingtoken/{outstanding.pk}/change/",
+    ]
+    answers = [staff_client.get(page) for page in pages]
+    token_revoke(refresh_token=session.refresh_token)
+    revoked = outstanding.blacklistedtoken.pk
+    answers.append(
+        staff_client.get(f"/admin/token_blacklist/blacklistedtoken/{revoked}/change/")
+    )
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert outstanding.jti in answers[1].content.decode()
+    # The token itself is a credential: whoever reads it can refresh.
+    assert not any(session.refresh_token in a.content.decode() for a in answers)
