@@ -32,7 +32,9 @@ class SlackMessageAdmin(ConsoleModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Retry the selected failed messages")
+    @admin.action(
+        description="Retry the selected failed messages", permissions=["change"]
+    )
     def retry_failed(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = messages_retry(message_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} message(s) queued again.", messages.INFO)

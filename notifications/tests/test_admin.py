@@ -100,3 +100,23 @@ def test_retry_action_posts_messages_that_failed_more_than_a_day_ago(
     assert len(fake_slack.posts()) == 2
     # The operators' record of when each message was owed stays as it was.
     assert dict(SlackMessage.objects.values_list("pk", "created_at")) == created
+
+
+def test_retry_action_is_refused_to_a_staff_user_who_may_only_view(client):  # noqa: ANN001
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    viewer = get_user_model().objects.create(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_slackmessage"))
+    client.force_login(viewer)
+    message = SlackMessageFactory(state=MessageState.FAILED, error="ratelimited")
+
+    listing = client.get(MESSAGES)
+    response = client.post(
+        MESSAGES, {"action": "retry_failed", "_selected_action": [message.pk]}
+    )
+
+    assert listing.status_code == 200
+    assert response.status_code in (200, 302)
+    message.refresh_from_db()
+    assert message.state == MessageState.FAILED
