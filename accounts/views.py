@@ -6,12 +6,14 @@ Authorization header, so a stale access token never blocks a login or a
 refresh. None of them uses session authentication, so none needs a CSRF token.
 """
 
+import io
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
+from rest_framework.parsers import get_encoding
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +31,7 @@ from accounts.serializers import (
 from accounts.throttling import LoginThrottled
 from kuberca.addresses import client_address
 from kuberca.errors import InvalidInput, serializer_errors_text
+from kuberca.parsers import SafeJSONParser
 
 _COOKIE_DOC = (
     f"`{settings.AUTH_COOKIE_NAME}`: the refresh token, HttpOnly, Max-Age = "
@@ -61,9 +64,50 @@ _BAD_BODY = _error(
 _THROTTLED = _error("`too many requests`: too many failures; see Retry-After.")
 
 
+# The JSON values a credentials body may hold, counted by the characters that
+# open or separate them (also inside strings, so a password of commas is
+# counted). Credentials are two strings in one object: a handful.
+CREDENTIALS_MAX_VALUES = 1000
+
+
+class CredentialsParser(SafeJSONParser):
+    """The JSON parser of the public auth views: a body of many values is
+    refused unparsed.
+
+    These views answer anyone, and Python objects take far more memory than
+    their JSON: ten MiB of `{}` parse into some 300 MiB, enough for a few
+    requests to get a web pod killed. A long string costs only its length.
+    The text is counted as decoded, so no charset (UTF-7, EBCDIC) hides the
+    marks.
+    """
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = parser_context or {}
+        body = stream.read() if stream is not None else b""
+        try:
+            text = body.decode(get_encoding(context))
+        except UnicodeError as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}") from None
+        if sum(text.count(mark) for mark in ",:[{") > CREDENTIALS_MAX_VALUES:
+            raise exceptions.ParseError(
+                "JSON parse error - far more values than a login id and password"
+            )
+        return super().parse(
+            io.BytesIO(text.encode("utf-8", "surrogatepass")),
+            media_type,
+            {**context, "encoding": "utf-8"},
+        )
+
+
 class PublicAuthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    parser_classes = [CredentialsParser]
 
 
 # What a body that is not the credentials object is told (SPEC §7 keeps its

@@ -219,3 +219,48 @@ def test_production_hasher_is_argon2():
     from kuberca import settings as production
 
     assert production.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+@pytest.mark.parametrize("path", [LOGIN, "/api/v1/auth/register"])
+def test_login_and_sign_up_refuse_unparsed_a_body_of_many_values(
+    post_json, settings, monkeypatch, path
+):
+    # No one may make a web worker parse megabytes of JSON without a login:
+    # ten MiB of `{}` is some 300 MiB of Python objects.
+    from kuberca.parsers import SafeJSONParser
+
+    settings.ALLOW_SIGNUP = True
+    UserFactory(username="oncall")
+    parsed = []
+    parse = SafeJSONParser.parse
+    monkeypatch.setattr(
+        SafeJSONParser,
+        "parse",
+        lambda self, *args, **kwargs: parsed.append(1) or parse(self, *args, **kwargs),
+    )
+    padding = [{}] * (256 * 1024)
+
+    response = post_json(path, {"id": "oncall", "password": PASSWORD, "x": padding})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid request"
+    assert parsed == []
+
+
+def test_login_counts_the_values_of_a_body_in_its_own_charset(api_client):
+    import base64
+
+    UserFactory(username="oncall")
+    padding = ",".join(["{}"] * 10_000)
+    text = f'{{"id": "oncall", "password": "{PASSWORD}", "x": [{padding}]}}'
+    # UTF-7 may write every character in base64: no `{` or `,` byte is left.
+    shifted = base64.b64encode(text.encode("utf-16-be")).rstrip(b"=")
+    body = b"+" + shifted + b"-"
+    assert body.decode("utf-7") == text
+
+    response = api_client.generic(
+        "POST", LOGIN, data=body, content_type="application/json; charset=utf-7"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid request"
