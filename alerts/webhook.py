@@ -124,6 +124,13 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
         return response
     address = client_address(request)
 
+    # Before the rate check, so that requests without the token never use up
+    # the budget of the address they share with Alertmanager (a proxy's, a
+    # NAT's): a flood of them would answer Alertmanager 503 for as long as
+    # it lasts.
+    if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
+        return _unauthorized("token", address)
+
     if settings.WEBHOOK_RATE_LIMIT:
         try:
             wait = webhook_rate_check(client=address or "unknown")
@@ -134,9 +141,6 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
             metrics.webhook_deliveries.labels(outcome="throttled").inc()
             logger.warning("webhook throttled source=%s", address)
             return _unavailable("rate limit exceeded", wait)
-
-    if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
-        return _unauthorized("token", address)
 
     mac = None
     if settings.WEBHOOK_HMAC_SECRET:

@@ -156,6 +156,18 @@ def test_rate_limit_answers_503_with_retry_after(post_webhook, settings) -> None
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_rate_limit_counts_no_request_without_the_token(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    settings.WEBHOOK_RATE_LIMIT = 2
+    payload = make_payload(make_alert())
+
+    refused = [post_webhook(payload).status_code for _ in range(5)]
+    response = post_webhook(payload, Authorization="Bearer tok-123")
+
+    assert refused == [401] * 5
+    assert response.status_code == 200
+
+
 def test_rate_check_without_a_database_answers_503_with_retry_after(
     post_webhook,  # noqa: ANN001
     settings,  # noqa: ANN001
