@@ -3,10 +3,14 @@ console's check of an action's selection (kuberca.admin.CheckedSelection).
 Issued tokens have no actions to check, and their pages never show the token
 itself. A user's login id, added or renamed here, follows the API's rules
 (accounts.services.login_id_refusal): an id the login body refuses would make
-an account nobody can sign in to."""
+an account nobody can sign in to. The admin's login counts failures against
+the API login's throttle."""
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group, User
@@ -20,6 +24,8 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 
 from accounts.services import login_id_refusal
+from accounts.throttling import LoginThrottled, login_attempt_reserve
+from kuberca.addresses import client_address
 from kuberca.admin import CheckedSelection
 
 
@@ -41,6 +47,29 @@ class AccountCreationForm(AdminUserCreationForm):
 class AccountChangeForm(UserChangeForm):
     def clean_username(self) -> str:
         return _checked_login_id(self)
+
+
+class ThrottledLoginForm(AdminAuthenticationForm):
+    """The admin's login, limited like the API's (accounts.throttling): the
+    same accounts, so the same budget per client and per login id."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        if username is None or not self.cleaned_data.get("password"):
+            return super().clean()
+        try:
+            reservation = login_attempt_reserve(
+                client=client_address(self.request) or "unknown", login_id=username
+            )
+        except LoginThrottled as error:
+            raise forms.ValidationError(
+                "Too many failed logins. Try again in %(seconds)s seconds.",
+                code="throttled",
+                params={"seconds": error.retry_after},
+            ) from None
+        cleaned = super().clean()  # raises for a failure, which keeps its slot
+        reservation.release()
+        return cleaned
 
 
 class AccountAdmin(CheckedSelection, UserAdmin):
@@ -71,3 +100,4 @@ for model, model_admin in [
 ]:
     admin.site.unregister(model)
     admin.site.register(model, model_admin)
+admin.site.login_form = ThrottledLoginForm

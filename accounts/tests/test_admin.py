@@ -124,3 +124,32 @@ def test_the_admin_shows_no_refresh_token_of_an_issued_session(staff_client, use
     assert outstanding.jti in answers[1].content.decode()
     # The token itself is a credential: whoever reads it can refresh.
     assert not any(session.refresh_token in a.content.decode() for a in answers)
+
+
+def test_the_admin_login_shares_the_api_login_throttle(client, settings):  # noqa: ANN001
+    # One budget per login id, whichever door is knocked on: else the admin
+    # login guesses the passwords the API login throttles.
+    settings.LOGIN_THROTTLE_PER_LOGIN_ID = "2/hour"
+    get_user_model().objects.create_superuser(
+        username="root", password="the-right-password"
+    )
+
+    def log_in(password: str):  # noqa: ANN202
+        return client.post(
+            "/admin/login/?next=/admin/",
+            {"username": "root", "password": password, "next": "/admin/"},
+        )
+
+    guesses = [log_in("a-wrong-guess").status_code for _ in range(2)]
+    response = log_in("the-right-password")
+    api = client.post(
+        "/api/v1/auth/login",
+        {"id": "root", "password": "the-right-password"},
+        content_type="application/json",
+    )
+
+    assert guesses == [200, 200]
+    assert response.status_code == 200
+    assert "Too many failed logins" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert api.status_code == 429
