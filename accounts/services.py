@@ -2,7 +2,8 @@
 
 Views, the admin and `manage.py ensure_admin` call these. Refresh tokens are
 SimpleJWT tokens recorded as outstanding; using one (rotation) or logging out
-blacklists it, under a row lock, so a refresh token works exactly once.
+blacklists it, under a row lock, so a refresh token works exactly once. A
+password change ends the sessions started before it.
 """
 
 import logging
@@ -19,6 +20,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils.crypto import salted_hmac
 from rest_framework import serializers, status
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -207,9 +209,28 @@ def user_login(*, login_id: str, password: str, client: str) -> AbstractBaseUser
     return user
 
 
+# The refresh token's stamp of the password its user had when the session
+# started: a changed password (in the admin, by `changepassword`) then ends
+# every session begun with the old one, as it ends Django's own sessions.
+STAMP_CLAIM = "pwd"
+
+
+def _password_stamp(user: AbstractBaseUser) -> str:
+    # Keyed by SECRET_KEY: the token's reader learns nothing of the hash.
+    return salted_hmac(
+        "accounts.refresh-password", user.password, algorithm="sha256"
+    ).hexdigest()[:32]
+
+
 def token_issue(*, user: AbstractBaseUser) -> Session:
     """Start a session for `user`: a new outstanding refresh token."""
-    return _session(user, RefreshToken.for_user(user))
+    refresh = RefreshToken.for_user(user)
+    refresh[STAMP_CLAIM] = _password_stamp(user)
+    # for_user recorded the token before it had the stamp.
+    OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(
+        token=str(refresh)
+    )
+    return _session(user, refresh)
 
 
 def token_rotate(*, refresh_token: str) -> Session:
@@ -217,8 +238,8 @@ def token_rotate(*, refresh_token: str) -> Session:
 
     Raises Unauthorized when the token is malformed, signed with another key,
     expired, not a refresh token, blacklisted, already rotated, names no
-    possible user id, or its user is gone or inactive. Two concurrent uses of
-    one token: one wins, one is refused.
+    possible user id, its user is gone or inactive, or has changed password
+    since. Two concurrent uses of one token: one wins, one is refused.
     """
     old = _decode_refresh(refresh_token)
     user_id = token_user_id(old)
@@ -239,6 +260,8 @@ def token_rotate(*, refresh_token: str) -> Session:
             raise Unauthorized()
         user = User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
         if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
+            raise Unauthorized()
+        if old.get(STAMP_CLAIM) != _password_stamp(user):
             raise Unauthorized()
         BlacklistedToken.objects.create(token=outstanding)
         session = token_issue(user=user)

@@ -268,3 +268,22 @@ def test_concurrent_refreshes_of_one_token_let_only_one_through():
     outcomes = run_at_once(4, rotate)
 
     assert sorted(outcomes) == ["refused", "refused", "refused", "rotated"]
+
+
+def test_a_password_change_ends_the_refresh_sessions_started_before_it(api_client):
+    user = UserFactory(username="oncall")
+    _login(api_client)
+    cookie = api_client.cookies[COOKIE].value
+
+    user.set_password("a-new-password-now")
+    user.save(update_fields=["password"])
+    refused = _refresh(APIClient(), cookie)
+    _login_again = APIClient().post(
+        "/api/v1/auth/login",
+        {"id": "oncall", "password": "a-new-password-now"},
+        format="json",
+    )
+    fresh = _refresh(APIClient(), _login_again.cookies[COOKIE].value)
+
+    assert refused.status_code == 401
+    assert fresh.status_code == 200
