@@ -598,7 +598,7 @@ class WebhookDeliveryAdmin(MachineWrittenAdmin):
                     request,
                     f"Replayed delivery {delivery_id}: {result.stored} stored,"
                     f" {result.duplicates} duplicate(s), {result.ignored} ignored,"
-                    f" {len(result.rejected)} rejected.",
+                    f" {result.rejected_count} rejected.",
                     messages.SUCCESS,
                 )
             else:

@@ -54,6 +54,10 @@ def _without_lone_surrogates(body: bytes) -> bytes:
 # deeper than this rejects its alert: storing it, the API, the admin, Slack and
 # the Agent would each recurse through it, some past Python's limit.
 NESTING_MAX = 100
+# Bad alerts listed by reason in the answer and on the delivery. A body of
+# millions of `{}` would otherwise hold a dict for each, a gigabyte of them,
+# and answer with every one.
+REJECTIONS_LISTED = 1000
 
 
 def _nested_too_deeply(value: Any) -> bool:
@@ -153,7 +157,9 @@ class ParsedPayload:
     truncated_alerts: int
     alert_count: int
     alerts: list[ParsedAlert]
+    # The first REJECTIONS_LISTED bad alerts; rejected_count counts them all.
     rejected: list[Rejection]
+    rejected_count: int = 0
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -299,14 +305,19 @@ def parse_payload(body: bytes) -> ParsedPayload:
     group_status = envelope.status if isinstance(envelope.status, str) else None
     alerts: list[ParsedAlert] = []
     rejected: list[Rejection] = []
+    rejected_count = 0
     has_nul = _NUL_ESCAPE in body
     for index, raw in enumerate(envelope.alerts):
         try:
             alerts.append(_alert(index, raw, group_status, has_nul=has_nul))
+            continue
         except (msgspec.ValidationError, ValueError) as error:
-            rejected.append({"index": index, "reason": _reason(error)[:500]})
+            reason = _reason(error)[:500]
         except RecursionError:
-            rejected.append({"index": index, "reason": "nested too deeply"})
+            reason = "nested too deeply"
+        rejected_count += 1
+        if len(rejected) < REJECTIONS_LISTED:
+            rejected.append({"index": index, "reason": reason})
     receiver = envelope.receiver if isinstance(envelope.receiver, str) else ""
     return ParsedPayload(
         group_key=_without_nul(_group_key(envelope.groupKey)),
@@ -316,6 +327,7 @@ def parse_payload(body: bytes) -> ParsedPayload:
         alert_count=len(envelope.alerts),
         alerts=alerts,
         rejected=rejected,
+        rejected_count=rejected_count,
     )
 
 

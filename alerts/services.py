@@ -102,6 +102,7 @@ class IngestResult:
     ignored: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    rejected_count: int = 0
     slack_sent: int = 0
     slack_failed: int = 0
     error: str = ""
@@ -1027,7 +1028,7 @@ def _process(
             result.stored,
             result.duplicates,
             result.ignored,
-            len(payload.rejected),
+            payload.rejected_count,
             _json(payload.rejected),
             timezone.now(),
             delivery.pk,
@@ -1083,6 +1084,7 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
 
     result.alert_count = payload.alert_count
     result.rejected = payload.rejected
+    result.rejected_count = payload.rejected_count
     atomic_retrying(
         lambda: _process(payload, delivery, result),
         name=f"webhook delivery_id={delivery.pk}",
@@ -1093,7 +1095,7 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
     metrics.alerts_received.labels(result="stored").inc(result.stored)
     metrics.alerts_received.labels(result="duplicate").inc(result.duplicates)
     metrics.alerts_received.labels(result="ignored").inc(result.ignored)
-    metrics.alerts_received.labels(result="rejected").inc(len(result.rejected))
+    metrics.alerts_received.labels(result="rejected").inc(result.rejected_count)
     if payload.truncated_alerts:
         metrics.truncated_groups.inc()
         logger.warning(
@@ -1110,7 +1112,7 @@ def _ingest_stored(delivery: WebhookDelivery, body: bytes) -> IngestResult:
         result.stored,
         result.duplicates,
         result.ignored,
-        len(result.rejected),
+        result.rejected_count,
     )
     return result
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import DatabaseError, DataError, OperationalError
 
 from alerts.models import Alert, WebhookDelivery
+from alerts.payload import REJECTIONS_LISTED
 from alerts.tests.webhook_helpers import make_alert, make_payload
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +73,24 @@ def test_bad_alerts_are_rejected_and_the_others_kept(post_webhook) -> None:  # n
     assert "status" in answer["rejected"][3]["reason"]
     assert list(Alert.objects.values_list("alarm_title", flat=True)) == ["E"]
     assert WebhookDelivery.objects.get().rejected == 4
+
+
+def test_bad_alerts_past_the_listed_ones_are_counted_not_listed(post_webhook) -> None:  # noqa: ANN001
+    bad = REJECTIONS_LISTED + 500
+    payload = make_payload(make_alert("Kept"))
+    payload["alerts"] = [{}] * bad + payload["alerts"]
+
+    response = post_webhook(payload)
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["alertCount"] == bad + 1 and answer["stored"] == 1
+    listed = [r["index"] for r in answer["rejected"]]
+    assert listed == list(range(REJECTIONS_LISTED))
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.rejected == bad
+    assert [r["index"] for r in delivery.rejections] == listed
+    assert list(Alert.objects.values_list("alarm_title", flat=True)) == ["Kept"]
 
 
 def test_oversized_body_is_413_and_recorded(post_webhook, settings) -> None:  # noqa: ANN001
