@@ -508,6 +508,7 @@ LOGGING = {
     "filters": {"request_id": {"()": "kuberca.logging.RequestIdFilter"}},
     "formatters": {
         "text": {
+            "()": "kuberca.logging.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s"
             " request_id=%(request_id)s",
         },

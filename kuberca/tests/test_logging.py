@@ -168,3 +168,64 @@ def test_explicit_request_id_kwarg_wins_over_the_current_one():
 
     kwargs = DBTaskResult.objects.get(pk=result.id).args_kwargs["kwargs"]
     assert kwargs == {"request_id": "req-given"}
+
+
+def test_text_format_keeps_a_sender_chosen_line_break_on_its_record(
+    settings,  # noqa: ANN001
+    client,  # noqa: ANN001
+) -> None:
+    stream = io.StringIO()
+    config = {**settings.LOGGING}
+    config["handlers"] = {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text",
+            "filters": ["request_id"],
+            "stream": stream,
+        }
+    }
+    dictConfig(config)
+    forged = (
+        "g\n2026-12-04 10:00:00,000 ERROR kuberca.auth admin logged in\u2028x\x1b[31m"
+    )
+    try:
+        response = client.post(
+            "/webhook/alertmanager",
+            data=json.dumps({"groupKey": forged, "truncatedAlerts": 2, "alerts": []}),
+            content_type="application/json",
+        )
+    finally:
+        dictConfig(settings.LOGGING)
+
+    assert response.status_code == 200
+    (line,) = [
+        line for line in stream.getvalue().splitlines() if "group truncated" in line
+    ]
+    assert (
+        r"group_key=g\n2026-12-04 10:00:00,000 ERROR kuberca.auth admin logged in"
+        r"\u2028x\x1b[31m" in line
+    )
+    assert "\x1b" not in stream.getvalue()
+    assert not any(
+        line.startswith("2026-12-04 10:00:00,000")
+        for line in stream.getvalue().splitlines()
+    )
+
+
+def test_text_format_leaves_a_traceback_on_lines_of_its_own() -> None:
+    from kuberca.logging import TextFormatter
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "k", logging.ERROR, __file__, 1, "failed\nhere", (), sys.exc_info()
+        )
+
+    text = TextFormatter("%(levelname)s %(message)s").format(record)
+
+    assert text.splitlines()[0] == r"ERROR failed\nhere"
+    assert text.splitlines()[1] == "Traceback (most recent call last):"
+    assert record.getMessage() == "failed\nhere"
