@@ -1318,11 +1318,25 @@ def delivery_replay(*, delivery_id: int) -> IngestResult:
     return _ingest_or_fail(delivery, bytes(delivery.body))
 
 
-def deliveries_prune(*, now: datetime | None = None) -> int:
-    """Delete deliveries older than WEBHOOK_RETENTION_DAYS; return how many."""
+PRUNE_BATCH = 1000
+
+
+def deliveries_prune(
+    *, now: datetime | None = None, batch_size: int = PRUNE_BATCH
+) -> int:
+    """Delete deliveries older than WEBHOOK_RETENTION_DAYS; return how many.
+
+    `batch_size` rows per DELETE, as `manage.py prune` does: a backlog (a
+    retention just shortened, a worker down for days) would otherwise be one
+    statement over gigabytes of bodies, one long transaction beside ingestion.
+    """
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
-    deleted, _ = WebhookDelivery.objects.filter(received_at__lt=cutoff).delete()
+    old = WebhookDelivery.objects.filter(received_at__lt=cutoff).order_by()
+    deleted = 0
+    while keys := list(old.values_list("pk", flat=True)[:batch_size]):
+        count, _ = WebhookDelivery.objects.filter(pk__in=keys).delete()
+        deleted += count
     if deleted:
         logger.info("webhook deliveries pruned count=%s", deleted)
     return deleted

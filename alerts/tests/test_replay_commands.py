@@ -7,9 +7,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from alerts.models import Alert, WebhookDelivery
-from alerts.services import DeliveryNotFound, delivery_replay
+from alerts.services import DeliveryNotFound, deliveries_prune, delivery_replay
 from alerts.tasks import prune_deliveries
 from alerts.tests.webhook_helpers import OUTAGE, ingest, make_alert, make_payload
 from incidents.models import Incident
@@ -219,6 +220,27 @@ def test_ingest_command_stops_reading_a_body_past_the_limit(tmp_path, settings):
 
     assert WebhookDelivery.objects.get().http_status == 413
     assert sum(written) < 1024 * 1024
+
+
+def test_prune_deletes_old_deliveries_in_bounded_batches(clock, settings) -> None:  # noqa: ANN001
+    # The periodic job beside live traffic: a backlog (a retention just
+    # shortened, a worker down for days) is many short DELETEs, not one.
+    settings.WEBHOOK_RETENTION_DAYS = 14
+    for n in range(5):
+        ingest(make_payload(make_alert(fingerprint=f"old-{n}")))
+    clock.advance(days=15)
+    deletes = []
+
+    def count_deletes(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        if sql.startswith('DELETE FROM "alerts_webhookdelivery"'):
+            deletes.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count_deletes):
+        assert deliveries_prune(batch_size=2) == 5
+
+    assert len(deletes) == 3
+    assert not WebhookDelivery.objects.exists()
 
 
 def test_prune_drops_only_old_deliveries(clock, settings) -> None:  # noqa: ANN001
