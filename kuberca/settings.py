@@ -476,6 +476,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # Several gunicorn workers share metrics through files in this folder; unset,
 # each process serves its own (tests, one process). Read by prometheus_client.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if "PROMETHEUS_MULTIPROC_DIR" in os.environ and not PROMETHEUS_MULTIPROC_DIR:
+    # prometheus_client takes the variable set at all as multiprocess mode and
+    # an empty one as the current folder (the container's read-only /app, or
+    # a checkout it litters), where kuberca reads it as unset.
+    raise ConfigError(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.environ["PROMETHEUS_MULTIPROC_DIR"],
+        "a folder for the metrics files, or the variable unset",
+    )
 # The task worker serves its own metrics on this port (0 = off).
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 # `manage.py prune` defaults: finished task results, and resolved incidents

@@ -174,6 +174,16 @@ def test_an_empty_severity_gate_or_a_muddled_group_key_stops_start_up(
     ]
 
 
+def test_a_blank_metrics_folder_stops_start_up():
+    # prometheus_client takes a variable set at all as multiprocess mode, and
+    # an empty one as the current folder, where it would leave its files.
+    assert _refusal({"PROMETHEUS_MULTIPROC_DIR": ""}) == [
+        "kuberca: configuration error: PROMETHEUS_MULTIPROC_DIR='' is not valid:"
+        " expected a folder for the metrics files, or the variable unset"
+    ]
+    assert not list(BASE_DIR.glob("*.db"))
+
+
 def test_a_bad_trusted_proxy_stops_start_up():
     assert _refusal({"TRUSTED_PROXIES": "10.0.0.1,ingress-nginx"}) == [
         "kuberca: configuration error: TRUSTED_PROXIES='ingress-nginx' is not"
