@@ -40,7 +40,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ConfigError(name, raw, "true or false")
+    raise ConfigError(name, raw, "true or false (also 1/0, yes/no, on/off)")
 
 
 def env_int(

@@ -71,6 +71,20 @@ def test_env_bool_rejects_maybe(monkeypatch):
         env_bool("FLAG", False)
 
 
+def test_env_bool_names_every_spelling_it_takes(monkeypatch):
+    monkeypatch.setenv("FLAG", "enabled")
+
+    with pytest.raises(ConfigError) as refused:
+        env_bool("FLAG", False)
+
+    assert str(refused.value) == (
+        "FLAG='enabled' is not valid: expected true or false (also 1/0, yes/no, on/off)"
+    )
+    for spelling, value in [("1", True), ("yes", True), ("ON", True), ("0", False)]:
+        monkeypatch.setenv("FLAG", spelling)
+        assert env_bool("FLAG", not value) is value
+
+
 @pytest.mark.parametrize("text", ["0", "0.5s", "25h", "99999999d"])
 def test_env_duration_refuses_values_out_of_bounds(monkeypatch, text):
     monkeypatch.setenv("SOME_TTL", text)
