@@ -56,6 +56,14 @@ def test_backfill_dry_run_counts_and_writes_nothing(fake_gemini, incidents):
     assert fake_gemini.calls == 0
 
 
+def test_backfill_dry_run_says_it_would_rebuild_the_index(fake_gemini, incidents):
+    out, _ = _backfill("--dry-run", "--rebuild-index")
+
+    assert out.strip().startswith("dry run: 5 incidents would be embedded")
+    assert out.strip().endswith("; the vector index would be dropped and built again")
+    assert fake_gemini.calls == 0
+
+
 def test_backfill_all_counts_every_summary(fake_gemini, incidents):
     out, _ = _backfill("--all", "--dry-run")
 

@@ -98,6 +98,8 @@ class Command(BaseCommand):
                     f"; {unsummarised} resolved incidents (of all, whatever"
                     " --after) have no summary, so nothing to embed"
                 )
+            if rebuild_index:
+                line += "; the vector index would be dropped and built again"
             self.stdout.write(line)
             return
         if provider.name == "none":
