@@ -1,4 +1,5 @@
 import socket
+import time
 
 import pytest
 
@@ -166,3 +167,14 @@ def test_an_answer_that_is_not_slacks_is_transient(fake, reply):  # noqa: ANN001
         client_for(fake.api_url).post_message(PAYLOAD)
     assert caught.value.transient
     assert caught.value.code.startswith("unreadable answer")
+
+
+def test_an_answer_trickled_past_the_timeout_is_a_lost_answer(fake):  # noqa: ANN001
+    # Each byte comes well within the timeout, the whole answer far past it.
+    fake._script.append(Reply(200, {"ok": True, "ts": "1.000001"}, trickle=0.5))
+    started = time.monotonic()
+    with pytest.raises(SlackError) as caught:
+        client_for(fake.api_url).post_message(PAYLOAD)
+
+    assert time.monotonic() - started < 4
+    assert caught.value.transient and caught.value.maybe_done
