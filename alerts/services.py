@@ -24,7 +24,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Q, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
 
 from alerts import events
@@ -65,6 +65,7 @@ from incidents.services import (
     incidents_open,
 )
 from kuberca import metrics, prepared
+from kuberca.batches import BATCH_SIZE, delete_in_batches
 from kuberca.errors import InvalidInput, NotFound
 from kuberca.transactions import atomic_retrying
 
@@ -1318,25 +1319,23 @@ def delivery_replay(*, delivery_id: int) -> IngestResult:
     return _ingest_or_fail(delivery, bytes(delivery.body))
 
 
-PRUNE_BATCH = 1000
+def old_deliveries(*, now: datetime, days: int) -> QuerySet[WebhookDelivery]:
+    """Deliveries received more than `days` days before `now`."""
+    return WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=days))
 
 
 def deliveries_prune(
-    *, now: datetime | None = None, batch_size: int = PRUNE_BATCH
+    *, now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> int:
     """Delete deliveries older than WEBHOOK_RETENTION_DAYS; return how many.
 
-    `batch_size` rows per DELETE, as `manage.py prune` does: a backlog (a
-    retention just shortened, a worker down for days) would otherwise be one
-    statement over gigabytes of bodies, one long transaction beside ingestion.
+    In batches (kuberca.batches), as `manage.py prune` deletes them.
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
-    old = WebhookDelivery.objects.filter(received_at__lt=cutoff).order_by()
-    deleted = 0
-    while keys := list(old.values_list("pk", flat=True)[:batch_size]):
-        count, _ = WebhookDelivery.objects.filter(pk__in=keys).delete()
-        deleted += count
+    deleted = delete_in_batches(
+        old_deliveries(now=now, days=settings.WEBHOOK_RETENTION_DAYS),
+        batch_size=batch_size,
+    )
     if deleted:
         logger.info("webhook deliveries pruned count=%s", deleted)
     return deleted

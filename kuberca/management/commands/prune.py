@@ -15,17 +15,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from alerts.models import Alert, AlertStatus, WebhookDelivery
+from alerts.models import Alert, AlertStatus
+from alerts.services import old_deliveries
 from incidents.models import Incident, IncidentStatus
+from kuberca.batches import BATCH_SIZE, delete_in_batches
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
 BATCH_SIZE_MAX = 100_000
 
 
@@ -46,32 +47,6 @@ def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _delete_in_batches(
-    queryset: models.QuerySet, *, batch_size: int, dry_run: bool
-) -> int:
-    """Delete the rows of `queryset`, `batch_size` primary keys at a time.
-
-    Returns the rows of the queryset's model this run deleted: a second run
-    beside it may delete some of the keys read here first, and those are
-    counted once, by whichever run deleted them.
-    """
-    if dry_run:
-        return queryset.count()
-    model = queryset.model
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            keys = list(queryset.values_list("pk", flat=True)[:batch_size])
-            if not keys:
-                return deleted
-            _, by_model = model.objects.filter(pk__in=keys).delete()
-        deleted += by_model.get(model._meta.label, 0)
-
-
-def old_deliveries(*, now: datetime, days: int) -> models.QuerySet:
-    return WebhookDelivery.objects.filter(received_at__lt=now - timedelta(days=days))
 
 
 def old_task_results(*, now: datetime, days: int) -> models.QuerySet:
@@ -151,12 +126,12 @@ class Command(BaseCommand):
         now = timezone.now()
 
         counts = {
-            "deliveries": _delete_in_batches(
+            "deliveries": delete_in_batches(
                 old_deliveries(now=now, days=deliveries_days),
                 batch_size=batch_size,
                 dry_run=dry_run,
             ),
-            "task_results": _delete_in_batches(
+            "task_results": delete_in_batches(
                 old_task_results(now=now, days=tasks_days),
                 batch_size=batch_size,
                 dry_run=dry_run,
@@ -168,12 +143,12 @@ class Command(BaseCommand):
             incidents = old_incidents(now=now, days=incidents_days)
             # Alerts first: their FK to the incident is SET_NULL, and an
             # alert without its incident is noise. Analyses go with them.
-            counts["alerts"] = _delete_in_batches(
+            counts["alerts"] = delete_in_batches(
                 Alert.objects.filter(incident__in=incidents),
                 batch_size=batch_size,
                 dry_run=dry_run,
             )
-            counts["incidents"] = _delete_in_batches(
+            counts["incidents"] = delete_in_batches(
                 incidents, batch_size=batch_size, dry_run=dry_run
             )
 
