@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from kuberca.timefmt import DATE_TIME
+from kuberca.timefmt import read_date_time
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -171,11 +171,7 @@ def parse_time(text: str | None) -> datetime | None:
     """
     if not text:
         return None
-    if not DATE_TIME.fullmatch(text):
-        raise ValueError("not an RFC 3339 time")
-    if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat does not
-        text = text[:-1] + "Z"
-    value = datetime.fromisoformat(text)
+    value = read_date_time(text)
     if value.tzinfo is None:
         raise ValueError("time has no offset")
     if value == _GO_ZERO_TIME:

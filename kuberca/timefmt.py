@@ -31,17 +31,22 @@ def rfc3339(value: datetime | None) -> str | None:
     return utc.isoformat(sep="T", timespec="seconds") + "Z"
 
 
+def read_date_time(text: str) -> datetime:
+    """The datetime an RFC 3339 date-time (DATE_TIME) writes: aware with its
+    offset, naive without one. Raises ValueError for any other text."""
+    if not DATE_TIME.fullmatch(text):
+        raise ValueError("expected an RFC 3339 date-time")
+    if text[-1] in "zZ":  # fromisoformat does not take a lower-case z
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
+
+
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 date-time into an aware UTC datetime.
 
     Raises ValueError for anything else (dates alone, free text).
     """
-    text = text.strip()
-    if not DATE_TIME.fullmatch(text):
-        raise ValueError("expected an RFC 3339 date-time")
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    value = datetime.fromisoformat(text)
+    value = read_date_time(text.strip())
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
