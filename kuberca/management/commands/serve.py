@@ -66,6 +66,25 @@ def _in_terminal_foreground() -> bool:
         return False
 
 
+class _Stop:
+    """What SIGINT or SIGTERM asked of serve: to stop, and whether the
+    children heard the signal themselves.
+
+    A Ctrl-C at the terminal reaches the children too (they share its process
+    group): a SIGTERM from here as well would be their second signal, on
+    which the task worker aborts the task it runs.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.children_told = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.requested:
+            self.children_told = signum == signal.SIGINT and _in_terminal_foreground()
+        self.requested = True
+
+
 class Command(BaseCommand):
     help = "Run the web server and the task worker in the foreground."
 
@@ -97,18 +116,7 @@ class Command(BaseCommand):
         migrate: bool = False,
         **options: Any,
     ) -> None:
-        stopping = False
-        # A Ctrl-C at the terminal reaches the children too (they share its
-        # process group): a SIGTERM from here as well would be their second
-        # signal, on which the task worker aborts the task it runs.
-        children_told = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping, children_told
-            if not stopping:
-                children_told = signum == signal.SIGINT and _in_terminal_foreground()
-            stopping = True
-
+        stop = _Stop()
         # Installed first, so Ctrl-C during start-up still stops cleanly.
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
@@ -131,81 +139,102 @@ class Command(BaseCommand):
                 f"cannot use the metrics folder {metrics_dir}: {error.strerror}"
                 " (PROMETHEUS_MULTIPROC_DIR, else KUBERCA_VAR_DIR/prometheus)"
             ) from None
+        with metrics_lock:
+            self._serve(
+                host=host,
+                port=port,
+                web_workers=web_workers,
+                migrate=migrate,
+                metrics_dir=metrics_dir,
+                lock_fd=metrics_lock.fileno(),
+                stop=stop,
+            )
+
+    def _serve(
+        self,
+        *,
+        host: str,
+        port: int,
+        web_workers: int,
+        migrate: bool,
+        metrics_dir: Path,
+        lock_fd: int,
+        stop: _Stop,
+    ) -> None:
+        if migrate:
+            call_command("migrate", interactive=False, verbosity=1)
+            call_command("ensure_admin", generate=True)
+        if stop.requested:
+            return
+        python = sys.executable
+        base = Path(settings.BASE_DIR)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        web = [
+            python,
+            "-m",
+            "gunicorn",
+            "kuberca.wsgi",
+            "-c",
+            str(base / "kuberca" / "gunicorn_conf.py"),
+            "--bind",
+            bind_address(host, port),
+            "--workers",
+            str(web_workers),
+        ]
+        worker = [
+            python,
+            str(base / "manage.py"),
+            "db_worker",
+            "--no-reload",
+            "--queue-name",
+            "*",
+            # An idle worker polls this often: a new incident reaches Slack
+            # well within 2 s of its webhook (bench/notify.py).
+            "--interval",
+            "0.2",
+        ]
+        # The children hold the lock too: killed (SIGKILL), this process
+        # leaves them running, and a new serve must not empty the folder
+        # under them.
+        held = (lock_fd,)
+        worker_env = {**os.environ, "HOST": host}
+        children = [
+            subprocess.Popen(web, cwd=base, pass_fds=held),  # noqa: S603
+            # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
+            subprocess.Popen(worker, cwd=base, env=worker_env, pass_fds=held),  # noqa: S603
+        ]
+        self._announce(host, port)
+        probe = Probe(host, port)
         try:
-            if migrate:
-                call_command("migrate", interactive=False, verbosity=1)
-                call_command("ensure_admin", generate=True)
-            if stopping:
-                return
-            python = sys.executable
-            base = Path(settings.BASE_DIR)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-            web = [
-                python,
-                "-m",
-                "gunicorn",
-                "kuberca.wsgi",
-                "-c",
-                str(base / "kuberca" / "gunicorn_conf.py"),
-                "--bind",
-                bind_address(host, port),
-                "--workers",
-                str(web_workers),
-            ]
-            worker = [
-                python,
-                str(base / "manage.py"),
-                "db_worker",
-                "--no-reload",
-                "--queue-name",
-                "*",
-                # An idle worker polls this often: a new incident reaches Slack
-                # well within 2 s of its webhook (bench/notify.py).
-                "--interval",
-                "0.2",
-            ]
-            # The children hold the lock too: killed (SIGKILL), this process
-            # leaves them running, and a new serve must not empty the folder
-            # under them.
-            held = (metrics_lock.fileno(),)
-            worker_env = {**os.environ, "HOST": host}
-            children = [
-                subprocess.Popen(web, cwd=base, pass_fds=held),  # noqa: S603
-                # The worker's metrics exporter (WORKER_METRICS_PORT) binds HOST.
-                subprocess.Popen(worker, cwd=base, env=worker_env, pass_fds=held),  # noqa: S603
-            ]
-            self._announce(host, port)
-            probe = Probe(host, port)
-            try:
-                while not stopping and all(child.poll() is None for child in children):
-                    message = probe.check()
-                    if message:
-                        self.stdout.write(message)
-                    time.sleep(0.3)
-            finally:
-                for child in children:
-                    if child.poll() is None and not children_told:
-                        child.send_signal(signal.SIGTERM)
-                deadline = time.monotonic() + 30
-                for child in children:
-                    try:
-                        child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                    except subprocess.TimeoutExpired:
-                        child.kill()
-                        child.wait()
-                # Children that died without saying goodbye must not keep the
-                # embedded server alive after this process, its last user, exits.
-                embedded_db.forget_dead_handles()
-            failed = [
-                c.args[2] if len(c.args) > 2 else c.args
-                for c in children
-                if c.returncode not in (0, -15, None)
-            ]
-            self.stdout.write("kuberca stopped")
-            if failed and not stopping:
-                sys.exit(1)
+            while not stop.requested and all(
+                child.poll() is None for child in children
+            ):
+                message = probe.check()
+                if message:
+                    self.stdout.write(message)
+                time.sleep(0.3)
         finally:
-            metrics_lock.close()
+            for child in children:
+                if child.poll() is None and not stop.children_told:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for child in children:
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+            # Children that died without saying goodbye must not keep the
+            # embedded server alive after this process, its last user, exits.
+            embedded_db.forget_dead_handles()
+        failed = [
+            c.args[2] if len(c.args) > 2 else c.args
+            for c in children
+            if c.returncode not in (0, -15, None)
+        ]
+        self.stdout.write("kuberca stopped")
+        if failed and not stop.requested:
+            sys.exit(1)
 
     def _announce(self, host: str, port: int) -> None:
         url = f"http://{url_host(host)}:{port}"
