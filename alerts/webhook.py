@@ -131,6 +131,14 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
     if settings.WEBHOOK_AUTH_TOKEN and not _token_ok(request):
         return _unauthorized("token", address)
 
+    # Likewise for a missing signature, which needs no body to see. A wrong
+    # one is found only after the body is read, so it counts.
+    sent = ""
+    if settings.WEBHOOK_HMAC_SECRET:
+        sent = _sent_signature(request)
+        if not sent:
+            return _unauthorized("signature", address)
+
     if settings.WEBHOOK_RATE_LIMIT:
         try:
             wait = webhook_rate_check(client=address or "unknown")
@@ -144,9 +152,6 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
 
     mac = None
     if settings.WEBHOOK_HMAC_SECRET:
-        sent = _sent_signature(request)
-        if not sent:
-            return _unauthorized("signature", address)
         mac = hmac.new(settings.WEBHOOK_HMAC_SECRET.encode(), digestmod=hashlib.sha256)
     headers = _headers(request)
     try:

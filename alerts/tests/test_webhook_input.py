@@ -187,6 +187,26 @@ def test_rate_limit_counts_no_request_without_the_token(post_webhook, settings) 
     assert response.status_code == 200
 
 
+def test_rate_limit_counts_no_request_without_a_signature(
+    post_webhook,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    settings.WEBHOOK_RATE_LIMIT = 2
+    body = json.dumps(make_payload(make_alert())).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+    refused = [post_webhook(body).status_code for _ in range(5)]
+    wrong = post_webhook(body, X_Webhook_Signature="sha256=" + "0" * 64)
+    response = post_webhook(body, X_Webhook_Signature=signature)
+
+    assert refused == [401] * 5
+    # A wrong signature is seen only once the body was read: it counts.
+    assert wrong.status_code == 401
+    assert response.status_code == 200
+    assert post_webhook(body, X_Webhook_Signature=signature).status_code == 503
+
+
 def test_rate_check_without_a_database_answers_503_with_retry_after(
     post_webhook,  # noqa: ANN001
     settings,  # noqa: ANN001
