@@ -8,12 +8,16 @@ set by anyone: TaskQueueCollector reads them from the database at scrape time.
 """
 
 import fcntl
+import hmac
 import logging
 import os
+import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from socketserver import ThreadingMixIn
+from typing import IO, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from django.db import DatabaseError
 from django.db.models import Case, Count, F, Min, Q, When
@@ -23,8 +27,8 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    make_wsgi_app,
     multiprocess,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -164,11 +168,58 @@ def scrape_registry(*, task_queue: bool = True) -> CollectorRegistry:
     return registry
 
 
+def bearer_ok(header: str, token: str) -> bool:
+    """Whether an Authorization header's value is `Bearer <token>`."""
+    scheme, _, credentials = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    )
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def worker_exporter_app(registry: CollectorRegistry, token: str) -> WSGIApp:
+    """The task worker's metrics server: `/healthz`, open to the liveness
+    probe (which cannot read a Secret), and the metrics on every other path,
+    which need `Authorization: Bearer <token>` when `token` is set, like the
+    web's `/metrics`."""
+    scrape = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"status": "ok"}']
+        if token and not bearer_ok(environ.get("HTTP_AUTHORIZATION", ""), token):
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [b'{"error": "unauthorized"}']
+        return scrape(environ, start_response)
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Scrapes and probes go unlogged (one every few seconds)."""
+
+
+class ExporterServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def __init__(self, addr: str, port: int, app: WSGIApp) -> None:
+        # "::" takes IPv4 too: Linux binds IPv6 sockets dual-stack by default.
+        self.address_family = socket.getaddrinfo(
+            addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
+        super().__init__((addr, port), _QuietHandler)
+        self.set_app(app)
+
+
 _exporter_lock = threading.Lock()
 _exporter_started = False
 
 
-def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104
+def start_worker_exporter(port: int, addr: str = "0.0.0.0", token: str = "") -> bool:  # noqa: S104
     """Serve this process's metrics on `port` (the task worker has no web server).
 
     The worker's Slack, Agent and embedding counters live in its own process;
@@ -181,7 +232,11 @@ def start_worker_exporter(port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S1
     with _exporter_lock:
         if _exporter_started:
             return False
-        start_http_server(port, addr=addr, registry=scrape_registry(task_queue=False))
+        app = worker_exporter_app(scrape_registry(task_queue=False), token)
+        server = ExporterServer(addr, port, app)
+        threading.Thread(
+            target=server.serve_forever, name="metrics-exporter", daemon=True
+        ).start()
         _exporter_started = True
     logger.info("worker metrics exporter listening port=%s", port)
     return True

@@ -1,6 +1,5 @@
 """Health, readiness and metrics endpoints (SPEC §7 Health), and the API docs page."""
 
-import hmac
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -118,13 +117,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     (Prometheus' `authorization` scrape setting).
     """
     token = settings.METRICS_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "")
-        scheme, _, credentials = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            credentials.strip().encode(), token.encode()
-        ):
-            return JsonResponse({"error": "unauthorized"}, status=401)
+    if token and not kuberca_metrics.bearer_ok(
+        request.headers.get("Authorization", ""), token
+    ):
+        return JsonResponse({"error": "unauthorized"}, status=401)
     output = generate_latest(kuberca_metrics.scrape_registry())
     return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
 

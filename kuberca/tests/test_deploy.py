@@ -196,7 +196,7 @@ def test_worker_liveness_asks_its_metrics_port():
     spec = _deployment("kuberca-worker")["spec"]["template"]["spec"]
     worker = spec["containers"][0]
     probe = worker["livenessProbe"]["httpGet"]
-    assert probe == {"path": "/metrics", "port": "metrics"}
+    assert probe == {"path": "/healthz", "port": "metrics"}
     (port,) = [p for p in worker["ports"] if p["name"] == "metrics"]
     config = next(d for _, d in documents() if d["kind"] == "ConfigMap")
     assert str(port["containerPort"]) == config["data"]["WORKER_METRICS_PORT"]
@@ -235,7 +235,7 @@ def test_compose_runs_postgres_with_pgvector_web_worker_and_migrate():
 def test_compose_worker_health_asks_its_metrics_port():
     worker = kuberca_services()["worker"]
     port = worker["environment"]["WORKER_METRICS_PORT"]
-    assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:

@@ -4,13 +4,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from prometheus_client.parser import text_string_to_metric_families
@@ -431,3 +435,43 @@ def test_worker_exporter_on_the_ipv6_wildcard_answers_both_families():
     )
 
     assert _run(code, {"PROMETHEUS_MULTIPROC_DIR": ""}).strip() == "200"
+
+
+@contextmanager
+def _exporter(token: str) -> Iterator[int]:
+    """A worker exporter on a free loopback port; yields the port."""
+    app = metrics.worker_exporter_app(metrics.scrape_registry(task_queue=False), token)
+    server = metrics.ExporterServer("127.0.0.1", 0, app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _exporter_get(port: int, path: str, **headers: str) -> requests.Response:
+    return requests.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=5)
+
+
+def test_worker_exporter_needs_the_token_but_not_for_its_health() -> None:
+    with _exporter("scrape-secret") as port:
+        missing = _exporter_get(port, "/metrics")
+        wrong = _exporter_get(port, "/metrics", Authorization="Bearer nope")
+        health = _exporter_get(port, "/healthz")
+        scraped = _exporter_get(port, "/metrics", Authorization="Bearer scrape-secret")
+
+    for response in (missing, wrong):
+        assert response.status_code == 401
+        assert response.json() == {"error": "unauthorized"}
+    assert "kuberca_alerts_total" not in missing.text
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert scraped.status_code == 200
+    assert "kuberca_alerts_total" in scraped.text
+
+
+def test_worker_exporter_is_open_without_a_token() -> None:
+    with _exporter("") as port:
+        response = _exporter_get(port, "/metrics")
+    assert response.status_code == 200
+    assert "kuberca_alerts_total" in response.text

@@ -46,6 +46,7 @@ class Command(WorkerCommand):
             metrics.start_worker_exporter(
                 settings.WORKER_METRICS_PORT,
                 addr=bare_host(env_str("HOST", "0.0.0.0")),  # noqa: S104
+                token=settings.METRICS_TOKEN,
             )
             log_optional_parts_off("worker")
         while True:
