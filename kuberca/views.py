@@ -6,6 +6,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularSwaggerView
@@ -99,12 +100,40 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# Set once this process found every migration it knows applied: they stay
+# so (a release's new migrations are not in an older release's plan).
+_migrated = False
+
+
+def _migrations_pending() -> bool:
+    """Whether the database lacks migrations this code needs; False when
+    the database cannot be read (the caller reports that itself)."""
+    global _migrated
+    if _migrated:
+        return False
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError:
+        return False
+    _migrated = not plan
+    return bool(plan)
+
+
 @get_only
 def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready when the database answers and has this release's migrations: a
+    pod started before `migrate` would fail every write it is sent."""
     off = optional_parts_off()
     if not _database_ok():
         return JsonResponse(
             {"status": "unavailable", "database": "unreachable", "off": off}, status=503
+        )
+    if _migrations_pending():
+        logger.warning("readiness: database migrations pending; run manage.py migrate")
+        return JsonResponse(
+            {"status": "unavailable", "database": "migrations pending", "off": off},
+            status=503,
         )
     return JsonResponse({"status": "ok", "database": "ok", "off": off})
 

@@ -77,6 +77,35 @@ def test_readyz_is_unavailable_without_database(client, monkeypatch):
     assert response.json()["status"] == "unavailable"
 
 
+def test_readyz_is_unavailable_while_migrations_are_pending(client, monkeypatch):
+    from django.db import connection
+
+    from kuberca import views
+
+    monkeypatch.setattr(views, "_migrated", False)
+    with connection.cursor() as cursor:
+        # Rolled back with the test's transaction.
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'alerts' AND name = "
+            "(SELECT max(name) FROM django_migrations WHERE app = 'alerts')"
+        )
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["database"] == "migrations pending"
+    assert views._migrated is False
+
+
+def test_readyz_is_ready_once_migrated_and_keeps_it(client, monkeypatch):
+    from kuberca import views
+
+    monkeypatch.setattr(views, "_migrated", False)
+    assert client.get("/readyz").json()["database"] == "ok"
+    assert views._migrated is True
+
+
 def test_unknown_path_is_json_404(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
