@@ -82,14 +82,15 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
 
     Raises SignupDisabled, InvalidInput (a login id Django does not accept as
     a username, or a password its validators reject), LoginIdTaken (also for
-    a login id differing only in case), or LoginThrottled. Failed attempts
-    count against the client's login budget. The login id is checked in the
+    a login id differing only in case), or LoginThrottled. Every attempt,
+    an account made or not, counts against the client's login budget, so
+    that one address cannot make accounts without end. The login id is checked in the
     NFKC form Django stores usernames in ("ＡＢＣ" is stored as "ABC").
     """
     if not settings.ALLOW_SIGNUP:
         raise SignupDisabled()
     User = get_user_model()
-    reservation = login_attempt_reserve(client=client, login_id=None)
+    login_attempt_reserve(client=client, login_id=None)
 
     try:
         login_id = _stored_login_id(login_id)
@@ -108,7 +109,6 @@ def user_register(*, login_id: str, password: str, client: str) -> AbstractBaseU
     if not created:
         raise LoginIdTaken()
 
-    reservation.release()
     logger.info("user registered user_id=%s", user.pk)
     return user
 

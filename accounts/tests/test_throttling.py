@@ -1,6 +1,7 @@
 import threading
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.test import RequestFactory
@@ -160,6 +161,22 @@ def test_register_failures_count_against_the_client(post_json, clock, settings):
     )
 
     assert response.status_code == 429
+
+
+def test_sign_ups_that_make_accounts_count_against_the_client(
+    post_json,  # noqa: ANN001
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.ALLOW_SIGNUP = True
+    settings.LOGIN_THROTTLE_PER_CLIENT = "2/min"
+    made = [
+        post_json("/api/v1/auth/register", {"id": f"user{n}", "password": PASSWORD})
+        for n in range(3)
+    ]
+
+    assert [r.status_code for r in made] == [200, 200, 429]
+    assert not get_user_model().objects.filter(username="user2").exists()
 
 
 def test_reserve_gives_back_its_slot_when_throttled(settings):
