@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import signal
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as WorkerCommand
+from django_tasks_db.management.commands.db_worker import Worker
 
 from kuberca import metrics, scheduler
 from kuberca.env import bare_host, env_str
@@ -56,6 +58,13 @@ class Command(WorkerCommand):
             except DatabaseError as exc:
                 # A task cut off here stays RUNNING; the recover_* jobs pick
                 # up its rows. SIGTERM while waiting still stops the worker.
+                if _stop_requested():
+                    logger.warning(
+                        "task worker lost the database while stopping; stopped "
+                        "error=%s",
+                        type(exc).__name__,
+                    )
+                    return
                 logger.warning(
                     "task worker lost the database, retrying error=%s delay=%s",
                     type(exc).__name__,
@@ -64,3 +73,15 @@ class Command(WorkerCommand):
                 with contextlib.suppress(DatabaseError):
                     connections.close_all()
                 time.sleep(DATABASE_RETRY_SECONDS)
+
+
+def _stop_requested() -> bool:
+    """Whether the library's worker that just failed had been told to stop.
+
+    A SIGTERM that came while a task ran only clears the worker's `running`;
+    if the database then failed the task's ending, a new worker made by the
+    retry would have forgotten it, and the pod would run on to its SIGKILL.
+    The worker's signal handler is its bound `shutdown`.
+    """
+    worker = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return isinstance(worker, Worker) and not worker.running
