@@ -151,7 +151,21 @@ else:
     _default_db["CONN_MAX_AGE"] = 60
     _default_db["CONN_HEALTH_CHECKS"] = True
 _default_db.setdefault("OPTIONS", {})
-_default_db["OPTIONS"].setdefault("connect_timeout", 5)
+# A database host that vanishes (a node lost, a failover moving the address)
+# answers nothing, not even a reset: without these, a connection waiting on
+# it hangs for the kernel's ~15 minutes of retransmits, the task worker's
+# included. Keepalives notice a silent peer in about a minute, and
+# tcp_user_timeout (ms) data sent that it never acknowledged. libpq ignores
+# them on a Unix socket; DATABASE_URL query parameters win.
+for _option, _value in {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}.items():
+    _default_db["OPTIONS"].setdefault(_option, _value)
 DATABASES = {"default": _default_db}
 # The webhook's fixed statements are prepared once per connection
 # (kuberca/prepared.py). Turn off behind a pooler in transaction mode, which

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -342,3 +343,59 @@ def test_bare_host_drops_the_brackets_of_an_ipv6_address(host: str, bare: str) -
 )
 def test_url_host_names_a_wildcard_bind_as_this_machine(host: str, shown: str) -> None:
     assert url_host(host) == shown
+
+
+def _database_options(url: str) -> dict[str, object]:
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "kuberca.settings",
+            "DATABASE_URL": url,
+            "SECRET_KEY": "test-only",
+            "ALLOWED_HOSTS": "kuberca.example.com",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_database_connections_notice_a_vanished_host_within_a_minute():
+    options = _database_options("postgres://kuberca:pw@db.example.com:5432/kuberca")
+    assert options["keepalives"] == 1
+    # idle + interval x count: the silence that ends a connection.
+    silence = (
+        options["keepalives_idle"]
+        + options["keepalives_interval"] * options["keepalives_count"]
+    )
+    assert silence <= 60
+    assert options["tcp_user_timeout"] == 30_000
+    assert options["connect_timeout"] == 5
+
+
+def test_database_url_parameters_win_over_the_connection_defaults():
+    options = _database_options(
+        "postgres://kuberca:pw@db.example.com:5432/kuberca"
+        "?keepalives_idle=120&tcp_user_timeout=0&sslmode=require"
+    )
+    assert options["keepalives_idle"] == 120
+    assert options["tcp_user_timeout"] == 0
+    assert options["sslmode"] == "require"
+    assert options["keepalives_count"] == 3
+
+
+def test_the_database_connection_carries_the_tcp_timeouts(db):  # noqa: ANN001
+    from django.db import connection
+
+    connection.ensure_connection()
+    dsn = connection.connection.info.dsn
+    assert "tcp_user_timeout=30000" in dsn
+    assert "keepalives_idle=30" in dsn
