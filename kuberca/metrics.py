@@ -65,7 +65,7 @@ agent_latency = Histogram(
 )
 embedding_calls = Counter(
     "kuberca_embedding_calls_total", "Embedding provider calls by outcome", ["outcome"]
-)  # outcome: ok, failed
+)  # outcome: ok, unavailable (to be retried), rejected
 webhook_to_slack_root = Histogram(
     "kuberca_webhook_to_slack_root_seconds",
     "From the webhook that opened an incident to its Slack root message",
@@ -80,6 +80,23 @@ for _result in ("stored", "duplicate", "ignored", "rejected"):
     alerts_received.labels(result=_result)
 for _event in ("opened", "reopened", "resolved"):
     incidents.labels(event=_event)
+# notifications.models.MessageKind, and the root message's edits.
+_SLACK_KINDS = (
+    "incident_root",
+    "alert_firing",
+    "alert_resolved",
+    "analysis",
+    "summary",
+    "root_update",
+)
+for _kind in _SLACK_KINDS:
+    for _outcome in ("sent", "failed", "retried"):
+        slack_messages.labels(kind=_kind, outcome=_outcome)
+for _endpoint in ("analyze", "summarize-incident"):
+    for _outcome in ("ok", "retried", "failed"):
+        agent_calls.labels(endpoint=_endpoint, outcome=_outcome)
+for _outcome in ("ok", "unavailable", "rejected"):
+    embedding_calls.labels(outcome=_outcome)
 
 TASK_QUEUE_DEPTH = "kuberca_task_queue_depth"
 TASK_OLDEST_PENDING_AGE = "kuberca_task_oldest_pending_seconds"

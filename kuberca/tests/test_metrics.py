@@ -194,6 +194,26 @@ def test_metrics_start_closed_label_sets_at_zero(client):
         assert sample(text, "kuberca_incidents_total", event=event) is not None
 
 
+def test_metrics_of_optional_parts_are_there_while_they_are_off(client):
+    # Slack, the Agent and embeddings off: their dashboards show zeros, not
+    # "no data".
+    from alerts.agent import ANALYZE, SUMMARIZE
+    from notifications.models import MessageKind
+
+    text = scrape(client)
+    for kind in [*MessageKind.values, "root_update"]:
+        for outcome in ("sent", "failed", "retried"):
+            name = "kuberca_slack_messages_total"
+            assert sample(text, name, kind=kind, outcome=outcome) is not None
+    for endpoint in (ANALYZE, SUMMARIZE):
+        for outcome in ("ok", "retried", "failed"):
+            name = "kuberca_agent_calls_total"
+            assert sample(text, name, endpoint=endpoint, outcome=outcome) is not None
+    for outcome in ("ok", "unavailable", "rejected"):
+        name = "kuberca_embedding_calls_total"
+        assert sample(text, name, outcome=outcome) is not None
+
+
 def test_metrics_include_django_http_and_database_metrics(client):
     client.get("/ping")
     client.get("/healthz")  # runs a query through the instrumented backend
