@@ -16,6 +16,8 @@ help:
 	@echo "make lint   ruff check and format check"
 	@echo "make fuzz   schemathesis on every API operation (FUZZ_MAX_EXAMPLES=100)"
 	@echo "make bench  webhook ingestion benchmark (bench/ has the others)"
+	@echo "make format ruff format and the fixes ruff check can make"
+	@echo "make clean-db  delete the embedded database (var/pgdata)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -349,7 +349,9 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
         )
     if User.objects.filter(is_superuser=True).exists():
         return None
-    generated = secrets.token_urlsafe(12)
+    # A new database (`make clean-db`) keeps the password already written
+    # down, so saved logins and scripts reading the file still work.
+    generated = _kept_password(password_file) or secrets.token_urlsafe(12)
     _, created = _create_superuser(User, GENERATED_ADMIN, generated)
     if not created:
         # Taken meanwhile, or by an ordinary user in another case: its
@@ -359,6 +361,16 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
     password_file.write_text(generated + "\n")
     password_file.chmod(0o600)
     return AdminAccount(GENERATED_ADMIN, created, generated, password_file)
+
+
+def _kept_password(password_file: Path) -> str | None:
+    """The password in an earlier run's file, when login would take it."""
+    try:
+        kept = password_file.read_text().strip()
+        CredentialsSerializer().fields["password"].run_validation(kept)
+    except (OSError, UnicodeDecodeError, serializers.ValidationError):
+        return None
+    return kept
 
 
 def _admin_settings_check(username: str, password: str) -> str:

@@ -140,6 +140,39 @@ def test_generated_password_is_kept_on_the_next_start(settings, tmp_path):
     assert get_user_model().objects.filter(is_superuser=True).count() == 1
 
 
+def test_a_new_database_keeps_the_password_already_written_down(
+    settings,  # noqa: ANN001
+    tmp_path,  # noqa: ANN001
+) -> None:
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    password_file = tmp_path / "admin_password"
+    password_file.write_text("kept-from-before-1\n")
+
+    account = admin_ensure(password_file=password_file)
+
+    assert account is not None and account.created
+    assert account.password == "kept-from-before-1"
+    assert (
+        get_user_model()
+        .objects.get(username="admin")
+        .check_password("kept-from-before-1")
+    )
+    assert password_file.read_text() == "kept-from-before-1\n"
+
+
+def test_a_written_down_password_login_would_refuse_is_replaced(settings, tmp_path):  # noqa: ANN001
+    settings.ADMIN_USERNAME = ""
+    settings.ADMIN_PASSWORD = ""
+    password_file = tmp_path / "admin_password"
+    password_file.write_text("short\n")
+
+    account = admin_ensure(password_file=password_file)
+
+    assert account is not None and len(account.password) >= 16
+    assert password_file.read_text().strip() == account.password
+
+
 def test_no_password_is_generated_when_a_superuser_exists(settings, tmp_path):
     settings.ADMIN_USERNAME = ""
     settings.ADMIN_PASSWORD = ""
