@@ -274,12 +274,19 @@ def token_revoke(*, refresh_token: str) -> bool:
         token = _decode_refresh(refresh_token)
     except Unauthorized:
         return False
-    outstanding = OutstandingToken.objects.filter(
-        jti=token[jwt_settings.JTI_CLAIM]
-    ).first()
-    if outstanding is None:
-        return False
-    _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    # Under the row lock token_rotate takes: unlocked, a logout's blacklist
+    # insert waited for a rotation holding the token while that rotation's
+    # own insert waited for the logout's, and PostgreSQL failed one of the
+    # two requests as a deadlock.
+    with transaction.atomic():
+        outstanding = (
+            OutstandingToken.objects.select_for_update()
+            .filter(jti=token[jwt_settings.JTI_CLAIM])
+            .first()
+        )
+        if outstanding is None:
+            return False
+        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
     if created:
         logger.info("refresh token revoked user_id=%s", outstanding.user_id)
     return created

@@ -184,6 +184,35 @@ def test_concurrent_refreshes_over_http_with_one_cookie_let_one_through() -> Non
     assert statuses(responses) == Counter({200: 1, 401: 7})
 
 
+def test_concurrent_refreshes_and_logouts_with_one_cookie_answer_as_in_turn() -> None:
+    UserFactory(username="leaving")
+
+    def race() -> tuple[str, list[Any]]:
+        login = APIClient().post(
+            "/api/v1/auth/login", {"id": "leaving", "password": PASSWORD}, format="json"
+        )
+        cookie = login.cookies["kube_rca_refresh"].value
+
+        def act(index: int) -> Any:
+            client = APIClient()
+            client.cookies["kube_rca_refresh"] = cookie
+            return client.post("/api/v1/auth/" + ("logout" if index % 2 else "refresh"))
+
+        return cookie, run_at_once(8, act)
+
+    # A few rounds: one pair meeting at the wrong moment is enough.
+    for cookie, responses in [race() for _ in range(3)]:
+        # In turn, a logout answers 200 whatever came first, and a refresh
+        # 200 only before any other use of the cookie; never a 503.
+        logouts, refreshes = responses[1::2], responses[::2]
+        assert statuses(logouts) == Counter({200: 4})
+        assert statuses(refreshes)[200] <= 1
+        assert set(statuses(refreshes)) <= {200, 401}
+        again = APIClient()
+        again.cookies["kube_rca_refresh"] = cookie
+        assert again.post("/api/v1/auth/refresh").status_code == 401
+
+
 def test_concurrent_sign_ups_of_one_id_in_different_cases_make_one_account(
     settings,  # noqa: ANN001
 ) -> None:
