@@ -1409,8 +1409,13 @@ def alerts_resolve_stale(*, now: datetime | None = None) -> int:
             updated_at=now,
         )
         resolved_ids = [r[0] for r in rows]
-        events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
+        # Incidents first, then what the signal records (their Slack roots),
+        # the order of a delivery and of a person's resolve: the other way
+        # round, a resolve holding an incident while waiting for its root
+        # deadlocked with a sweep holding the root while waiting for the
+        # incident, and PostgreSQL failed one of the two.
         _auto_resolve({r[1] for r in rows if r[1]})
+        events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
     logger.info("stale alerts resolved count=%s", len(resolved_ids))
     return len(resolved_ids)
 

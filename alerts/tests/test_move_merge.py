@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -12,7 +13,12 @@ from django.db import connection
 
 from alerts import events
 from alerts.models import Alert
-from alerts.services import AlertNotFound, alert_move, incident_merge
+from alerts.services import (
+    AlertNotFound,
+    alert_move,
+    alerts_resolve_stale,
+    incident_merge,
+)
 from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
 from incidents.models import AUTO_RESOLVER, Incident
 from incidents.services import IncidentNotFound, incident_resolve
@@ -303,3 +309,34 @@ def test_a_move_waits_for_a_delivery_of_its_alert_before_locking_incidents() -> 
 
     assert "error" not in outcome, outcome.get("error")
     assert Alert.objects.get(pk=a.pk).incident_id == b.incident_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stale_sweep_locks_an_incident_before_its_slack_root(settings) -> None:  # noqa: ANN001
+    settings.SLACK_ENABLED, settings.SLACK_CHANNEL_ID = True, "C0"
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    a = fire("a", namespace="shop")
+    Alert.objects.filter(pk=a.pk).update(last_seen_at=T0 - timedelta(days=1))
+
+    # A person's resolve locks the incident, then marks its Slack root for
+    # an edit; the sweep must take the two in that order too.
+    with _blocked(
+        (
+            "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
+            [a.incident_id],
+        ),
+        alerts_resolve_stale,
+        # Prepared (`EXECUTE lock_incidents`) or not (`FROM incidents_incident`).
+        waits_on="%incidents%",
+    ) as (resolve, outcome):
+        edit = resolve.execute(
+            "UPDATE notifications_slackmessage SET revision = revision + 1 "
+            "WHERE incident_id = %s AND kind = 'incident_root'",
+            [a.incident_id],
+        )
+        assert edit.rowcount == 1
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"] == 1
+    assert Alert.objects.get(pk=a.pk).status == "resolved"
+    assert Incident.objects.get(pk=a.incident_id).status == "resolved"
