@@ -50,6 +50,7 @@ from incidents.services import IncidentNotFound
 from kuberca import tasking
 from kuberca.errors import Disabled
 from kuberca.timefmt import rfc3339
+from kuberca.transactions import atomic_retrying
 
 logger = logging.getLogger(__name__)
 
@@ -148,36 +149,47 @@ def analysis_request_alert(alert_id: str) -> AlertAnalysis:
     """
     if not agent_enabled():
         raise AgentDisabled()
-    with transaction.atomic():
-        try:
-            alert = Alert.objects.select_for_update().get(pk=alert_id)
-        except Alert.DoesNotExist:
-            raise AlertNotFound(alert_id=alert_id) from None
-        existing = (
-            AlertAnalysis.objects.filter(
-                alert=alert,
-                status=alert.status,
-                trigger=AnalysisTrigger.MANUAL,
-                state__in=UNFINISHED,
-            )
-            .order_by("-id")
-            .first()
+    # Retried after a conflict: the new row names the alert's incident,
+    # which PostgreSQL checks at commit, so a merge or move holding that
+    # incident while it waits for the alert this request holds deadlocks
+    # with it; the request's second attempt waits for the move instead.
+    analysis, created = atomic_retrying(
+        lambda: _request_alert(alert_id), name="analysis_request_alert"
+    )
+    if created:
+        logger.info(
+            "alert analysis requested alert_id=%s analysis_id=%s",
+            alert_id,
+            analysis.pk,
         )
-        if existing is not None:
-            return existing
-        analysis = AlertAnalysis.objects.create(
+    return analysis
+
+
+def _request_alert(alert_id: str) -> tuple[AlertAnalysis, bool]:
+    try:
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+    except Alert.DoesNotExist:
+        raise AlertNotFound(alert_id=alert_id) from None
+    existing = (
+        AlertAnalysis.objects.filter(
             alert=alert,
-            incident_id=alert.incident_id,
             status=alert.status,
             trigger=AnalysisTrigger.MANUAL,
+            state__in=UNFINISHED,
         )
-        _on_commit_robust(
-            _enqueue_analyses, [analysis.pk], tasking.current_request_id()
-        )
-    logger.info(
-        "alert analysis requested alert_id=%s analysis_id=%s", alert_id, analysis.pk
+        .order_by("-id")
+        .first()
     )
-    return analysis
+    if existing is not None:
+        return existing, False
+    analysis = AlertAnalysis.objects.create(
+        alert=alert,
+        incident_id=alert.incident_id,
+        status=alert.status,
+        trigger=AnalysisTrigger.MANUAL,
+    )
+    _on_commit_robust(_enqueue_analyses, [analysis.pk], tasking.current_request_id())
+    return analysis, True
 
 
 def _enqueue_summary(incident_id: str, generation: int, request_id: str) -> None:
@@ -316,64 +328,16 @@ def analysis_store_result(
     Copies summary and detail onto the alert unless a later analysis of it is
     already done, and sends alert_analyzed so Slack posts it.
     """
-    text = response["analysis"]
-    summary = response["analysis_summary"].strip() and response["analysis_summary"]
-    detail = response["analysis_detail"].strip() and response["analysis_detail"]
-    now = timezone.now()
-    with transaction.atomic():
-        analysis = (
-            AlertAnalysis.objects.select_for_update()
-            .filter(pk=analysis_id, state=AnalysisState.RUNNING, attempts=attempt)
-            .first()
-        )
-        if analysis is None:
-            return False
-        analysis.summary = summary or text
-        analysis.detail = detail or text
-        analysis.analysis = text
-        analysis.context = response["context"]
-        analysis.state = AnalysisState.DONE
-        analysis.error = ""
-        analysis.completed_at = now
-        analysis.save(
-            update_fields=[
-                "summary",
-                "detail",
-                "analysis",
-                "context",
-                "state",
-                "error",
-                "completed_at",
-                "updated_at",
-            ]
-        )
-        AnalysisArtifact.objects.bulk_create(
-            [
-                AnalysisArtifact(
-                    analysis=analysis,
-                    artifact_type=artifact["type"][:64],
-                    query=artifact["query"],
-                    result=artifact["result"],
-                    summary=artifact["summary"],
-                )
-                for artifact in response["artifacts"]
-            ]
-        )
-        newer_done = AlertAnalysis.objects.filter(
-            alert_id=analysis.alert_id, state=AnalysisState.DONE, pk__gt=analysis.pk
-        ).exists()
-        if not newer_done:
-            Alert.objects.filter(pk=analysis.alert_id).update(
-                analysis_summary=analysis.summary,
-                analysis_detail=analysis.detail,
-                updated_at=now,
-            )
-        events.alert_analyzed.send(
-            sender=AlertAnalysis,
-            alert_id=analysis.alert_id,
-            analysis_id=analysis.pk,
-            status=analysis.status,
-        )
+    # Retried after a conflict, as a lost answer would cost another call to
+    # the Agent: the store holds the alert, and the Slack reply names its
+    # incident (checked at commit), which a merge or move may hold while it
+    # waits for the alert.
+    analysis = atomic_retrying(
+        lambda: _store_result(analysis_id, attempt, response),
+        name=f"analysis_store_result analysis_id={analysis_id}",
+    )
+    if analysis is None:
+        return False
     logger.info(
         "alert analysis stored analysis_id=%s alert_id=%s status=%s artifacts=%s",
         analysis.pk,
@@ -382,6 +346,69 @@ def analysis_store_result(
         len(response["artifacts"]),
     )
     return True
+
+
+def _store_result(
+    analysis_id: int, attempt: int, response: AnalyzeResponse
+) -> AlertAnalysis | None:
+    text = response["analysis"]
+    summary = response["analysis_summary"].strip() and response["analysis_summary"]
+    detail = response["analysis_detail"].strip() and response["analysis_detail"]
+    now = timezone.now()
+    analysis = (
+        AlertAnalysis.objects.select_for_update()
+        .filter(pk=analysis_id, state=AnalysisState.RUNNING, attempts=attempt)
+        .first()
+    )
+    if analysis is None:
+        return None
+    analysis.summary = summary or text
+    analysis.detail = detail or text
+    analysis.analysis = text
+    analysis.context = response["context"]
+    analysis.state = AnalysisState.DONE
+    analysis.error = ""
+    analysis.completed_at = now
+    analysis.save(
+        update_fields=[
+            "summary",
+            "detail",
+            "analysis",
+            "context",
+            "state",
+            "error",
+            "completed_at",
+            "updated_at",
+        ]
+    )
+    AnalysisArtifact.objects.bulk_create(
+        [
+            AnalysisArtifact(
+                analysis=analysis,
+                artifact_type=artifact["type"][:64],
+                query=artifact["query"],
+                result=artifact["result"],
+                summary=artifact["summary"],
+            )
+            for artifact in response["artifacts"]
+        ]
+    )
+    newer_done = AlertAnalysis.objects.filter(
+        alert_id=analysis.alert_id, state=AnalysisState.DONE, pk__gt=analysis.pk
+    ).exists()
+    if not newer_done:
+        Alert.objects.filter(pk=analysis.alert_id).update(
+            analysis_summary=analysis.summary,
+            analysis_detail=analysis.detail,
+            updated_at=now,
+        )
+    events.alert_analyzed.send(
+        sender=AlertAnalysis,
+        alert_id=analysis.alert_id,
+        analysis_id=analysis.pk,
+        status=analysis.status,
+    )
+    return analysis
 
 
 def analysis_fail(

@@ -12,13 +12,16 @@ import pytest
 from django.db import connection
 
 from alerts import events
-from alerts.models import Alert
+from alerts.agent import parse_analyze_response
+from alerts.analysis import analysis_store_result
+from alerts.models import Alert, AlertAnalysis
 from alerts.services import (
     AlertNotFound,
     alert_move,
     alerts_resolve_stale,
     incident_merge,
 )
+from alerts.tests.fake_agent import canned_analysis
 from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
 from incidents.models import AUTO_RESOLVER, Incident
 from incidents.services import IncidentNotFound, incident_resolve
@@ -340,3 +343,59 @@ def test_the_stale_sweep_locks_an_incident_before_its_slack_root(settings) -> No
     assert outcome["value"] == 1
     assert Alert.objects.get(pk=a.pk).status == "resolved"
     assert Incident.objects.get(pk=a.incident_id).status == "resolved"
+
+
+# What a merge or a move does to an alert's incident and then to the alert.
+_LOCK_INCIDENT = "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE"
+_LOCK_ALERT = "SELECT 1 FROM alerts_alert WHERE alert_id = %s FOR UPDATE"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_analysis_requested_while_a_merge_takes_its_alert_is_accepted(
+    auth_client,  # noqa: ANN001
+) -> None:
+    a = fire("a", namespace="shop")
+
+    # The request locks the alert, and its new analysis row names the
+    # incident, which PostgreSQL checks at commit: it waits for the merge
+    # holding the incident, and the merge then waits for the alert.
+    with _blocked(
+        (_LOCK_INCIDENT, [a.incident_id]),
+        lambda: auth_client.post(f"/api/v1/alerts/{a.pk}/analyze"),
+        waits_on="COMMIT",
+    ) as (merge, outcome):
+        merge.execute(_LOCK_ALERT, [a.pk])
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"].status_code == 202, outcome["value"].json()
+    assert AlertAnalysis.objects.filter(alert=a, trigger="manual").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_answer_stored_while_a_merge_takes_its_alert_is_kept(
+    settings,  # noqa: ANN001
+) -> None:
+    settings.SLACK_ENABLED, settings.SLACK_CHANNEL_ID = True, "C0"
+    a = fire("a", namespace="shop")
+    analysis = AlertAnalysis.objects.get(alert=a)
+    AlertAnalysis.objects.filter(pk=analysis.pk).update(state="running", attempts=1)
+    response = parse_analyze_response(
+        canned_analysis(
+            {"alert": {"fingerprint": "a"}, "analysis_type": "firing", "thread_ts": ""}
+        )
+    )
+
+    # The store updates the alert, and its Slack reply names the incident,
+    # checked at commit: as above, a merge holding the incident meets it.
+    with _blocked(
+        (_LOCK_INCIDENT, [a.incident_id]),
+        lambda: analysis_store_result(
+            analysis_id=analysis.pk, attempt=1, response=response
+        ),
+        waits_on="COMMIT",
+    ) as (merge, outcome):
+        merge.execute(_LOCK_ALERT, [a.pk])
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"] is True
+    assert AlertAnalysis.objects.get(pk=analysis.pk).state == "done"
