@@ -575,7 +575,7 @@ def summary_store(
     """
     with transaction.atomic():
         incident = (
-            Incident.objects.select_for_update()
+            Incident.objects.select_for_update(no_key=True)
             .filter(
                 pk=incident_id,
                 summary_generation=generation,

@@ -6,6 +6,8 @@ delivery constant: one lock statement, one lookup of known alerts, one lookup of
 candidate incidents, one bulk upsert, one ledger update, whatever the number of
 alerts. Advisory locks on the group keys and fingerprints serialise concurrent
 deliveries that touch the same alerts, so any number of processes agree.
+Incident rows are locked FOR NO KEY UPDATE (see incidents.services._locked),
+so that a lock on an incident never holds back the commit of a row naming it.
 """
 
 import hashlib
@@ -311,7 +313,7 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
         WHERE a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
         OFFSET 0))
 ORDER BY incident_id
-FOR UPDATE
+FOR NO KEY UPDATE
 """,
 )
 _CANDIDATES = """
@@ -323,7 +325,7 @@ WHERE incident_id = ANY(%s::text[])
   AND (status = 'firing'
        OR (status = 'resolved' AND resolved_by = %s AND resolved_at > %s)))
 ORDER BY incident_id
-FOR UPDATE
+FOR NO KEY UPDATE
 """
 # A firing alert seen again writes last_seen_at at most once a minute (the
 # stale sweep works in hours): a repeat that changes nothing else leaves the
@@ -410,7 +412,7 @@ _LOCK_INCIDENTS = prepared.Statement(
     """
 SELECT count(*) FROM (
     SELECT 1 FROM incidents_incident WHERE incident_id = ANY(%s::text[])
-    ORDER BY incident_id FOR UPDATE) AS locked
+    ORDER BY incident_id FOR NO KEY UPDATE) AS locked
 """,
 )
 _INCIDENT_STATE = prepared.Statement(
@@ -1477,7 +1479,7 @@ def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:
     # alert's incident is found in the same statement that locks the target.
     locked = {
         i.pk: i
-        for i in Incident.objects.select_for_update()
+        for i in Incident.objects.select_for_update(no_key=True)
         .filter(Q(pk=incident_id) | Q(pk__in=Subquery(source)))
         .order_by("pk")
     }
@@ -1493,7 +1495,7 @@ def _move(*, alert_id: str, incident_id: str) -> tuple[Alert, str | None]:
         return alert, source_id
     if source_id and source_id not in locked:
         # Moved by someone else between the two statements: lock its new one.
-        Incident.objects.select_for_update().filter(pk=source_id).exists()
+        Incident.objects.select_for_update(no_key=True).filter(pk=source_id).exists()
 
     alert.incident = target
     alert.grouping_reason = GroupingReason.MOVED
@@ -1549,7 +1551,9 @@ def incident_merge(*, incident_ids: list[str], merged_by: str) -> Incident:
 def _merge(ids: list[str], merged_by: str) -> tuple[Incident, list[str]]:
     _lock_keys_of(incident_ids=ids, alert_filter=Q(incident_id__in=ids))
     incidents = list(
-        Incident.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        Incident.objects.select_for_update(no_key=True)
+        .filter(pk__in=ids)
+        .order_by("pk")
     )
     found = {i.pk for i in incidents}
     missing = [i for i in ids if i not in found]

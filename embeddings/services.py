@@ -220,7 +220,7 @@ def embedding_store_if_current(
     """
     with transaction.atomic():
         current = (
-            Incident.objects.select_for_update()
+            Incident.objects.select_for_update(no_key=True)
             .filter(pk=incident_id, analysis_summary=text)
             .exists()
         )

@@ -62,8 +62,16 @@ class MockIncidentsDisabled(Disabled):
 
 
 def _locked(incident_id: str) -> Incident:
+    """The incident, row-locked until commit.
+
+    FOR NO KEY UPDATE, as everywhere incidents are locked: a plain FOR UPDATE
+    also holds back the foreign key check of every row naming the incident
+    (an alert, an analysis, a Slack reply), which PostgreSQL makes at the
+    commit of the transaction writing it, after that one took its own locks;
+    a resolve waiting for the incident then closed a deadlock and failed.
+    """
     try:
-        return Incident.objects.select_for_update().get(pk=incident_id)
+        return Incident.objects.select_for_update(no_key=True).get(pk=incident_id)
     except Incident.DoesNotExist:
         raise IncidentNotFound(incident_id=incident_id) from None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from alerts import events
 from alerts.agent import parse_analyze_response
@@ -399,3 +399,65 @@ def test_an_agent_answer_stored_while_a_merge_takes_its_alert_is_kept(
     assert "error" not in outcome, outcome.get("error")
     assert outcome["value"] is True
     assert AlertAnalysis.objects.get(pk=analysis.pk).state == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resolve_waiting_behind_a_move_lets_a_row_naming_the_incident_commit(
+    auth_client,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    from notifications.models import SlackMessage
+
+    settings.SLACK_ENABLED, settings.SLACK_CHANNEL_ID = True, "C0"
+    a = fire("a", namespace="shop")
+    fire("c", namespace="shop")  # keeps a's incident firing once a leaves
+    b = fire("b", namespace="payments")
+    params = connection.get_connection_params()
+    outcomes: dict = {}
+    holding, commit = threading.Event(), threading.Event()
+
+    def store_analysis() -> None:
+        # What storing an Agent answer does: update the alert, add a Slack
+        # reply naming its incident (a foreign key checked at commit).
+        with transaction.atomic():
+            Alert.objects.filter(pk=a.pk).update(analysis_summary="OOM")
+            SlackMessage.objects.create(
+                incident_id=a.incident_id, kind="analysis", channel="C0"
+            )
+            holding.set()
+            commit.wait(timeout=30)
+
+    def run(name: str, work: Callable[[], Any]) -> threading.Thread:
+        def target() -> None:
+            try:
+                outcomes[name] = work()
+            except Exception as error:  # noqa: BLE001 - the test reports it
+                outcomes[name] = error
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    threads = [run("store", store_analysis)]
+    assert holding.wait(timeout=30)
+    # A move locks the incidents, then waits for the alert the store holds...
+    threads.append(run("move", _move_a_to_b(a, b)))
+    _wait_for_lock_wait(params, 'SELECT "alerts_alert".%')
+    with psycopg.connect(**params, autocommit=True) as watch:
+        (timeout,) = watch.execute("SHOW deadlock_timeout").fetchone()
+    time.sleep(int(timeout.removesuffix("ms").removesuffix("s")) + 0.3)
+    # ...and a person's resolve of that incident waits for the move.
+    url = f"/api/v1/incidents/{a.incident_id}/resolve"
+    threads.append(run("resolve", lambda: auth_client.post(url, {}, format="json")))
+    _wait_for_lock_wait(params, 'SELECT "incidents_incident".%')
+    # The store commits: its reply's foreign key check must not wait for them.
+    commit.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcomes["resolve"].status_code == 200, outcomes["resolve"].json()
+    assert outcomes["store"] is None, outcomes["store"]
+    assert isinstance(outcomes["move"], Alert), outcomes["move"]
+    assert Incident.objects.get(pk=a.incident_id).status == "resolved"
