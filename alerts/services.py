@@ -898,6 +898,13 @@ def _incident_states(ids: list[str]) -> list[tuple[prepared.Statement, list[Any]
     return [(_LOCK_INCIDENTS, [ids]), (_INCIDENT_STATE, [ids])]
 
 
+def _lock_incidents(incident_ids: set[str]) -> None:
+    """Lock these incidents, in id order, until commit."""
+    if incident_ids:
+        with connection.cursor() as cursor:
+            prepared.execute(cursor, [(_LOCK_INCIDENTS, [sorted(incident_ids)])])
+
+
 def _auto_resolve(incident_ids: set[str]) -> list[str]:
     """Resolve each firing incident whose alerts are all resolved."""
     if not incident_ids or not settings.INCIDENT_AUTO_RESOLVE:
@@ -1415,8 +1422,11 @@ def alerts_resolve_stale(*, now: datetime | None = None) -> int:
         # the order of a delivery and of a person's resolve: the other way
         # round, a resolve holding an incident while waiting for its root
         # deadlocked with a sweep holding the root while waiting for the
-        # incident, and PostgreSQL failed one of the two.
-        _auto_resolve({r[1] for r in rows if r[1]})
+        # incident, and PostgreSQL failed one of the two. Locked also when
+        # INCIDENT_AUTO_RESOLVE is off, when _auto_resolve locks nothing.
+        incident_ids = {r[1] for r in rows if r[1]}
+        _lock_incidents(incident_ids)
+        _auto_resolve(incident_ids)
         events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
     logger.info("stale alerts resolved count=%s", len(resolved_ids))
     return len(resolved_ids)

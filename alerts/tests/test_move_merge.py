@@ -315,9 +315,14 @@ def test_a_move_waits_for_a_delivery_of_its_alert_before_locking_incidents() -> 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_stale_sweep_locks_an_incident_before_its_slack_root(settings) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("auto_resolve", [True, False])
+def test_the_stale_sweep_locks_an_incident_before_its_slack_root(
+    settings,  # noqa: ANN001
+    auto_resolve: bool,
+) -> None:
     settings.SLACK_ENABLED, settings.SLACK_CHANNEL_ID = True, "C0"
     settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    settings.INCIDENT_AUTO_RESOLVE = auto_resolve
     a = fire("a", namespace="shop")
     Alert.objects.filter(pk=a.pk).update(last_seen_at=T0 - timedelta(days=1))
 
@@ -325,7 +330,7 @@ def test_the_stale_sweep_locks_an_incident_before_its_slack_root(settings) -> No
     # an edit; the sweep must take the two in that order too.
     with _blocked(
         (
-            "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR UPDATE",
+            "SELECT 1 FROM incidents_incident WHERE incident_id = %s FOR NO KEY UPDATE",
             [a.incident_id],
         ),
         alerts_resolve_stale,
@@ -342,7 +347,8 @@ def test_the_stale_sweep_locks_an_incident_before_its_slack_root(settings) -> No
     assert "error" not in outcome, outcome.get("error")
     assert outcome["value"] == 1
     assert Alert.objects.get(pk=a.pk).status == "resolved"
-    assert Incident.objects.get(pk=a.incident_id).status == "resolved"
+    incident = Incident.objects.get(pk=a.incident_id)
+    assert incident.status == ("resolved" if auto_resolve else "firing")
 
 
 # What a merge or a move does to an alert's incident and then to the alert.
