@@ -452,8 +452,10 @@ def test_a_resolve_waiting_behind_a_move_lets_a_row_naming_the_incident_commit(
     threads.append(run("move", _move_a_to_b(a, b)))
     _wait_for_lock_wait(params, 'SELECT "alerts_alert".%')
     with psycopg.connect(**params, autocommit=True) as watch:
-        (timeout,) = watch.execute("SHOW deadlock_timeout").fetchone()
-    time.sleep(int(timeout.removesuffix("ms").removesuffix("s")) + 0.3)
+        (timeout_ms,) = watch.execute(
+            "SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout'"
+        ).fetchone()
+    time.sleep(timeout_ms / 1000 + 0.3)
     # ...and a person's resolve of that incident waits for the move.
     url = f"/api/v1/incidents/{a.incident_id}/resolve"
     threads.append(run("resolve", lambda: auth_client.post(url, {}, format="json")))
