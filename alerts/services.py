@@ -24,7 +24,6 @@ from django.db import (
     InterfaceError,
     OperationalError,
     connection,
-    transaction,
 )
 from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
@@ -1400,36 +1399,47 @@ def alerts_resolve_stale(*, now: datetime | None = None) -> int:
     )
     if not candidates:
         return 0
-    with transaction.atomic():
-        _lock_keys(fingerprints=(fp for _, fp in candidates))
-        ids = [alert_id for alert_id, _ in candidates]
-        # Re-check under the lock: a delivery may have refreshed them.
-        rows = list(
-            Alert.objects.select_for_update()
-            .filter(pk__in=ids, status=AlertStatus.FIRING, last_seen_at__lt=cutoff)
-            .values_list("alert_id", "incident_id")
-        )
-        if not rows:
-            return 0
-        Alert.objects.filter(pk__in=[r[0] for r in rows]).update(
-            status=AlertStatus.RESOLVED,
-            resolved_at=now,
-            resolved_as_stale=True,
-            updated_at=now,
-        )
-        resolved_ids = [r[0] for r in rows]
-        # Incidents first, then what the signal records (their Slack roots),
-        # the order of a delivery and of a person's resolve: the other way
-        # round, a resolve holding an incident while waiting for its root
-        # deadlocked with a sweep holding the root while waiting for the
-        # incident, and PostgreSQL failed one of the two. Locked also when
-        # INCIDENT_AUTO_RESOLVE is off, when _auto_resolve locks nothing.
-        incident_ids = {r[1] for r in rows if r[1]}
-        _lock_incidents(incident_ids)
-        _auto_resolve(incident_ids)
-        events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
-    logger.info("stale alerts resolved count=%s", len(resolved_ids))
+    # Run again after a conflict: a move or merge of one of these alerts may
+    # meet the sweep on an incident, and a failed sweep waits for its next run.
+    resolved_ids = atomic_retrying(
+        lambda: _resolve_stale(candidates, cutoff, now), name="alerts_resolve_stale"
+    )
+    if resolved_ids:
+        logger.info("stale alerts resolved count=%s", len(resolved_ids))
     return len(resolved_ids)
+
+
+def _resolve_stale(
+    candidates: list[tuple[str, str]], cutoff: datetime, now: datetime
+) -> list[str]:
+    _lock_keys(fingerprints=(fp for _, fp in candidates))
+    ids = [alert_id for alert_id, _ in candidates]
+    # Re-check under the lock: a delivery may have refreshed them.
+    rows = list(
+        Alert.objects.select_for_update()
+        .filter(pk__in=ids, status=AlertStatus.FIRING, last_seen_at__lt=cutoff)
+        .values_list("alert_id", "incident_id")
+    )
+    if not rows:
+        return []
+    Alert.objects.filter(pk__in=[r[0] for r in rows]).update(
+        status=AlertStatus.RESOLVED,
+        resolved_at=now,
+        resolved_as_stale=True,
+        updated_at=now,
+    )
+    resolved_ids = [r[0] for r in rows]
+    # Incidents first, then what the signal records (their Slack roots),
+    # the order of a delivery and of a person's resolve: the other way
+    # round, a resolve holding an incident while waiting for its root
+    # deadlocked with a sweep holding the root while waiting for the
+    # incident, and PostgreSQL failed one of the two. Locked also when
+    # INCIDENT_AUTO_RESOLVE is off, when _auto_resolve locks nothing.
+    incident_ids = {r[1] for r in rows if r[1]}
+    _lock_incidents(incident_ids)
+    _auto_resolve(incident_ids)
+    events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
+    return resolved_ids
 
 
 # Moves by a person ----------------------------------------------------------

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from alerts.models import Alert
 from alerts.services import alerts_resolve_stale
@@ -424,3 +425,42 @@ def test_resolve_stale_task_runs_the_sweep(clock, settings) -> None:  # noqa: AN
     resolve_stale_alerts.call()
     resolve_stale_alerts.call()
     assert Alert.objects.get().resolved_as_stale
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_sweep_runs_again_after_a_conflict(clock, settings, caplog) -> None:  # noqa: ANN001
+    settings.ALERT_STALE_AFTER = timedelta(hours=1)
+    fire("a")
+    clock.advance(hours=2)
+    # The sweep's first update of alerts fails as a deadlock would; the
+    # sequence counts calls outside the transaction the failure rolls back.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE SEQUENCE test_sweep_calls;
+            CREATE FUNCTION test_sweep_conflict() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('test_sweep_calls') = 1 THEN
+                    RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER test_sweep_conflict BEFORE UPDATE ON alerts_alert
+            FOR EACH STATEMENT EXECUTE FUNCTION test_sweep_conflict();
+            """
+        )
+    try:
+        with caplog.at_level("WARNING", logger="kuberca.transactions"):
+            resolved = alerts_resolve_stale()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER test_sweep_conflict ON alerts_alert; "
+                "DROP FUNCTION test_sweep_conflict(); DROP SEQUENCE test_sweep_calls"
+            )
+
+    assert resolved == 1
+    assert Alert.objects.get().resolved_as_stale
+    assert Incident.objects.get().status == "resolved"
+    assert "work=alerts_resolve_stale attempt=1" in caplog.text
