@@ -7,6 +7,7 @@ set by anyone: TaskQueueCollector reads them from the database at scrape time.
 (PROMETHEUS_MULTIPROC_DIR set, several gunicorn workers) or in one process.
 """
 
+import contextlib
 import fcntl
 import hmac
 import logging
@@ -216,6 +217,18 @@ def worker_exporter_app(registry: CollectorRegistry, token: str) -> WSGIApp:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # Seconds a client may leave the socket silent. Without a limit, one
+    # that stops sending (or vanished) holds a thread and a socket of the
+    # worker for good, and enough of them use up the file descriptors its
+    # database connections need. Scrapes and probes send at once.
+    timeout = 10
+
+    def handle(self) -> None:
+        """Drop a client gone silent quietly (socketserver would print the
+        timeout's traceback to stderr, outside the logging setup)."""
+        with contextlib.suppress(TimeoutError):
+            super().handle()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Scrapes and probes go unlogged (one every few seconds)."""
 

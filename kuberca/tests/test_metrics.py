@@ -495,3 +495,18 @@ def test_worker_exporter_is_open_without_a_token() -> None:
         response = _exporter_get(port, "/metrics")
     assert response.status_code == 200
     assert "kuberca_alerts_total" in response.text
+
+
+def test_worker_exporter_drops_a_client_that_stops_sending(monkeypatch, capfd) -> None:  # noqa: ANN001
+    # A client that went silent or vanished mid-request would otherwise hold
+    # a thread and a socket of the worker process for good; enough of them
+    # use up its file descriptors, those its database connections need too.
+    assert metrics._QuietHandler.timeout is not None
+    monkeypatch.setattr(metrics._QuietHandler, "timeout", 0.5)
+    with _exporter("") as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            silent.sendall(b"GET /metrics HTTP/1.1\r\n")  # and nothing more
+            # Closed by the exporter, its handler thread done.
+            assert silent.recv(1024) == b""
+        assert _exporter_get(port, "/healthz").status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
