@@ -237,10 +237,12 @@ class ExporterServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
     def __init__(self, addr: str, port: int, app: WSGIApp) -> None:
-        # "::" takes IPv4 too: Linux binds IPv6 sockets dual-stack by default.
-        self.address_family = socket.getaddrinfo(
-            addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0][0]
+        # An IPv6 address gets an IPv6 socket ("::" takes IPv4 too: Linux
+        # binds IPv6 sockets dual-stack by default); anything else, a host
+        # name included, an IPv4 one, as gunicorn binds the web to the same
+        # HOST. A resolver's first address for a name is often ::1 for
+        # localhost, which IPv4 probes and scrapes would not reach.
+        self.address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
         super().__init__((addr, port), _QuietHandler)
         self.set_app(app)
 

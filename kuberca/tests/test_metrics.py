@@ -458,10 +458,10 @@ def test_worker_exporter_on_the_ipv6_wildcard_answers_both_families():
 
 
 @contextmanager
-def _exporter(token: str) -> Iterator[int]:
-    """A worker exporter on a free loopback port; yields the port."""
+def _exporter(token: str, addr: str = "127.0.0.1") -> Iterator[int]:
+    """A worker exporter on a free port of `addr`; yields the port."""
     app = metrics.worker_exporter_app(metrics.scrape_registry(task_queue=False), token)
-    server = metrics.ExporterServer("127.0.0.1", 0, app)
+    server = metrics.ExporterServer(addr, 0, app)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
@@ -510,3 +510,21 @@ def test_worker_exporter_drops_a_client_that_stops_sending(monkeypatch, capfd) -
             assert silent.recv(1024) == b""
         assert _exporter_get(port, "/healthz").status_code == 200
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_worker_exporter_binds_a_host_name_to_ipv4_like_the_web(monkeypatch) -> None:  # noqa: ANN001
+    # gunicorn binds the web to HOST's IPv4 address unless HOST is an IPv6
+    # one; the exporter does the same, also where the resolver lists ::1
+    # first for localhost (an /etc/hosts with "::1 localhost", as Docker's).
+    resolve = socket.getaddrinfo
+
+    def ipv6_first(host, port, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        found = resolve(host, port, *args, **kwargs)
+        if host != "localhost":
+            return found
+        loopback = ("::1", port or 0, 0, 0)
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", loopback), *found]
+
+    monkeypatch.setattr(socket, "getaddrinfo", ipv6_first)
+    with _exporter("", addr="localhost") as port:
+        assert _exporter_get(port, "/healthz").status_code == 200
