@@ -4,9 +4,10 @@ Before a password is checked, the attempt claims one numbered slot of the
 current window in each bucket with `cache.add`, which is atomic on the shared
 database cache: web processes count together, and concurrent attempts cannot
 all pass the check before any of them is counted. A successful login gives its
-slots back, so only failures use up LOGIN_THROTTLE_PER_CLIENT and
-LOGIN_THROTTLE_PER_LOGIN_ID. Windows are fixed (`5/min` is 5 per calendar
-minute), and an attempt refused for lack of slots claims none.
+slots back, so only failed logins use up LOGIN_THROTTLE_PER_LOGIN_ID; sign-ups,
+whether they make an account or not, use up LOGIN_THROTTLE_PER_CLIENT with the
+failed logins. Windows are fixed (`5/min` is 5 per calendar minute), and an
+attempt refused for lack of slots claims none.
 """
 
 import hashlib

@@ -62,6 +62,10 @@ _BAD_BODY = _error(
     "password 8-128 characters after trimming)."
 )
 _THROTTLED = _error("`too many requests`: too many failures; see Retry-After.")
+_SIGNUP_THROTTLED = _error(
+    "`too many requests`: too many sign-ups and failed logins from this client; "
+    "see Retry-After."
+)
 
 
 # The JSON values a credentials body may hold, counted by the characters that
@@ -165,7 +169,7 @@ class RegisterView(PublicAuthView):
             400: _BAD_BODY,
             403: _error("`signup disabled`."),
             409: _error("`already exists`."),
-            429: _THROTTLED,
+            429: _SIGNUP_THROTTLED,
         },
         parameters=[_SET_COOKIE],
         auth=[],
