@@ -106,18 +106,25 @@ _migrated = False
 
 
 def _migrations_pending() -> bool:
-    """Whether the database lacks migrations this code needs; False when
-    the database cannot be read (the caller reports that itself)."""
+    """Whether the database lacks migrations this code needs.
+
+    Raises DatabaseError when the applied migrations cannot be read (the
+    database went away after answering, or the role may not read
+    django_migrations): a pod that cannot tell is not ready.
+    """
     global _migrated
     if _migrated:
         return False
-    try:
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except DatabaseError:
-        return False
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     _migrated = not plan
     return bool(plan)
+
+
+def _unready(database: str, off: list[str]) -> JsonResponse:
+    return JsonResponse(
+        {"status": "unavailable", "database": database, "off": off}, status=503
+    )
 
 
 @get_only
@@ -126,15 +133,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
     pod started before `migrate` would fail every write it is sent."""
     off = optional_parts_off()
     if not _database_ok():
-        return JsonResponse(
-            {"status": "unavailable", "database": "unreachable", "off": off}, status=503
-        )
-    if _migrations_pending():
+        return _unready("unreachable", off)
+    try:
+        pending = _migrations_pending()
+    except DatabaseError:
+        logger.warning("readiness: database unreachable reading its migrations")
+        return _unready("unreachable", off)
+    if pending:
         logger.warning("readiness: database migrations pending; run manage.py migrate")
-        return JsonResponse(
-            {"status": "unavailable", "database": "migrations pending", "off": off},
-            status=503,
-        )
+        return _unready("migrations pending", off)
     return JsonResponse({"status": "ok", "database": "ok", "off": off})
 
 

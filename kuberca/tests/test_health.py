@@ -98,6 +98,25 @@ def test_readyz_is_unavailable_while_migrations_are_pending(client, monkeypatch)
     assert views._migrated is False
 
 
+def test_readyz_is_unavailable_when_the_migrations_cannot_be_read(client, monkeypatch):
+    from django.db import connection
+
+    from kuberca import views
+
+    monkeypatch.setattr(views, "_migrated", False)
+    with connection.cursor() as cursor:
+        # A role that reaches the database but may not read django_migrations
+        # (rolled back, SET ROLE included, with the test's transaction).
+        cursor.execute("CREATE ROLE kuberca_readyz_probe NOLOGIN")
+        cursor.execute("SET ROLE kuberca_readyz_probe")
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert views._migrated is False
+
+
 def test_readyz_is_ready_once_migrated_and_keeps_it(client, monkeypatch):
     from kuberca import views
 
