@@ -203,15 +203,26 @@ def worker_exporter_app(registry: CollectorRegistry, token: str) -> WSGIApp:
     which need `Authorization: Bearer <token>` when `token` is set, like the
     web's `/metrics`."""
     scrape = make_wsgi_app(registry)
+    json_type = ("Content-Type", "application/json")
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            allow = ("Allow", "GET, HEAD")
+            start_response("405 Method Not Allowed", [json_type, allow])
+            return [b'{"error": "method not allowed"}']
         if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "application/json")])
+            start_response("200 OK", [json_type])
             return [b'{"status": "ok"}']
         if token and not bearer_ok(environ.get("HTTP_AUTHORIZATION", ""), token):
-            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            start_response("401 Unauthorized", [json_type])
             return [b'{"error": "unauthorized"}']
-        return scrape(environ, start_response)
+        # prometheus_client's app answers GET only; a HEAD gets its headers.
+        return scrape({**environ, "REQUEST_METHOD": "GET"}, start_response)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        body = answer(environ, start_response)
+        # wsgiref sends whatever body it is given, also to a HEAD.
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 
     return app
 

@@ -497,6 +497,20 @@ def test_worker_exporter_is_open_without_a_token() -> None:
     assert "kuberca_alerts_total" in response.text
 
 
+def test_worker_exporter_takes_get_and_head_only() -> None:
+    with _exporter("") as port:
+        url = f"http://127.0.0.1:{port}/metrics"
+        posted = requests.post(url, timeout=5)
+        head = requests.head(url, timeout=5)
+        health = requests.head(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+    assert posted.status_code == 405
+    assert posted.json() == {"error": "method not allowed"}
+    assert posted.headers["Allow"] == "GET, HEAD"
+    assert head.status_code == 200 and head.content == b""
+    assert health.status_code == 200 and health.content == b""
+
+
 def test_worker_exporter_drops_a_client_that_stops_sending(monkeypatch, capfd) -> None:  # noqa: ANN001
     # A client that went silent or vanished mid-request would otherwise hold
     # a thread and a socket of the worker process for good; enough of them
