@@ -167,19 +167,27 @@ def test_concurrent_firing_and_resolved_deliveries_never_leave_two_rows() -> Non
     assert Incident.objects.count() <= 1
 
 
+def _refresh_cookie(username: str) -> str:
+    """Log in as `username`; the refresh cookie's value."""
+    login = APIClient().post(
+        "/api/v1/auth/login", {"id": username, "password": PASSWORD}, format="json"
+    )
+    return login.cookies["kube_rca_refresh"].value
+
+
+def _post_with_cookie(cookie: str, path: str) -> Any:
+    client = APIClient()
+    client.cookies["kube_rca_refresh"] = cookie
+    return client.post(path)
+
+
 def test_concurrent_refreshes_over_http_with_one_cookie_let_one_through() -> None:
     UserFactory(username="cookie")
-    login = APIClient().post(
-        "/api/v1/auth/login", {"id": "cookie", "password": PASSWORD}, format="json"
+    cookie = _refresh_cookie("cookie")
+
+    responses = run_at_once(
+        8, lambda index: _post_with_cookie(cookie, "/api/v1/auth/refresh")
     )
-    cookie = login.cookies["kube_rca_refresh"].value
-
-    def refresh(index: int) -> Any:
-        client = APIClient()
-        client.cookies["kube_rca_refresh"] = cookie
-        return client.post("/api/v1/auth/refresh")
-
-    responses = run_at_once(8, refresh)
 
     assert statuses(responses) == Counter({200: 1, 401: 7})
 
@@ -188,15 +196,11 @@ def test_concurrent_refreshes_and_logouts_with_one_cookie_answer_as_in_turn() ->
     UserFactory(username="leaving")
 
     def race() -> tuple[str, list[Any]]:
-        login = APIClient().post(
-            "/api/v1/auth/login", {"id": "leaving", "password": PASSWORD}, format="json"
-        )
-        cookie = login.cookies["kube_rca_refresh"].value
+        cookie = _refresh_cookie("leaving")
 
         def act(index: int) -> Any:
-            client = APIClient()
-            client.cookies["kube_rca_refresh"] = cookie
-            return client.post("/api/v1/auth/" + ("logout" if index % 2 else "refresh"))
+            path = "/api/v1/auth/" + ("logout" if index % 2 else "refresh")
+            return _post_with_cookie(cookie, path)
 
         return cookie, run_at_once(8, act)
 
@@ -208,9 +212,7 @@ def test_concurrent_refreshes_and_logouts_with_one_cookie_answer_as_in_turn() ->
         assert statuses(logouts) == Counter({200: 4})
         assert statuses(refreshes)[200] <= 1
         assert set(statuses(refreshes)) <= {200, 401}
-        again = APIClient()
-        again.cookies["kube_rca_refresh"] = cookie
-        assert again.post("/api/v1/auth/refresh").status_code == 401
+        assert _post_with_cookie(cookie, "/api/v1/auth/refresh").status_code == 401
 
 
 def test_concurrent_sign_ups_of_one_id_in_different_cases_make_one_account(
