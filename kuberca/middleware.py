@@ -1,4 +1,5 @@
-"""Request-scoped middleware: a request id, bad Host and NUL refusal, JSON errors."""
+"""Request-scoped middleware: a request id, bodiless HEAD answers, bad Host and NUL
+refusal, JSON errors."""
 
 import logging
 import re
@@ -36,6 +37,26 @@ class RequestIdMiddleware:
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class HeadWithoutBodyMiddleware:
+    """Answer HEAD with the headers of GET and no body.
+
+    Django leaves that to the server. gunicorn drops the body too, but logs
+    a warning for each such response, which an uptime check that sends HEAD
+    every few seconds turns into noise.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method == "HEAD" and not response.streaming:
+            if not response.has_header("Content-Length"):
+                response["Content-Length"] = str(len(response.content))
+            response.content = b""
         return response
 
 

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kuberca.middleware.RequestIdMiddleware",
+    "kuberca.middleware.HeadWithoutBodyMiddleware",
     # Before the first middleware that reads the host (see its docstring).
     "kuberca.middleware.RejectBadHostMiddleware",
     "django.middleware.security.SecurityMiddleware",

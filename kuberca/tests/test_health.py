@@ -302,3 +302,18 @@ def test_health_routes_answer_head_like_get(client, path):
     response = client.head(path)
     assert response.status_code == 200
     assert response.content == b""
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/v1/auth/config"])
+def test_head_reaches_the_server_without_a_body(path):
+    # Through the WSGI application as gunicorn calls it: Django's test client
+    # drops a HEAD's body itself, and would hide one sent.
+    from kuberca.testing import wsgi
+
+    got = wsgi.call("GET", path)
+    head = wsgi.call("HEAD", path)
+
+    assert head.status == got.status == 200
+    assert head.body == b""
+    assert head.headers["Content-Length"] == str(len(got.body))
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
