@@ -94,6 +94,7 @@ for _kind in _SLACK_KINDS:
     for _outcome in ("sent", "failed", "retried"):
         slack_messages.labels(kind=_kind, outcome=_outcome)
 for _endpoint in ("analyze", "summarize-incident"):
+    agent_latency.labels(endpoint=_endpoint)
     for _outcome in ("ok", "retried", "failed"):
         agent_calls.labels(endpoint=_endpoint, outcome=_outcome)
 for _outcome in ("ok", "unavailable", "rejected"):

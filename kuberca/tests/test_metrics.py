@@ -206,6 +206,8 @@ def test_metrics_of_optional_parts_are_there_while_they_are_off(client):
             name = "kuberca_slack_messages_total"
             assert sample(text, name, kind=kind, outcome=outcome) is not None
     for endpoint in (ANALYZE, SUMMARIZE):
+        name = "kuberca_agent_call_seconds_count"
+        assert sample(text, name, endpoint=endpoint) is not None
         for outcome in ("ok", "retried", "failed"):
             name = "kuberca_agent_calls_total"
             assert sample(text, name, endpoint=endpoint, outcome=outcome) is not None
