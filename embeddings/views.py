@@ -32,6 +32,8 @@ def _body(request: Request) -> dict[str, Any]:
 class EmbeddingCreateView(APIView):
     @extend_schema(
         operation_id="embeddings_create",
+        tags=["embeddings"],
+        summary="Embed a resolved incident's summary for similar-incident search",
         request=serializers.EmbeddingCreateSerializer,
         responses={
             200: serializers.EmbeddingCreatedSerializer,
@@ -69,6 +71,8 @@ class EmbeddingCreateView(APIView):
 class EmbeddingSearchView(APIView):
     @extend_schema(
         operation_id="embeddings_search",
+        tags=["embeddings"],
+        summary="Incidents most similar to a text, nearest first",
         request=serializers.SearchRequestSerializer,
         responses={
             200: serializers.SearchResponseSerializer,

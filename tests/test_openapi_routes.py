@@ -82,6 +82,18 @@ def test_every_api_route_appears_in_the_document(document):
     assert missing == []
 
 
+def test_every_operation_has_a_summary_and_a_tag(document):
+    # The docs page lists operations by tag and shows each one's summary.
+    bare = sorted(
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if not operation.get("summary") or operation.get("tags") in (None, ["api"])
+    )
+
+    assert bare == []
+
+
 LIST = {"200", "400", "401"}
 DETAIL = {"200", "401", "404"}
 # 403: no Agent is configured.
