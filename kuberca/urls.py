@@ -27,6 +27,9 @@ urlpatterns = [
     path("api/v1/alerts", include("alerts.urls")),
     path("api/v1/embeddings", include("embeddings.urls")),
     # Last: whatever matched nothing above is a JSON 404, in DEBUG too, for
-    # any method (the CSRF check would answer a POST with HTML first).
-    re_path(r"^(?!admin/|static/).*$", csrf_exempt(errors.json_404)),
+    # any method (the CSRF check would answer a POST with HTML first). The
+    # admin keeps its own 404s; a static file WhiteNoise did not find is an
+    # unknown path like any other (in DEBUG, Django's HTML page lists every
+    # route).
+    re_path(r"^(?!admin/).*$", csrf_exempt(errors.json_404)),
 ]

@@ -277,6 +277,18 @@ def test_unknown_path_is_json_404_in_debug_too(client, settings):
     assert response.json()["error"] == "not found"
 
 
+@pytest.mark.parametrize(
+    "path", ["/static/no/such/file.css", "/static/%FF", "/static/../settings.py"]
+)
+def test_missing_static_file_is_json_404_in_debug_too(client, settings, path):
+    # `make run` has DEBUG on: Django's HTML 404 page would list every route.
+    settings.DEBUG = True
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "not found"
+
+
 def test_unhandled_error_is_json_500_without_traceback(client, settings):
     from django.urls import path
 
