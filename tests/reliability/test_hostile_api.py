@@ -448,6 +448,45 @@ def test_body_over_the_upload_limit_is_413_not_500(
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "envelope"),
+    [
+        ("put", "/api/v1/incidents/{id}", True),
+        ("put", "/api/v1/alerts/{alert}/incident", True),
+        ("post", "/api/v1/auth/login", False),
+        ("post", "/api/v1/embeddings/search", False),
+    ],
+)
+def test_body_over_the_upload_limit_says_the_limit_in_the_route_s_shape(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    method: str,
+    path: str,
+    envelope: bool,
+) -> None:
+    # SPEC §7: detail routes answer errors in {"status", "message", "error"};
+    # the limit is told in bytes, not by the name of a Django setting.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    alert = incident.alerts.get()
+    body = json.dumps({"incident_id": incident.pk, "password": "y" * 2000})
+    response = getattr(auth_client, method)(
+        path.format(id=incident.pk, alert=alert.pk),
+        data=body,
+        content_type="application/json",
+    )
+    assert_json_4xx(response, status=413)
+    told = "the body is over the limit of 1000 bytes"
+    if envelope:
+        assert response.json() == {
+            "status": "error",
+            "message": told,
+            "error": "payload too large",
+        }
+    else:
+        assert response.json() == {"error": "payload too large", "detail": told}
+
+
+@pytest.mark.parametrize(
     ("method", "path"),
     [
         ("put", "/api/v1/incidents/{id}"),
