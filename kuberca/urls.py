@@ -30,6 +30,6 @@ urlpatterns = [
     # any method (the CSRF check would answer a POST with HTML first). The
     # admin keeps its own 404s; a static file WhiteNoise did not find is an
     # unknown path like any other (in DEBUG, Django's HTML page lists every
-    # route).
-    re_path(r"^(?!admin/).*$", csrf_exempt(errors.json_404)),
+    # route). `[\s\S]`, not `.`: a path may hold a line break (%0A).
+    re_path(r"^(?!admin/)[\s\S]*$", csrf_exempt(errors.json_404)),
 ]

@@ -278,6 +278,19 @@ def test_unknown_path_is_json_404_in_debug_too(client, settings):
 
 
 @pytest.mark.parametrize(
+    "path", ["/nothing%0Ahere", "/api/v1/%0D%0Ax", "/%0A", "/static/x%0A"]
+)
+def test_unknown_path_with_a_line_break_is_json_404_in_debug_too(
+    client, settings, path
+):
+    settings.DEBUG = True
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "not found"
+
+
+@pytest.mark.parametrize(
     "path", ["/static/no/such/file.css", "/static/%FF", "/static/../settings.py"]
 )
 def test_missing_static_file_is_json_404_in_debug_too(client, settings, path):
