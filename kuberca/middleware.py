@@ -147,13 +147,18 @@ class JsonErrorMiddleware:
 
     Django's handler404/handler500 are skipped when DEBUG is on, and its
     technical pages are HTML. The admin keeps its own pages; the API, the
-    webhook and unknown paths never answer with HTML or a traceback.
+    webhook and unknown paths never answer with HTML or a traceback. A path
+    that does not start with a slash (`OPTIONS *`, the asterisk form) cannot
+    reach the catch-all route, since every route is under `/`: it is answered
+    here.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith("/"):
+            return errors.json_404(request)
         return self.get_response(request)
 
     def process_exception(

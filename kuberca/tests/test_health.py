@@ -277,6 +277,18 @@ def test_unknown_path_is_json_404_in_debug_too(client, settings):
     assert response.json()["error"] == "not found"
 
 
+def test_asterisk_form_options_is_json_404_in_debug_too(settings):
+    # `OPTIONS * HTTP/1.1`: gunicorn hands over PATH_INFO "*", which no route
+    # can match; with DEBUG on, Django's 404 would be its HTML page.
+    from kuberca.testing import wsgi
+
+    settings.DEBUG = True
+    answer = wsgi.call("OPTIONS", "*")
+    assert answer.status == 404
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert b"<html" not in answer.body
+
+
 @pytest.mark.parametrize(
     "path", ["/nothing%0Ahere", "/api/v1/%0D%0Ax", "/%0A", "/static/x%0A"]
 )
