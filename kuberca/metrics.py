@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 webhook_deliveries = Counter(
     "kuberca_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"]
-)  # outcome: processed, rejected, failed, too_large, unauthorized, throttled
+)  # outcome: processed, rejected (also too large), failed, unauthorized, throttled
 alerts_received = Counter(
     "kuberca_alerts_total",
     "Alerts in webhook deliveries by what became of them",
@@ -75,7 +75,7 @@ webhook_to_slack_root = Histogram(
 
 # Series with a known, closed label set start at 0, so rate() works from the
 # first scrape and a dashboard shows a flat line instead of "no data".
-for _outcome in ("processed", "rejected", "failed"):
+for _outcome in ("processed", "rejected", "failed", "unauthorized", "throttled"):
     webhook_deliveries.labels(outcome=_outcome)
 for _result in ("stored", "duplicate", "ignored", "rejected"):
     alerts_received.labels(result=_result)

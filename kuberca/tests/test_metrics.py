@@ -188,6 +188,9 @@ def test_metrics_counts_go_up_by_what_happened(client):
 
 def test_metrics_start_closed_label_sets_at_zero(client):
     text = scrape(client)
+    for outcome in ("processed", "rejected", "failed", "unauthorized", "throttled"):
+        name = "kuberca_webhook_deliveries_total"
+        assert sample(text, name, outcome=outcome) is not None
     for result in ("stored", "duplicate", "ignored", "rejected"):
         assert sample(text, "kuberca_alerts_total", result=result) is not None
     for event in ("opened", "reopened", "resolved"):
