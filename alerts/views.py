@@ -144,7 +144,9 @@ class AlertViewSet(viewsets.ViewSet):
     def reassign(self, request: Request, alert_id: str) -> Response:
         body = json_object_body(request)
         incident_id = body.get("incident_id")
-        if not isinstance(incident_id, str) or not incident_id.strip():
+        if incident_id is not None and not isinstance(incident_id, str):
+            raise InvalidInput("incident_id must be a string", field="incident_id")
+        if incident_id is None or not incident_id.strip():
             raise InvalidInput("incident_id is required", field="incident_id")
         try:
             from alerts.services import alert_move

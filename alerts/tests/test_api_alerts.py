@@ -203,6 +203,28 @@ def test_reassign_requires_an_incident_id_string(auth_client, body):
     assert "incident_id" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"incident_id": 7}, "incident_id must be a string"),
+        ({"incident_id": ["INC-1"]}, "incident_id must be a string"),
+        ({"incident_id": None}, "incident_id is required"),
+        ({"incident_id": "  "}, "incident_id is required"),
+    ],
+)
+def test_reassign_says_whether_the_incident_id_is_missing_or_not_a_string(
+    auth_client,  # noqa: ANN001
+    body: dict,
+    message: str,
+) -> None:
+    alert = AlertFactory()
+
+    response = put(auth_client, f"/api/v1/alerts/{alert.pk}/incident", body)
+
+    assert response.status_code == 400
+    assert response.json()["message"] == message
+
+
 @pytest.mark.parametrize("raw", ["[]", "{nope"])
 def test_reassign_rejects_a_body_that_is_not_an_object(auth_client, raw):
     alert = AlertFactory()
