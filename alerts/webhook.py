@@ -20,6 +20,7 @@ from alerts.services import declared_size, delivery_ingest, webhook_rate_check
 from kuberca import metrics
 from kuberca.addresses import client_address
 from kuberca.chunked import MalformedBody, is_chunked, read_up_to
+from kuberca.credentials import bearer_ok
 
 logger = logging.getLogger(__name__)
 
@@ -38,21 +39,20 @@ class TooLargeToVerify(Exception):
 
 
 def _token_ok(request: HttpRequest) -> bool:
-    token = settings.WEBHOOK_AUTH_TOKEN.encode()
+    """WEBHOOK_AUTH_TOKEN as a bearer token, or as a basic-auth password."""
+    token = settings.WEBHOOK_AUTH_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
+    if bearer_ok(header, token):
+        return True
     scheme, _, credentials = header.partition(" ")
-    scheme = scheme.lower()
-    credentials = credentials.strip()
-    if scheme == "bearer":
-        return hmac.compare_digest(credentials.encode(), token)
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True)
-        except ValueError:
-            return False
-        _, _, password = decoded.partition(b":")
-        return hmac.compare_digest(password, token)
-    return False
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True)
+    except ValueError:
+        return False
+    _, _, password = decoded.partition(b":")
+    return hmac.compare_digest(password, token.encode())
 
 
 def _sent_signature(request: HttpRequest) -> str:
@@ -133,11 +133,12 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
 
     # Likewise for a missing signature, which needs no body to see. A wrong
     # one is found only after the body is read, so it counts.
-    sent = ""
+    sent, mac = "", None
     if settings.WEBHOOK_HMAC_SECRET:
         sent = _sent_signature(request)
         if not sent:
             return _unauthorized("signature", address)
+        mac = hmac.new(settings.WEBHOOK_HMAC_SECRET.encode(), digestmod=hashlib.sha256)
 
     if settings.WEBHOOK_RATE_LIMIT:
         try:
@@ -150,9 +151,6 @@ def alertmanager_webhook(request: HttpRequest) -> HttpResponse:
             logger.warning("webhook throttled source=%s", address)
             return _unavailable("rate limit exceeded", wait)
 
-    mac = None
-    if settings.WEBHOOK_HMAC_SECRET:
-        mac = hmac.new(settings.WEBHOOK_HMAC_SECRET.encode(), digestmod=hashlib.sha256)
     headers = _headers(request)
     try:
         body = _read_body(request, headers, settings.WEBHOOK_MAX_BYTES, mac)

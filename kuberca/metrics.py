@@ -9,7 +9,6 @@ set by anyone: TaskQueueCollector reads them from the database at scrape time.
 
 import contextlib
 import fcntl
-import hmac
 import logging
 import os
 import socket
@@ -32,6 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from kuberca.credentials import bearer_ok
 
 logger = logging.getLogger(__name__)
 
@@ -185,14 +186,6 @@ def scrape_registry(*, task_queue: bool = True) -> CollectorRegistry:
     if task_queue:
         registry.register(TaskQueueCollector())
     return registry
-
-
-def bearer_ok(header: str, token: str) -> bool:
-    """Whether an Authorization header's value is `Bearer <token>`."""
-    scheme, _, credentials = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credentials.strip().encode(), token.encode()
-    )
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from kuberca import errors
 from kuberca import metrics as kuberca_metrics
+from kuberca.credentials import bearer_ok
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +154,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     (Prometheus' `authorization` scrape setting).
     """
     token = settings.METRICS_TOKEN
-    if token and not kuberca_metrics.bearer_ok(
-        request.headers.get("Authorization", ""), token
-    ):
+    if token and not bearer_ok(request.headers.get("Authorization", ""), token):
         return JsonResponse({"error": "unauthorized"}, status=401)
     output = generate_latest(kuberca_metrics.scrape_registry())
     return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
