@@ -29,7 +29,7 @@ from incidents.views import (
     UNAUTHORIZED,
     json_object_body,
 )
-from kuberca.errors import DomainError, InvalidInput, NotFound
+from kuberca.errors import DetailRouteEnvelope, DomainError, InvalidInput, NotFound
 from kuberca.pagination import Page, paged_response
 
 logger = logging.getLogger(__name__)
@@ -76,13 +76,8 @@ def _get_alert(alert_id: str) -> Alert:
 
 
 @extend_schema(tags=["alerts"])
-class AlertViewSet(viewsets.ViewSet):
+class AlertViewSet(DetailRouteEnvelope, viewsets.ViewSet):
     lookup_field = "alert_id"
-
-    @property
-    def error_envelope(self) -> bool:
-        # The detail routes, those with an alert id (see IncidentViewSet).
-        return self.lookup_field in getattr(self, "kwargs", {})
 
     @extend_schema(
         operation_id="alerts_list",

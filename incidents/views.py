@@ -31,7 +31,7 @@ from incidents.serializers import (
     UnauthorizedSerializer,
     plain_rows,
 )
-from kuberca.errors import InvalidInput
+from kuberca.errors import DetailRouteEnvelope, InvalidInput
 from kuberca.pagination import MAX_LIMIT, MAX_OFFSET, Page, paged_response
 
 logger = logging.getLogger(__name__)
@@ -120,14 +120,8 @@ def json_object_body(request: Request) -> dict[str, Any]:
 
 
 @extend_schema(tags=["incidents"])
-class IncidentViewSet(viewsets.ViewSet):
+class IncidentViewSet(DetailRouteEnvelope, viewsets.ViewSet):
     lookup_field = "incident_id"
-
-    @property
-    def error_envelope(self) -> bool:
-        # By the route, not the action: a method the route does not take has
-        # no action, and a list route answers it without the envelope too.
-        return self.lookup_field in getattr(self, "kwargs", {})
 
     def _list(self, request: Request, *, hidden: bool) -> Response:
         page = Page.from_params(request.query_params)

@@ -76,11 +76,27 @@ def _detail_text(detail: Any) -> str:
     return str(detail)
 
 
+class DetailRouteEnvelope:
+    """For a viewset whose detail routes answer errors in the envelope.
+
+    By the route, not the action: a method the route does not take has no
+    action, and a list route answers it without the envelope too. The detail
+    routes are those with the viewset's `lookup_field` in the URL.
+    """
+
+    lookup_field: str
+
+    @property
+    def error_envelope(self) -> bool:
+        return self.lookup_field in getattr(self, "kwargs", {})
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render DRF, domain and database errors as `{"error": ...}` JSON.
 
     Views that answer in the `{"status": "error", "message", "error"}` envelope
-    (incident and alert detail routes) set `error_envelope = True`.
+    (incident and alert detail routes, DetailRouteEnvelope) have a true
+    `error_envelope`.
     """
     view = context.get("view")
     envelope = getattr(view, "error_envelope", False)
