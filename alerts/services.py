@@ -1433,11 +1433,14 @@ def _resolve_stale(
     # the order of a delivery and of a person's resolve: the other way
     # round, a resolve holding an incident while waiting for its root
     # deadlocked with a sweep holding the root while waiting for the
-    # incident, and PostgreSQL failed one of the two. Locked also when
-    # INCIDENT_AUTO_RESOLVE is off, when _auto_resolve locks nothing.
+    # incident, and PostgreSQL failed one of the two. _auto_resolve locks
+    # them with its read of their states; off, it does nothing, so they are
+    # locked here.
     incident_ids = {r[1] for r in rows if r[1]}
-    _lock_incidents(incident_ids)
-    _auto_resolve(incident_ids)
+    if settings.INCIDENT_AUTO_RESOLVE:
+        _auto_resolve(incident_ids)
+    else:
+        _lock_incidents(incident_ids)
     events.alerts_resolved.send(sender=Alert, alert_ids=resolved_ids, stale=True)
     return resolved_ids
 
