@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
+from kuberca import gunicorn_errors
 from kuberca.env import (
     PORT_MAX,
     bind_address,
@@ -43,6 +44,8 @@ control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
+# Requests gunicorn refuses itself are answered in JSON, not its HTML page.
+gunicorn_errors.install()
 
 if env_choice("LOG_FORMAT", "text", {"text", "json"}) == "json":
     # Gunicorn's own lines (boot, worker exits, the access log) in the same

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -415,6 +416,23 @@ class Kuberca:
 
 
 # Alertmanager's side: payloads and a sender that retries like it does.
+
+
+def raw_exchange(
+    kuberca: Kuberca, request: bytes, *, half_close: bool = False
+) -> bytes:
+    """Send `request` as is on a new connection; all the server answers.
+
+    With `half_close` the client then says it sends no more, and still reads.
+    """
+    with socket.create_connection(("127.0.0.1", kuberca.port), timeout=10) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    return answer
 
 
 def alert(

@@ -7,13 +7,12 @@ missing. kuberca/tests/test_chunked.py covers the rest in process.
 """
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from tests.reliability.live import Kuberca, alert, payload
+from tests.reliability.live import Kuberca, alert, payload, raw_exchange
 
 
 def in_pieces(body: bytes, size: int = 100) -> Iterator[bytes]:
@@ -48,23 +47,6 @@ def test_a_chunked_login_is_checked(kuberca: Kuberca) -> None:
     )
     # Read as empty, the body would be a 400 for missing fields.
     assert (response.status_code, response.json()) == (401, {"error": "unauthorized"})
-
-
-def raw_exchange(
-    kuberca: Kuberca, request: bytes, *, half_close: bool = False
-) -> bytes:
-    """Send `request` as is on a new connection; all the server answers.
-
-    With `half_close` the client then says it sends no more, and still reads.
-    """
-    with socket.create_connection(("127.0.0.1", kuberca.port), timeout=10) as sock:
-        sock.sendall(request)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while piece := sock.recv(65536):
-            answer += piece
-    return answer
 
 
 @pytest.mark.parametrize(
