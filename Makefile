@@ -17,7 +17,7 @@ help:
 	@echo "make fuzz   schemathesis on every API operation (FUZZ_MAX_EXAMPLES=100)"
 	@echo "make bench  webhook ingestion benchmark (bench/ has the others)"
 	@echo "make format ruff format and the fixes ruff check can make"
-	@echo "make clean-db  delete the embedded database (var/pgdata)"
+	@echo "make clean-db  delete the embedded database (KUBERCA_PGDATA, else var/pgdata)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,13 @@ fuzz: install
 bench: install
 	$(PY) bench/ingest.py
 
+# The folder settings.py uses: KUBERCA_PGDATA, else KUBERCA_VAR_DIR/pgdata.
+PGDATA_DIR = $(or $(KUBERCA_PGDATA),$(or $(KUBERCA_VAR_DIR),var)/pgdata)
+
 clean-db:
-	rm -rf var/pgdata
+	@pid=$$(head -n 1 "$(PGDATA_DIR)/postmaster.pid" 2>/dev/null); \
+	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+		echo "the embedded database in $(PGDATA_DIR) is running (pid $$pid); stop kuberca first" >&2; \
+		exit 1; \
+	fi
+	rm -rf "$(PGDATA_DIR)"

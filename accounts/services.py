@@ -327,20 +327,11 @@ def admin_ensure(*, password_file: Path | None = None) -> AdminAccount | None:
     Without those settings and with no superuser at all, create `admin` with a
     generated password kept in `password_file` (development). An existing
     user's password is never changed. Returns None when there is nothing to do.
-    Raises ConfigError for a login id or password the API would refuse, or
-    for one of the two set without the other.
+    Raises ConfigError for a login id or password the API would refuse
+    (settings refuse one of the two set without the other).
     """
     User = get_user_model()
     username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
-    if bool(username) != bool(password):
-        missing = "ADMIN_PASSWORD" if username else "ADMIN_USERNAME"
-        raise ConfigError(
-            missing,
-            "",
-            "set, as "
-            + ("ADMIN_USERNAME" if username else "ADMIN_PASSWORD")
-            + " is (or unset both)",
-        )
     if username and password:
         username = _admin_settings_check(username, password)
         username, created = _create_superuser(User, username, password)

@@ -290,6 +290,13 @@ SIMPLE_JWT = {
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
 ADMIN_USERNAME = env_str("ADMIN_USERNAME")
 ADMIN_PASSWORD = env_str("ADMIN_PASSWORD")
+# One without the other stops start-up before `serve --migrate` touches the
+# database; whether the API would take the two is checked as the account is
+# made (accounts.services.admin_ensure).
+if ADMIN_USERNAME and not ADMIN_PASSWORD:
+    raise ConfigError("ADMIN_PASSWORD", "", "set, as ADMIN_USERNAME is (or unset both)")
+if ADMIN_PASSWORD and not ADMIN_USERNAME:
+    raise ConfigError("ADMIN_USERNAME", "", "set, as ADMIN_PASSWORD is (or unset both)")
 AUTH_COOKIE_NAME = "kube_rca_refresh"
 AUTH_COOKIE_SECURE = env_bool("AUTH_COOKIE_SECURE", True)
 AUTH_COOKIE_SAMESITE = env_choice(

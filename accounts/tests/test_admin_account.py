@@ -235,22 +235,6 @@ def test_ensured_admin_can_log_in_to_the_api(admin_settings, post_json):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(
-    ("username", "password", "missing"),
-    [("root", "", "ADMIN_PASSWORD"), ("", "first-admin-password", "ADMIN_USERNAME")],
-)
-def test_ensure_admin_refuses_one_of_the_pair_without_the_other(
-    settings, tmp_path, username, password, missing
-):
-    settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD = username, password
-
-    with pytest.raises(ConfigError, match=f"^{missing}=") as raised:
-        admin_ensure(password_file=tmp_path / "admin_password")
-
-    assert "first-admin-password" not in str(raised.value)
-    assert not get_user_model().objects.exists()
-
-
 def test_ensure_admin_takes_a_case_variant_for_the_existing_account(
     admin_settings,  # noqa: ANN001
     caplog,  # noqa: ANN001

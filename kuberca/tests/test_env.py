@@ -281,6 +281,26 @@ def test_embedding_dimensions_past_what_pgvector_stores_stop_start_up():
     assert _manage_check({"EMBEDDING_DIMENSIONS": "16000"}).returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"ADMIN_USERNAME": "root"},
+            "kuberca: configuration error: ADMIN_PASSWORD='' is not valid: expected"
+            " set, as ADMIN_USERNAME is (or unset both)",
+        ),
+        (
+            {"ADMIN_PASSWORD": "first-admin-password"},
+            "kuberca: configuration error: ADMIN_USERNAME='' is not valid: expected"
+            " set, as ADMIN_PASSWORD is (or unset both)",
+        ),
+    ],
+)
+def test_one_admin_setting_without_the_other_stops_start_up(env, line):
+    # Before the database: `serve --migrate` stops before migrating.
+    assert _refusal(env) == [line]
+
+
 def test_a_slack_lease_no_longer_than_the_slack_timeout_stops_start_up():
     assert _refusal({"SLACK_LEASE": "10s", "SLACK_TIMEOUT_SECONDS": "10"}) == [
         "kuberca: configuration error: SLACK_LEASE='10s' is not valid: expected"
