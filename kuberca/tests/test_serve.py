@@ -2,6 +2,7 @@
 
 import contextlib
 import fcntl
+import io
 import os
 import signal
 import subprocess
@@ -252,3 +253,19 @@ def test_serve_names_a_metrics_folder_it_cannot_make_in_one_line(
         " (PROMETHEUS_MULTIPROC_DIR, else KUBERCA_VAR_DIR/prometheus)"
     )
     assert started == []
+
+
+@pytest.mark.parametrize(
+    ("embedded", "line"),
+    [
+        (True, "  Press Ctrl-C to stop web, worker and the embedded PostgreSQL."),
+        (False, "  Press Ctrl-C to stop web and worker."),
+    ],
+)
+def test_the_banner_says_what_ctrl_c_stops(settings, embedded, line) -> None:  # noqa: ANN001
+    settings.EMBEDDED_DATABASE = embedded
+    out = io.StringIO()
+
+    serve.Command(stdout=out)._announce("127.0.0.1", 8080)
+
+    assert line in out.getvalue().splitlines()

@@ -262,7 +262,12 @@ class Command(BaseCommand):
             f"  API docs  {url}/api/docs/  (OpenAPI: {url}/openapi.json)",
             f"  Log in    {login}",
             f"  Database  {database}",
-            "  Press Ctrl-C to stop web and worker.",
+            "  Press Ctrl-C to stop "
+            + (
+                "web, worker and the embedded PostgreSQL."
+                if settings.EMBEDDED_DATABASE
+                else "web and worker."
+            ),
             "",
         ]
         self.stdout.write("\n".join(lines))
