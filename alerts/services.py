@@ -255,8 +255,11 @@ SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
        a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
        a.group_key
 FROM alerts_alert a
-JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
-  ON a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
+JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz, latest boolean)
+  ON a.fingerprint = u.fp
+  AND (a.fired_at = u.ts OR a.status = 'firing'
+       OR (coalesce(u.latest, false) AND a.fired_at = (
+           SELECT max(b.fired_at) FROM alerts_alert b WHERE b.fingerprint = u.fp)))
 WHERE a.fingerprint = ANY(%s::text[])
 FOR UPDATE OF a
 """,
@@ -306,10 +309,13 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
   AND (status = 'firing'
        OR (status = 'resolved' AND resolved_by = %s AND resolved_at > %s))
   AND EXISTS (
-    SELECT 1 FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
+    SELECT 1
+    FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz, latest boolean)
     WHERE NOT EXISTS (
         SELECT 1 FROM alerts_alert a
-        WHERE a.fingerprint = u.fp AND (a.fired_at = u.ts OR a.status = 'firing')
+        WHERE a.fingerprint = u.fp
+          AND (a.fired_at = u.ts OR a.status = 'firing'
+               OR coalesce(u.latest, false))
         OFFSET 0))
 ORDER BY incident_id
 FOR NO KEY UPDATE
@@ -507,6 +513,8 @@ class _Plan:
     truncated: int
     by_occurrence: dict[tuple[str, datetime], _Row]
     firing_by_fp: dict[str, _Row]
+    # Each fingerprint's latest known occurrence, for _timeless alerts.
+    latest_by_fp: dict[str, _Row]
     written: dict[str, _Row] = field(default_factory=dict)
     fired: list[_Row] = field(default_factory=list)
     resolved: list[_Row] = field(default_factory=list)
@@ -532,6 +540,19 @@ def _fired_at(alert: ParsedAlert, at: datetime) -> datetime:
     if alert.status == RESOLVED and alert.ends_at is not None:
         return alert.ends_at
     return at
+
+
+def _timeless(alert: ParsedAlert) -> bool:
+    """A resolved alert with no time at all to know its occurrence by.
+
+    Its fired_at would be the time of receipt, another one at each retry of
+    the delivery; it is taken for its fingerprint's latest occurrence instead
+    (a duplicate when that is resolved), and is stored only when there is
+    none. Alertmanager always sends startsAt; some other senders do not.
+    """
+    return (
+        alert.status == RESOLVED and alert.starts_at is None and alert.ends_at is None
+    )
 
 
 def _refresh(row: _Row, alert: ParsedAlert, plan: _Plan) -> None:
@@ -586,6 +607,8 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
 
     if row is None:
         row = plan.firing_by_fp.get(fp)
+    if row is None and _timeless(alert):
+        row = plan.latest_by_fp.get(fp)
     if row is not None and row.status == FIRING:
         _refresh(row, alert, plan)
         row.status = RESOLVED
@@ -642,7 +665,14 @@ def _lock_and_load(
     """
     keys = {group_key_for(a.labels) for a in alerts}
     hashes = _lock_hashes(group_keys=keys, fingerprints=(a.fingerprint for a in alerts))
-    occurrences = _json([{"fp": a.fingerprint, "ts": _fired_at(a, at)} for a in alerts])
+    occurrences = _json(
+        [
+            {"fp": a.fingerprint, "ts": _fired_at(a, at), "latest": True}
+            if _timeless(a)
+            else {"fp": a.fingerprint, "ts": _fired_at(a, at)}
+            for a in alerts
+        ]
+    )
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
         prepared.execute(
@@ -667,11 +697,22 @@ def _unmatched(alerts: list[ParsedAlert], known: list[_Row], at: datetime) -> bo
     """Whether some alert matches no known row, as _CANDIDATES_IF_NEW decides."""
     occurrences = {(r.fingerprint, r.fired_at) for r in known}
     firing = {r.fingerprint for r in known if r.status == FIRING}
+    seen = {r.fingerprint for r in known}
     return any(
         (a.fingerprint, _fired_at(a, at)) not in occurrences
         and a.fingerprint not in firing
+        and not (_timeless(a) and a.fingerprint in seen)
         for a in alerts
     )
+
+
+def _latest_by_fp(known: list[_Row]) -> dict[str, _Row]:
+    latest: dict[str, _Row] = {}
+    for row in known:
+        other = latest.get(row.fingerprint)
+        if other is None or row.fired_at > other.fired_at:
+            latest[row.fingerprint] = row
+    return latest
 
 
 def _candidate_incidents(
@@ -987,6 +1028,7 @@ def _process(
             truncated=payload.truncated_alerts,
             by_occurrence={(r.fingerprint, r.fired_at): r for r in known},
             firing_by_fp={r.fingerprint: r for r in known if r.status == FIRING},
+            latest_by_fp=_latest_by_fp(known),
             candidates=candidates if _unmatched(kept, known, at) else None,
         )
         for alert in kept:

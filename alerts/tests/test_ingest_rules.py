@@ -101,6 +101,58 @@ def test_resolved_alert_never_seen_firing_is_stored_without_incident(clock) -> N
     )
 
 
+def _timeless(alert: dict) -> dict:
+    """The alert with no startsAt and a zero endsAt, as some senders post."""
+    alert = {**alert, "endsAt": "0001-01-01T00:00:00Z"}
+    del alert["startsAt"]
+    return alert
+
+
+def test_retries_of_a_timeless_resolved_alert_store_it_once(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(fingerprint="open1")))
+    gone = make_payload(_timeless(make_alert(status="resolved", fingerprint="gone1")))
+
+    first = ingest(gone)
+    retries = []
+    for _ in range(2):
+        clock.advance(seconds=30)
+        retries.append(ingest(gone))
+
+    assert first.stored == 1
+    assert [(r.stored, r.duplicates) for r in retries] == [(0, 1), (0, 1)]
+    assert Alert.objects.filter(fingerprint="gone1").count() == 1
+    incident = Incident.objects.get()
+    assert incident.alerts.count() == 2
+
+
+def test_a_timeless_resolve_resolves_its_firing_alert_once(clock, sent) -> None:  # noqa: ANN001
+    ingest(make_payload(_timeless(make_alert(fingerprint="tl1"))))
+    clock.advance(minutes=2)
+    resolve = make_payload(_timeless(make_alert(status="resolved", fingerprint="tl1")))
+
+    results = [ingest(resolve)]
+    for _ in range(2):
+        clock.advance(seconds=30)
+        results.append(ingest(resolve))
+
+    assert [(r.stored, r.duplicates) for r in results] == [(1, 0), (0, 1), (0, 1)]
+    alert = Alert.objects.get(fingerprint="tl1")
+    assert alert.status == "resolved"
+    assert len(sent["resolved"]) == 1
+
+
+def test_a_timeless_resolve_of_a_new_fingerprint_is_still_stored(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(_timeless(make_alert(status="resolved", fingerprint="n1"))))
+    clock.advance(minutes=1)
+
+    other = ingest(
+        make_payload(_timeless(make_alert(status="resolved", fingerprint="n2")))
+    )
+
+    assert (other.stored, other.duplicates) == (1, 0)
+    assert Alert.objects.filter(status="resolved").count() == 2
+
+
 def test_resolved_alert_never_resolves_before_it_fired(clock) -> None:  # noqa: ANN001
     ends_early = make_alert(status="resolved", ends_at=T0 - timedelta(minutes=2))
     assert ingest(make_payload(ends_early)).stored == 1
