@@ -5,6 +5,7 @@ is not a payload at all, and lists each bad alert as a rejection so the others
 are kept. msgspec decodes the envelope and then each alert on its own.
 """
 
+import codecs
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,17 +103,17 @@ class Rejection(TypedDict):
 
 class _Envelope(msgspec.Struct):
     # Grafana and old Alertmanagers add or drop fields: all optional, extras
-    # ignored. groupKey stays raw because some senders send it as a number.
+    # ignored. The ones kuberca does not use (version, groupLabels,
+    # commonLabels, commonAnnotations, externalURL) are not declared, so they
+    # are skipped unread, like unknown ones: a value there msgspec could not
+    # decode (a number out of range) must not cost the delivery its alerts.
+    # The ones used stay raw and are read one by one (_loose); groupKey also
+    # because some senders send it as a number.
     alerts: list[msgspec.Raw]
-    version: Any = None
     groupKey: msgspec.Raw = msgspec.Raw(b'""')  # noqa: N815
-    truncatedAlerts: Any = 0  # noqa: N815
-    status: Any = None
-    receiver: Any = None
-    groupLabels: Any = None  # noqa: N815
-    commonLabels: Any = None  # noqa: N815
-    commonAnnotations: Any = None  # noqa: N815
-    externalURL: Any = None  # noqa: N815
+    truncatedAlerts: msgspec.Raw = msgspec.Raw(b"0")  # noqa: N815
+    status: msgspec.Raw = msgspec.Raw(b"null")
+    receiver: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _Alert(msgspec.Struct):
@@ -222,6 +223,14 @@ def _group_key(raw: msgspec.Raw) -> str:
     return text.decode(errors="replace")
 
 
+def _loose(raw: msgspec.Raw) -> Any:
+    """An envelope value, or None when it cannot be decoded."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def _truncated(value: Any) -> int:
     if isinstance(value, bool):
         return 0
@@ -282,8 +291,10 @@ def parse_payload(body: bytes) -> ParsedPayload:
     """Decode a webhook body; bad alerts become rejections, not errors.
 
     Raises PayloadError when the body is not JSON or not an object with an
-    `alerts` list.
+    `alerts` list. A UTF-8 byte order mark before the JSON is passed over
+    (RFC 8259 lets a parser ignore it; some Windows senders write one).
     """
+    body = body.removeprefix(codecs.BOM_UTF8)
     try:
         envelope = _envelope_decoder.decode(body)
     except msgspec.ValidationError as error:
@@ -298,7 +309,8 @@ def parse_payload(body: bytes) -> ParsedPayload:
         # annotations are flat string maps, so such a body is not its payload.
         raise PayloadError("JSON nested too deeply") from None
 
-    group_status = envelope.status if isinstance(envelope.status, str) else None
+    status = _loose(envelope.status)
+    group_status = status if isinstance(status, str) else None
     alerts: list[ParsedAlert] = []
     rejected: list[Rejection] = []
     rejected_count = 0
@@ -314,12 +326,13 @@ def parse_payload(body: bytes) -> ParsedPayload:
         rejected_count += 1
         if len(rejected) < REJECTIONS_LISTED:
             rejected.append({"index": index, "reason": reason})
-    receiver = envelope.receiver if isinstance(envelope.receiver, str) else ""
+    receiver = _loose(envelope.receiver)
+    receiver = receiver if isinstance(receiver, str) else ""
     return ParsedPayload(
         group_key=_without_nul(_group_key(envelope.groupKey)),
         receiver=_without_nul(receiver),
         status=group_status or "",
-        truncated_alerts=_truncated(envelope.truncatedAlerts),
+        truncated_alerts=_truncated(_loose(envelope.truncatedAlerts)),
         alert_count=len(envelope.alerts),
         alerts=alerts,
         rejected=rejected,

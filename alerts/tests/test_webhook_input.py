@@ -39,6 +39,43 @@ def test_body_that_is_not_a_payload_is_400_and_kept(post_webhook, body, detail) 
     assert not Alert.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        b'"commonLabels": {"x": 1e400}',
+        b'"groupLabels": {"x": -1e999}',
+        b'"commonAnnotations": {"a": 1e400}',
+        b'"version": 1e400',
+        b'"externalURL": 1e400',
+        b'"status": 1e400, "receiver": -1e400',
+        b'"truncatedAlerts": 1e400',
+    ],
+)
+def test_a_number_out_of_range_in_the_envelope_costs_no_alert(
+    post_webhook,  # noqa: ANN001
+    envelope,  # noqa: ANN001
+) -> None:
+    alert = json.dumps(make_alert(fingerprint="env1")).encode()
+    body = b'{"alerts": [' + alert + b"], " + envelope + b"}"
+
+    response = post_webhook(body)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["stored"] == 1
+    assert Alert.objects.get().fingerprint == "env1"
+    assert WebhookDelivery.objects.get().truncated_alerts == 0
+
+
+def test_a_byte_order_mark_before_the_body_is_passed_over(post_webhook) -> None:  # noqa: ANN001
+    body = "\ufeff".encode() + json.dumps(make_payload(make_alert())).encode()
+
+    response = post_webhook(body)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["stored"] == 1
+    assert bytes(WebhookDelivery.objects.get().body) == body
+
+
 def test_a_receiver_url_with_a_trailing_slash_is_the_webhook(client) -> None:  # noqa: ANN001
     body = json.dumps(make_payload(make_alert("Slashed"))).encode()
 
