@@ -820,8 +820,12 @@ def _group(plan: _Plan) -> list[str]:
             regroup.append(row)
 
     targets: dict[tuple[str, bool], _Target] = {}
+    # An alert that fired in this delivery is grouped as firing even when a
+    # later alert of the same delivery resolved it: it opens or joins an
+    # incident as it would have in a delivery of its own.
+    fired = {r.alert_id for r in plan.fired}
     for row in [*plan.to_group, *regroup]:
-        firing = row.status == FIRING
+        firing = row.status == FIRING or row.alert_id in fired
         slot = (row.group_key, firing)
         if slot not in targets:
             targets[slot] = _target_for_key(row.group_key, incidents, now, firing)

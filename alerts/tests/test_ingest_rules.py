@@ -395,3 +395,27 @@ def test_a_new_incident_takes_the_severity_of_resolved_alerts_with_it(clock) -> 
     incident = Incident.objects.get()
     assert incident.severity == "critical"
     assert Alert.objects.filter(incident=incident).count() == 2
+
+
+def test_firing_and_resolved_in_one_delivery_open_and_resolve_an_incident(
+    clock,  # noqa: ANN001
+    sent,  # noqa: ANN001
+) -> None:
+    both = make_payload(
+        make_alert(fingerprint="fr1"),
+        make_alert(
+            status="resolved", fingerprint="fr1", ends_at=T0 + timedelta(minutes=5)
+        ),
+    )
+
+    result = ingest(both)
+
+    alert = Alert.objects.get()
+    assert alert.status == "resolved"
+    assert alert.grouping_reason == "new_incident"
+    incident = Incident.objects.get()
+    assert alert.incident_id == incident.pk
+    assert incident.status == "resolved" and incident.resolved_by == "alertmanager"
+    assert result.incidents_opened == [incident.pk]
+    assert sent["fired"] == [[alert.alert_id]]
+    assert sent["resolved"] == [([alert.alert_id], False)]
