@@ -542,6 +542,17 @@ def _fired_at(alert: ParsedAlert, at: datetime) -> datetime:
     return at
 
 
+def _resolved_at(alert: ParsedAlert, at: datetime, fired_at: datetime) -> datetime:
+    """When a resolved alert ended: its endsAt, capped at `at`, the time of
+    receipt, and never before it fired (a sender's clock either way).
+
+    An endsAt past the time of receipt would make its incident's resolved_at
+    a future one, which the reopen window never leaves behind.
+    """
+    ended = at if alert.ends_at is None else min(alert.ends_at, at)
+    return max(ended, fired_at)
+
+
 def _timeless(alert: ParsedAlert) -> bool:
     """A resolved alert with no time at all to know its occurrence by.
 
@@ -612,7 +623,7 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
     if row is not None and row.status == FIRING:
         _refresh(row, alert, plan)
         row.status = RESOLVED
-        row.resolved_at = max(alert.ends_at or plan.at, row.fired_at)
+        row.resolved_at = _resolved_at(alert, plan.at, row.fired_at)
         row.resolved_as_stale = False
         plan.firing_by_fp.pop(fp, None)
         plan.resolved.append(row)
@@ -627,8 +638,7 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
     else:
         row = _new_row(alert, fired_at, plan)
         row.status = RESOLVED
-        # As for a resolve above: never before it fired (a sender's clock).
-        row.resolved_at = max(alert.ends_at or plan.at, fired_at)
+        row.resolved_at = _resolved_at(alert, plan.at, fired_at)
         plan.to_group.append(row)
         plan.stored += 1
 

@@ -419,3 +419,24 @@ def test_firing_and_resolved_in_one_delivery_open_and_resolve_an_incident(
     assert result.incidents_opened == [incident.pk]
     assert sent["fired"] == [[alert.alert_id]]
     assert sent["resolved"] == [([alert.alert_id], False)]
+
+
+def test_an_end_after_the_time_of_receipt_is_taken_as_the_time_of_receipt(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    ingest(make_payload(make_alert(fingerprint="fut1")))
+    clock.advance(minutes=5)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+
+    ingest(make_payload(make_alert(status="resolved", fingerprint="fut1", ends_at=far)))
+
+    alert = Alert.objects.get()
+    assert alert.resolved_at == clock.now
+    first = Incident.objects.get()
+    assert first.status == "resolved" and first.resolved_at == clock.now
+    # Past the reopen window, a new alert of the key opens a new incident.
+    clock.advance(seconds=settings.INCIDENT_REOPEN_WINDOW.total_seconds() + 60)
+    later = clock.now - timedelta(seconds=30)
+    ingest(make_payload(make_alert(fingerprint="fut2", starts_at=later)))
+    assert Incident.objects.count() == 2
