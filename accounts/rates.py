@@ -29,7 +29,12 @@ class Rate:
 
 
 def parse_rate(text: str) -> Rate:
-    """Read `5/min`, `20/10m`, `100/hour` or `10/30` (seconds); else ValueError."""
+    """Read `5/min`, `20/10m`, `100/hour` or `10/30` (seconds); else ValueError.
+
+    A bare `0` is the rate that turns a limit off, as `0/min` is.
+    """
+    if text.strip() == "0":
+        return Rate(0, 60)
     count_text, slash, period = text.strip().partition("/")
     count_text, period = count_text.strip(), period.strip().lower()
     if not slash or not count_text.isdigit() or not period:

@@ -118,6 +118,15 @@ def test_bad_login_rate_names_the_variable(monkeypatch):
         _login_rate("LOGIN_THROTTLE_PER_CLIENT", "20/min")
 
 
+def test_a_login_rate_of_a_bare_zero_is_taken_as_off(monkeypatch):
+    from accounts.rates import parse_rate
+    from kuberca.settings import _login_rate
+
+    monkeypatch.setenv("LOGIN_THROTTLE_PER_CLIENT", "0")
+
+    assert parse_rate(_login_rate("LOGIN_THROTTLE_PER_CLIENT", "20/min")).count == 0
+
+
 def test_insecure_refresh_cookie_is_a_deploy_warning(settings):
     settings.AUTH_COOKIE_SECURE = False
 

@@ -245,6 +245,7 @@ def test_concurrent_attempts_cannot_pass_the_limit(settings):
         ("20/10m", Rate(20, 600)),
         ("10/30", Rate(10, 30)),
         ("0/min", Rate(0, 60)),
+        ("0", Rate(0, 60)),
     ],
 )
 def test_parse_rate_reads_documented_forms(text, rate):
