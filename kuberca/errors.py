@@ -90,6 +90,16 @@ class DetailRouteEnvelope:
     def error_envelope(self) -> bool:
         return self.lookup_field in getattr(self, "kwargs", {})
 
+    def initial(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        """After authentication: an id holding a NUL character is unknown.
+
+        No stored id holds one, and PostgreSQL refuses it in a query (a
+        DataError, answered 400), where SPEC §7 answers an unknown id 404.
+        """
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if "\x00" in kwargs.get(self.lookup_field, ""):
+            raise Http404
+
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render DRF, domain and database errors as `{"error": ...}` JSON.
