@@ -24,16 +24,20 @@ from kuberca.env import (
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
-def _manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {
+def _base_env() -> dict[str, str]:
+    """The test run's database and paths, and no other setting."""
+    return {
         key: os.environ[key]
         for key in ("PATH", "HOME", "LANG", "KUBERCA_VAR_DIR", "KUBERCA_PGDATA")
         if key in os.environ
     }
+
+
+def _manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(BASE_DIR / "manage.py"), "check"],
         cwd=BASE_DIR,
-        env={**base, **env},
+        env={**_base_env(), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -70,6 +74,38 @@ def test_env_bool_rejects_maybe(monkeypatch):
     monkeypatch.setenv("FLAG", "maybe")
     with pytest.raises(ConfigError, match="FLAG"):
         env_bool("FLAG", False)
+
+
+@pytest.mark.parametrize("default", [True, False])
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_env_bool_set_but_empty_is_its_default(monkeypatch, default, empty):
+    monkeypatch.setenv("FLAG", empty)
+
+    assert env_bool("FLAG", default) is default
+
+
+def test_an_empty_auth_cookie_secure_keeps_the_cookie_secure():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.AUTH_COOKIE_SECURE, settings.INCIDENT_AUTO_RESOLVE)",
+        ],
+        cwd=BASE_DIR,
+        env={
+            **_base_env(),
+            "DJANGO_SETTINGS_MODULE": "kuberca.settings",
+            "AUTH_COOKIE_SECURE": "",
+            "INCIDENT_AUTO_RESOLVE": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
 
 
 def test_env_bool_names_every_spelling_it_takes(monkeypatch):
