@@ -2,9 +2,13 @@
 
 from rest_framework import serializers
 
+# Longer than any stored id (32): an unknown id of a plausible length is
+# answered 404 (SPEC §6), an absurd one as a bad body.
+INCIDENT_ID_MAX_CHARS = 256
+
 
 class EmbeddingCreateSerializer(serializers.Serializer):
-    incident_id = serializers.CharField(max_length=32)
+    incident_id = serializers.CharField(max_length=INCIDENT_ID_MAX_CHARS)
     incident_summary = serializers.CharField(max_length=100_000)
 
 

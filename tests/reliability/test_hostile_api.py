@@ -330,10 +330,23 @@ def test_storing_an_embedding_with_wrong_types_is_400(auth_client, body):  # noq
     assert answer["error"] == "incident_id and incident_summary are required"
 
 
+def test_storing_an_embedding_for_an_unknown_id_longer_than_any_is_404(
+    auth_client,  # noqa: ANN001
+) -> None:
+    response = auth_client.post(
+        "/api/v1/embeddings",
+        {"incident_id": "INC-" + "0" * 40, "incident_summary": "x"},
+        format="json",
+    )
+
+    assert response.status_code == 404, response.content
+    assert response.json() == {"error": "incident not found"}
+
+
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ({"incident_id": "INC-" + "0" * 40, "incident_summary": "x"}, "incident_id"),
+        ({"incident_id": "INC-" + "0" * 400, "incident_summary": "x"}, "incident_id"),
         (
             {"incident_id": "INC-00000000", "incident_summary": "a\x00b"},
             "incident_summary",
