@@ -248,6 +248,10 @@ class _Row:
 # index 100 times. The fingerprints also go as an array, whose length a custom
 # plan knows, so the alerts are found through the index at any table size
 # (a generic plan of the prepared statement never scans: kuberca.prepared).
+# The _timeless alerts go apart, as a second list (most often empty): the
+# latest occurrence of each is looked up once, in a subquery that does not
+# depend on the row, rather than for each stored row of its fingerprint, of
+# which a flapping alert can have tens of thousands.
 _SELECT_KNOWN = prepared.Statement(
     "select_known",
     """
@@ -255,11 +259,13 @@ SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
        a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
        a.group_key
 FROM alerts_alert a
-JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz, latest boolean)
+JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
   ON a.fingerprint = u.fp
   AND (a.fired_at = u.ts OR a.status = 'firing'
-       OR (coalesce(u.latest, false) AND a.fired_at = (
-           SELECT max(b.fired_at) FROM alerts_alert b WHERE b.fingerprint = u.fp)))
+       OR (a.fingerprint, a.fired_at) IN (
+           SELECT t.fp, (SELECT max(b.fired_at) FROM alerts_alert b
+                         WHERE b.fingerprint = t.fp AND b.fired_at <= t.ts)
+           FROM jsonb_to_recordset(%s::jsonb) AS t(fp text, ts timestamptz)))
 WHERE a.fingerprint = ANY(%s::text[])
 FOR UPDATE OF a
 """,
@@ -315,7 +321,7 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
         SELECT 1 FROM alerts_alert a
         WHERE a.fingerprint = u.fp
           AND (a.fired_at = u.ts OR a.status = 'firing'
-               OR coalesce(u.latest, false))
+               OR (coalesce(u.latest, false) AND a.fired_at <= u.ts))
         OFFSET 0))
 ORDER BY incident_id
 FOR NO KEY UPDATE
@@ -513,7 +519,8 @@ class _Plan:
     truncated: int
     by_occurrence: dict[tuple[str, datetime], _Row]
     firing_by_fp: dict[str, _Row]
-    # Each fingerprint's latest known occurrence, for _timeless alerts.
+    # Each fingerprint's latest occurrence fired by the time of receipt, for
+    # _timeless alerts (_new_row keeps it up to date).
     latest_by_fp: dict[str, _Row]
     written: dict[str, _Row] = field(default_factory=dict)
     fired: list[_Row] = field(default_factory=list)
@@ -557,9 +564,12 @@ def _timeless(alert: ParsedAlert) -> bool:
     """A resolved alert with no time at all to know its occurrence by.
 
     Its fired_at would be the time of receipt, another one at each retry of
-    the delivery; it is taken for its fingerprint's latest occurrence instead
-    (a duplicate when that is resolved), and is stored only when there is
-    none. Alertmanager always sends startsAt; some other senders do not.
+    the delivery; it is taken for its fingerprint's latest occurrence fired
+    by the time of receipt instead (a duplicate when that is resolved), and
+    is stored only when there is none. By the time of receipt, so that a
+    replay of the delivery meets what the delivery met, not an occurrence
+    that fired later. Alertmanager always sends startsAt; some other senders
+    do not.
     """
     return (
         alert.status == RESOLVED and alert.starts_at is None and alert.ends_at is None
@@ -616,9 +626,12 @@ def _decide(alert: ParsedAlert, plan: _Plan) -> None:
             plan.stored += 1
         return
 
+    timeless = _timeless(alert)
     if row is None:
         row = plan.firing_by_fp.get(fp)
-    if row is None and _timeless(alert):
+        if row is not None and timeless and row.fired_at > plan.at:
+            row = None  # fired after this (replayed) delivery was received
+    if row is None and timeless:
         row = plan.latest_by_fp.get(fp)
     if row is not None and row.status == FIRING:
         _refresh(row, alert, plan)
@@ -661,6 +674,9 @@ def _new_row(alert: ParsedAlert, fired_at: datetime, plan: _Plan) -> _Row:
         is_new=True,
     )
     plan.by_occurrence[(row.fingerprint, fired_at)] = row
+    latest = plan.latest_by_fp.get(row.fingerprint)
+    if fired_at <= plan.at and (latest is None or fired_at > latest.fired_at):
+        plan.latest_by_fp[row.fingerprint] = row
     plan.touch(row)
     return row
 
@@ -683,13 +699,17 @@ def _lock_and_load(
             for a in alerts
         ]
     )
+    timeless = _json([{"fp": a.fingerprint, "ts": at} for a in alerts if _timeless(a)])
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
         prepared.execute(
             cursor,
             [
                 (_LOCK_JSON, [_json(hashes)]),
-                (_SELECT_KNOWN, [occurrences, sorted({a.fingerprint for a in alerts})]),
+                (
+                    _SELECT_KNOWN,
+                    [occurrences, timeless, sorted({a.fingerprint for a in alerts})],
+                ),
                 (
                     _CANDIDATES_IF_NEW,
                     [sorted(keys), AUTO_RESOLVER, reopen_since, occurrences],
@@ -707,20 +727,21 @@ def _unmatched(alerts: list[ParsedAlert], known: list[_Row], at: datetime) -> bo
     """Whether some alert matches no known row, as _CANDIDATES_IF_NEW decides."""
     occurrences = {(r.fingerprint, r.fired_at) for r in known}
     firing = {r.fingerprint for r in known if r.status == FIRING}
-    seen = {r.fingerprint for r in known}
+    fired_by_then = {r.fingerprint for r in known if r.fired_at <= at}
     return any(
         (a.fingerprint, _fired_at(a, at)) not in occurrences
         and a.fingerprint not in firing
-        and not (_timeless(a) and a.fingerprint in seen)
+        and not (_timeless(a) and a.fingerprint in fired_by_then)
         for a in alerts
     )
 
 
-def _latest_by_fp(known: list[_Row]) -> dict[str, _Row]:
+def _latest_by_fp(known: list[_Row], at: datetime) -> dict[str, _Row]:
+    """Each fingerprint's latest known occurrence fired by `at`."""
     latest: dict[str, _Row] = {}
     for row in known:
         other = latest.get(row.fingerprint)
-        if other is None or row.fired_at > other.fired_at:
+        if row.fired_at <= at and (other is None or row.fired_at > other.fired_at):
             latest[row.fingerprint] = row
     return latest
 
@@ -1042,7 +1063,7 @@ def _process(
             truncated=payload.truncated_alerts,
             by_occurrence={(r.fingerprint, r.fired_at): r for r in known},
             firing_by_fp={r.fingerprint: r for r in known if r.status == FIRING},
-            latest_by_fp=_latest_by_fp(known),
+            latest_by_fp=_latest_by_fp(known, at),
             candidates=candidates if _unmatched(kept, known, at) else None,
         )
         for alert in kept:

@@ -141,6 +141,44 @@ def test_a_timeless_resolve_resolves_its_firing_alert_once(clock, sent) -> None:
     assert len(sent["resolved"]) == 1
 
 
+def test_a_replayed_timeless_resolve_leaves_a_later_occurrence_alone(clock) -> None:  # noqa: ANN001
+    from alerts.services import delivery_replay
+
+    ingest(make_payload(make_alert(fingerprint="rp1")))
+    clock.advance(minutes=5)
+    ended = make_alert(status="resolved", fingerprint="rp1", ends_at=clock.now)
+    ingest(make_payload(ended))
+    clock.advance(minutes=1)
+    timeless = ingest(
+        make_payload(_timeless(make_alert(status="resolved", fingerprint="rp1")))
+    )
+    clock.advance(hours=2)
+    later = clock.now - timedelta(seconds=10)
+    ingest(make_payload(make_alert(fingerprint="rp1", starts_at=later)))
+    clock.advance(minutes=1)
+
+    replayed = delivery_replay(delivery_id=timeless.delivery_id)
+
+    assert (timeless.stored, timeless.duplicates) == (0, 1)
+    assert (replayed.stored, replayed.duplicates) == (0, 1)
+    assert Alert.objects.get(fingerprint="rp1", fired_at=later).status == "firing"
+    assert Incident.objects.filter(status="firing").count() == 1
+
+
+def test_a_timeless_resolve_after_a_resolve_in_the_same_delivery_is_a_duplicate(
+    clock,  # noqa: ANN001
+) -> None:
+    both = make_payload(
+        make_alert(status="resolved", fingerprint="sd1", ends_at=T0),
+        _timeless(make_alert(status="resolved", fingerprint="sd1")),
+    )
+
+    result = ingest(both)
+
+    assert (result.stored, result.duplicates) == (1, 1)
+    assert Alert.objects.filter(fingerprint="sd1").count() == 1
+
+
 def test_a_timeless_resolve_of_a_new_fingerprint_is_still_stored(clock) -> None:  # noqa: ANN001
     ingest(make_payload(_timeless(make_alert(status="resolved", fingerprint="n1"))))
     clock.advance(minutes=1)
