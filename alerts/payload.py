@@ -237,7 +237,11 @@ def _truncated(value: Any) -> int:
     text = value.strip() if isinstance(value, str) else ""
     # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
     if text.isascii() and text.isdigit():
-        value = int(text)
+        # More digits than the column's maximum has is over it; int() would
+        # refuse thousands of them (Python's limit on digits it converts).
+        digits = text.lstrip("0") or "0"
+        too_many = len(digits) > len(str(INTEGER_COLUMN_MAX))
+        value = INTEGER_COLUMN_MAX if too_many else int(digits)
     if isinstance(value, int):
         # Kept in an integer column: a larger count says no more than this.
         return min(max(value, 0), INTEGER_COLUMN_MAX)

@@ -66,6 +66,26 @@ def test_a_number_out_of_range_in_the_envelope_costs_no_alert(
     assert WebhookDelivery.objects.get().truncated_alerts == 0
 
 
+@pytest.mark.parametrize(
+    ("sent", "recorded"),
+    [
+        ('"' + "9" * 5000 + '"', 2**31 - 1),
+        ('"' + "0" * 5000 + '7"', 7),
+        ('"12"', 12),
+    ],
+)
+def test_a_truncated_count_of_any_length_is_recorded(
+    post_webhook, sent, recorded
+) -> None:  # noqa: ANN001
+    alert = json.dumps(make_alert(fingerprint="tr1")).encode()
+    body = b'{"alerts": [' + alert + b'], "truncatedAlerts": ' + sent.encode() + b"}"
+
+    response = post_webhook(body)
+
+    assert response.status_code == 200, response.content
+    assert WebhookDelivery.objects.get().truncated_alerts == recorded
+
+
 def test_a_byte_order_mark_before_the_body_is_passed_over(post_webhook) -> None:  # noqa: ANN001
     body = "\ufeff".encode() + json.dumps(make_payload(make_alert())).encode()
 
