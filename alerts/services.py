@@ -991,8 +991,14 @@ def _auto_resolve(incident_ids: set[str]) -> list[str]:
 
 
 def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
-    """Auto-resolve the firing incidents of _INCIDENT_STATE with none firing."""
+    """Auto-resolve the firing incidents of _INCIDENT_STATE with none firing.
+
+    At their alerts' last resolve, but never later than now: an alert that
+    claims to have fired in the future (a sender's clock) must not give its
+    incident a resolve time that the reopen window never leaves behind.
+    """
     resolved = []
+    now = timezone.now()
     for incident_id, any_firing, last_resolved, status in sorted(states):
         if any_firing or status != IncidentStatus.FIRING:
             continue
@@ -1000,7 +1006,7 @@ def _resolve_finished(states: list[tuple[Any, ...]]) -> list[str]:
             incident_resolve(
                 incident_id=incident_id,
                 resolved_by=AUTO_RESOLVER,
-                at=last_resolved,
+                at=min(last_resolved, now) if last_resolved else None,
                 automatic=True,
             )
         except IncidentAlreadyResolved:

@@ -478,3 +478,20 @@ def test_an_end_after_the_time_of_receipt_is_taken_as_the_time_of_receipt(
     later = clock.now - timedelta(seconds=30)
     ingest(make_payload(make_alert(fingerprint="fut2", starts_at=later)))
     assert Incident.objects.count() == 2
+
+
+def test_an_alert_firing_in_the_future_resolves_its_incident_no_later_than_now(
+    clock,  # noqa: ANN001
+) -> None:
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    ingest(make_payload(make_alert(fingerprint="ff1", starts_at=far)))
+    clock.advance(minutes=5)
+
+    ingest(
+        make_payload(
+            make_alert(status="resolved", fingerprint="ff1", starts_at=far, ends_at=far)
+        )
+    )
+
+    incident = Incident.objects.get()
+    assert incident.status == "resolved" and incident.resolved_at == clock.now
