@@ -4,11 +4,14 @@
 `manage.py` with one line naming the variable.
 """
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 from django.conf import settings
 from django.core.checks import run_checks
@@ -142,3 +145,43 @@ def test_same_site_none_without_secure_refuses_to_start():
 
     assert result.returncode == 2
     assert "AUTH_COOKIE_SAMESITE" in result.stderr
+
+
+def test_tokens_are_signed_with_jwt_secret_rather_than_secret_key():
+    claims = {
+        "token_type": "access",
+        "exp": int(time.time()) + 300,
+        "iat": int(time.time()),
+        "jti": "0123456789abcdef",
+        "user_id": "1",
+    }
+    signed = {
+        name: jwt.encode(claims, PRODUCTION_ENV[name], algorithm="HS256")
+        for name in ("JWT_SECRET", "SECRET_KEY")
+    }
+    code = f"""
+import json
+from accounts.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.tokens import AccessToken
+
+accepted = {{}}
+for name, raw in {signed!r}.items():
+    try:
+        JWTAuthentication().get_validated_token(raw.encode())
+    except InvalidToken:
+        accepted[name] = False
+    else:
+        accepted[name] = True
+print(json.dumps({{"accepted": accepted, "issued": str(AccessToken())}}))
+"""
+
+    result = _manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["accepted"] == {"JWT_SECRET": True, "SECRET_KEY": False}
+    issued = jwt.decode(
+        answer["issued"], PRODUCTION_ENV["JWT_SECRET"], algorithms=["HS256"]
+    )
+    assert issued["token_type"] == "access"

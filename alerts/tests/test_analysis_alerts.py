@@ -10,13 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from alerts import events
+from alerts import analysis_tasks, events
 from alerts.analysis import (
     AgentDisabled,
     analysis_create_pending,
     analysis_request_alert,
 )
-from alerts.analysis_tasks import analyze_alert, recover_analyses
+from alerts.analysis_tasks import analyze_alert, recover_analyses, retry_delay
 from alerts.models import AlertAnalysis, AnalysisArtifact
 from alerts.services import AlertNotFound
 from alerts.tests.factories import AlertAnalysisFactory, AlertFactory
@@ -390,6 +390,18 @@ def test_a_server_error_is_retried_later_with_backoff(
     assert (analysis.state, analysis.attempts, analysis.error) == ("done", 2, "")
     assert len(agent.bodies(ANALYZE)) == 2
     assert len(analyzed) == 1
+
+
+def test_retry_delay_doubles_with_jitter_up_to_the_cap(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(analysis_tasks, "RETRY_BASE_SECONDS", 10.0)
+    monkeypatch.setattr(analysis_tasks, "RETRY_CAP_SECONDS", 100.0)
+
+    for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (9, 100)]:
+        delays = [retry_delay(attempt).total_seconds() for _ in range(200)]
+        # Jitter takes each delay from the upper half of the ceiling and
+        # spreads them over it: 200 draws miss a bound about once in 10^18 runs.
+        assert ceiling / 2 <= min(delays) < ceiling * 0.6
+        assert ceiling * 0.9 < max(delays) <= ceiling
 
 
 def test_agent_down_then_up_completes_every_analysis_once(

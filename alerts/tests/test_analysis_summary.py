@@ -172,6 +172,19 @@ def test_summary_body_carries_the_incident_and_each_alerts_latest_analysis(
     }
 
 
+def test_summary_body_asks_for_korean_when_language_is_ko(
+    agent: FakeAgent, settings, django_capture_on_commit_callbacks
+) -> None:  # noqa: ANN001
+    settings.LANGUAGE = "ko"
+    resolved_incident(django_capture_on_commit_callbacks)
+
+    assert run_queued_tasks() == [("summarize_incident", "done")]
+
+    (body,) = agent.bodies(SUMMARIZE)
+    assert body["language"] == "ko"
+    assert agent.invalid == []
+
+
 def test_summary_body_times_before_year_1000_keep_four_digit_years(
     agent: FakeAgent, django_capture_on_commit_callbacks
 ) -> None:  # noqa: ANN001

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from django.db import connection
 
@@ -9,6 +11,8 @@ from embeddings.tests.factories import (
     IncidentEmbeddingFactory,
     SummarizedIncidentFactory,
 )
+from embeddings.tests.fake_gemini import fake_vector
+from incidents.models import Incident
 from kuberca.testing.http import Reply
 
 pytestmark = pytest.mark.django_db
@@ -230,9 +234,19 @@ def test_search_leaves_hidden_incidents_out(auth_client, fake_gemini):
     assert [hit["incident_id"] for hit in body["results"]] == [visible.pk]
 
 
+def _bulk_embedded(count: int) -> None:
+    """`count` embedded incidents about a full disk, in two statements."""
+    incidents = Incident.objects.bulk_create(
+        SummarizedIncidentFactory.build(analysis_summary=f"disk full {n}")
+        for n in range(count)
+    )
+    IncidentEmbedding.objects.bulk_create(
+        IncidentEmbeddingFactory.build(incident=incident) for incident in incidents
+    )
+
+
 def test_search_limit_defaults_to_10_and_is_capped_at_100(auth_client, fake_gemini):
-    for n in range(12):
-        _embedded(f"disk full {n}")
+    _bulk_embedded(105)
 
     default = auth_client.post(SEARCH, {"query": "disk"}, format="json").json()
     capped = auth_client.post(
@@ -241,8 +255,36 @@ def test_search_limit_defaults_to_10_and_is_capped_at_100(auth_client, fake_gemi
     three = auth_client.post(SEARCH, {"query": "disk", "limit": 3}, format="json")
 
     assert len(default["results"]) == 10
-    assert len(capped["results"]) == 12
+    assert capped["model"] == "gemini-embedding-001"  # not the full-text fallback
+    assert len(capped["results"]) == 100
     assert len(three.json()["results"]) == 3
+
+
+def test_search_similarity_is_one_minus_the_cosine_distance(
+    auth_client, fake_gemini, settings
+):
+    query = fake_vector("disk", settings.EMBEDDING_DIMENSIONS)  # one slot of ±1
+    [slot] = [i for i, value in enumerate(query) if value]
+    aside = (slot + 1) % len(query)
+
+    def at_cosine(cosine: float, length: float = 2.0) -> list[float]:
+        """A vector of `length` whose cosine with the query's is `cosine`."""
+        vector = [length * cosine * value for value in query]
+        vector[aside] = length * math.sqrt(1 - cosine**2)
+        return vector
+
+    near = IncidentEmbeddingFactory(embedding=at_cosine(0.6)).incident
+    far = IncidentEmbeddingFactory(embedding=at_cosine(0.28)).incident
+
+    body = auth_client.post(SEARCH, {"query": "disk"}, format="json").json()
+
+    assert body["model"] == "gemini-embedding-001"
+    hits = {hit["incident_id"]: hit["similarity"] for hit in body["results"]}
+    # The column is halfvec at 3,072 dimensions: about three decimals.
+    assert hits == {
+        near.pk: pytest.approx(0.6, abs=1e-3),
+        far.pk: pytest.approx(0.28, abs=1e-3),
+    }
 
 
 @pytest.mark.parametrize("limit", [0, -1, "ten", 2.5, True])

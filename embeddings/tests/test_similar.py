@@ -79,6 +79,21 @@ def test_similar_incidents_returns_at_most_five(fake_gemini):
     assert len(similar_incidents(incident)) == 5
 
 
+def test_incident_detail_shows_the_five_most_similar_incidents(
+    auth_client, fake_gemini
+):
+    incident = _embedded("disk full on node pool")
+    closest = [_embedded(f"disk full on node pool {n}") for n in range(5)]
+    for n in range(3):
+        _embedded(f"disk full {n}")
+
+    response = auth_client.get(f"/api/v1/incidents/{incident.pk}")
+
+    assert response.status_code == 200
+    similar = response.json()["data"]["similar_incidents"]
+    assert {item["incident_id"] for item in similar} == {i.pk for i in closest}
+
+
 def test_similar_incidents_uses_full_text_without_an_embedding(
     fake_gemini, django_assert_max_num_queries
 ):

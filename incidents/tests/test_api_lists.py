@@ -20,6 +20,11 @@ def ids(response):  # noqa: ANN001, ANN201
     return [item["incident_id"] for item in response.json()]
 
 
+def exposed(response) -> set[str]:  # noqa: ANN001
+    header = response.get("Access-Control-Expose-Headers", "")
+    return {name.strip().lower() for name in header.split(",") if name.strip()}
+
+
 def bulk_incidents(count: int, *, alerts_each: int = 0) -> list[Incident]:
     incidents = Incident.objects.bulk_create(
         [
@@ -63,6 +68,34 @@ def test_list_pages_with_limit_offset_total_and_next_link(auth_client):
     assert "Link" not in last
 
 
+def test_a_frontend_on_another_origin_can_read_the_paging_headers(
+    auth_client, settings
+):
+    settings.CORS_ALLOWED_ORIGINS = ["https://rca.example.com"]
+    bulk_incidents(3)
+
+    response = auth_client.get(
+        "/api/v1/incidents?limit=2", HTTP_ORIGIN="https://rca.example.com"
+    )
+
+    assert response["Access-Control-Allow-Origin"] == "https://rca.example.com"
+    assert {"x-total-count", "link"} <= exposed(response)
+    assert response["X-Total-Count"] == "3"
+    assert "Link" in response
+
+
+def test_other_origins_are_shown_no_paging_headers(auth_client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://rca.example.com"]
+    bulk_incidents(3)
+
+    response = auth_client.get(
+        "/api/v1/incidents?limit=2", HTTP_ORIGIN="https://evil.example.com"
+    )
+
+    assert "Access-Control-Allow-Origin" not in response
+    assert exposed(response) == set()
+
+
 def test_next_link_keeps_every_value_of_a_repeated_filter(auth_client):
     bulk_incidents(3)
 
@@ -90,17 +123,22 @@ def test_list_follows_next_links_to_every_row_once(auth_client):
     assert seen == [i.pk for i in incidents]
 
 
-def test_list_defaults_to_500_rows(auth_client):
-    bulk_incidents(501)
+@pytest.mark.parametrize(
+    ("stored", "query", "rows"),
+    [(501, "", 500), (5003, "?limit=9999", 5000)],
+    ids=["default-500", "at-most-5000"],
+)
+def test_list_gives_one_page_and_links_the_next(auth_client, stored, query, rows):
+    bulk_incidents(stored)
 
-    response = auth_client.get("/api/v1/incidents")
+    response = auth_client.get(f"/api/v1/incidents{query}")
 
-    assert len(ids(response)) == 500
-    assert response["X-Total-Count"] == "501"
-    assert "offset=500" in response["Link"]
+    assert len(ids(response)) == rows
+    assert response["X-Total-Count"] == str(stored)
+    assert f"offset={rows}" in response["Link"]
 
 
-def test_list_clamps_limit_to_5000(auth_client):
+def test_list_takes_a_limit_far_above_5000(auth_client):
     bulk_incidents(3)
 
     response = auth_client.get("/api/v1/incidents?limit=99999")

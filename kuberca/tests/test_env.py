@@ -44,6 +44,25 @@ def _manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def _settings_of(env: dict[str, str], *names: str) -> dict[str, object]:
+    """The named settings of a new process given `env`, durations in seconds."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}},"
+        " default=lambda value: value.total_seconds()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={**_base_env(), "DJANGO_SETTINGS_MODULE": "kuberca.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -85,27 +104,13 @@ def test_env_bool_set_but_empty_is_its_default(monkeypatch, default, empty):
 
 
 def test_an_empty_auth_cookie_secure_keeps_the_cookie_secure():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings; "
-            "print(settings.AUTH_COOKIE_SECURE, settings.INCIDENT_AUTO_RESOLVE)",
-        ],
-        cwd=BASE_DIR,
-        env={
-            **_base_env(),
-            "DJANGO_SETTINGS_MODULE": "kuberca.settings",
-            "AUTH_COOKIE_SECURE": "",
-            "INCIDENT_AUTO_RESOLVE": "",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
+    values = _settings_of(
+        {"AUTH_COOKIE_SECURE": "", "INCIDENT_AUTO_RESOLVE": ""},
+        "AUTH_COOKIE_SECURE",
+        "INCIDENT_AUTO_RESOLVE",
     )
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True"]
+    assert values == {"AUTH_COOKIE_SECURE": True, "INCIDENT_AUTO_RESOLVE": True}
 
 
 def test_env_bool_names_every_spelling_it_takes(monkeypatch):
@@ -455,3 +460,65 @@ def test_the_database_connection_carries_the_tcp_timeouts(db):  # noqa: ANN001
     dsn = connection.connection.info.dsn
     assert "tcp_user_timeout=30000" in dsn
     assert "keepalives_idle=30" in dsn
+
+
+# The least a production start needs; the database is never contacted.
+PRODUCTION_ENV = {
+    "DATABASE_URL": "postgres://kuberca@127.0.0.1:1/kuberca",
+    "SECRET_KEY": "test-only",
+    "ALLOWED_HOSTS": "kuberca.example.com",
+}
+
+
+def test_a_production_start_takes_the_documented_defaults():
+    values = _settings_of(
+        PRODUCTION_ENV,
+        "ALLOW_MOCK_INCIDENTS",
+        "AGENT_URL",
+        "AGENT_ENABLED",
+        "AGENT_TIMEOUT_SECONDS",
+        "AGENT_RETRY_MAX_ATTEMPTS",
+        "LANGUAGE",
+        "INCIDENT_GROUP_WINDOW",
+        "INCIDENT_MAX_AGE",
+        "INCIDENT_REOPEN_WINDOW",
+        "ALERT_STALE_AFTER",
+        "WEBHOOK_RETENTION_DAYS",
+    )
+
+    assert values == {
+        "ALLOW_MOCK_INCIDENTS": False,
+        "AGENT_URL": "http://kube-rca-agent.kube-rca.svc:8000",
+        "AGENT_ENABLED": True,
+        "AGENT_TIMEOUT_SECONDS": 240,
+        "AGENT_RETRY_MAX_ATTEMPTS": 3,
+        "LANGUAGE": "en",
+        "INCIDENT_GROUP_WINDOW": 60 * 60,
+        "INCIDENT_MAX_AGE": 24 * 60 * 60,
+        "INCIDENT_REOPEN_WINDOW": 15 * 60,
+        "ALERT_STALE_AFTER": 24 * 60 * 60,
+        "WEBHOOK_RETENTION_DAYS": 14,
+    }
+
+
+def test_the_embedded_database_has_no_agent_and_allows_mock_incidents():
+    # DEBUG off, so mock incidents are allowed for the embedded database alone.
+    env = {"DEBUG": "false", "SECRET_KEY": "test-only", "ALLOWED_HOSTS": "localhost"}
+
+    values = _settings_of(env, "AGENT_URL", "AGENT_ENABLED", "ALLOW_MOCK_INCIDENTS")
+
+    assert values == {
+        "AGENT_URL": "",
+        "AGENT_ENABLED": False,
+        "ALLOW_MOCK_INCIDENTS": True,
+    }
+
+
+def test_ai_api_key_alone_is_the_embedding_key():
+    values = _settings_of(
+        {**PRODUCTION_ENV, "AI_API_KEY": "ai-key-only"},
+        "GEMINI_API_KEY",
+        "EMBEDDING_PROVIDER",
+    )
+
+    assert values == {"GEMINI_API_KEY": "ai-key-only", "EMBEDDING_PROVIDER": "gemini"}

@@ -185,6 +185,30 @@ def test_root_is_edited_once_for_changes_collapsed_to_the_latest_state(
     assert root.posted_revision == root.revision
 
 
+def test_root_is_edited_when_only_the_severity_changes(
+    fake_slack,
+    signal,
+    clock,
+    run_tasks,
+    auth_client,
+    django_capture_on_commit_callbacks,
+):  # noqa: ANN001
+    incident, _ = open_incident(signal, severity="warning")
+    run_tasks()
+    clock.advance(60)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.put(
+            f"/api/v1/incidents/{incident.pk}", {"severity": "critical"}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    run_tasks()
+
+    (update,) = fake_slack.updates()
+    assert update.body["ts"] == root_of(incident).ts
+    assert update.body["attachments"][0]["color"] == "#dc3545"
+
+
 def mark_resolved(incident, signal) -> None:  # noqa: ANN001
     """Resolve the incident in its row and say so: the root's edit is due."""
     incident.status = "resolved"
