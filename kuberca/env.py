@@ -214,3 +214,26 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     if value not in choices:
         raise ConfigError(name, value, "one of " + ", ".join(sorted(choices)))
     return value
+
+
+_LOCALE_MARKS = re.compile(r"[_.:@]")
+
+
+def env_language(name: str, default: str, choices: set[str]) -> str:
+    """A language code from `choices`, also read from a gettext-style value.
+
+    LANGUAGE is GNU gettext's variable too, which desktops set to a list of
+    locales such as `en_US:en` or `ko_KR.UTF-8`: from such a value the first
+    language kuberca knows is taken, else `default`, since it was set for
+    other programs. A plain value must be one of `choices`.
+    """
+    value = env_str(name, default).lower()
+    if not _LOCALE_MARKS.search(value):
+        if value not in choices:
+            raise ConfigError(name, value, "one of " + ", ".join(sorted(choices)))
+        return value
+    for locale in value.split(":"):
+        language = _LOCALE_MARKS.split(locale.strip(), maxsplit=1)[0]
+        if language in choices:
+            return language
+    return default

@@ -24,6 +24,7 @@ from kuberca.env import (
     env_choice,
     env_duration,
     env_int,
+    env_language,
     env_list,
     env_networks,
     env_origins,
@@ -366,7 +367,7 @@ SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 
 # Product settings (SPEC §3-§6, §10).
 FRONTEND_URL = env_url("FRONTEND_URL").rstrip("/")
-LANGUAGE = env_choice("LANGUAGE", "en", {"en", "ko"})
+LANGUAGE = env_language("LANGUAGE", "en", {"en", "ko"})
 ALLOW_MOCK_INCIDENTS = env_bool("ALLOW_MOCK_INCIDENTS", DEBUG or EMBEDDED_DATABASE)
 
 INGEST_SEVERITIES = [

@@ -14,6 +14,7 @@ from kuberca.env import (
     env_bool,
     env_duration,
     env_int,
+    env_language,
     env_networks,
     env_origins,
     env_url,
@@ -111,6 +112,33 @@ def test_an_empty_auth_cookie_secure_keeps_the_cookie_secure():
     )
 
     assert values == {"AUTH_COOKIE_SECURE": True, "INCIDENT_AUTO_RESOLVE": True}
+
+
+@pytest.mark.parametrize(
+    ("value", "language"),
+    [
+        ("ko", "ko"),
+        ("EN", "en"),
+        ("en_US:en", "en"),
+        ("ko_KR.UTF-8", "ko"),
+        ("de_DE:ko_KR:en", "ko"),
+        ("de_DE.UTF-8:de", "en"),
+        ("sr@latin", "en"),
+    ],
+)
+def test_env_language_takes_a_code_or_a_desktop_locale_list(
+    monkeypatch, value, language
+):
+    monkeypatch.setenv("LANGUAGE", value)
+
+    assert env_language("LANGUAGE", "en", {"en", "ko"}) == language
+
+
+def test_env_language_refuses_a_plain_code_it_does_not_know(monkeypatch):
+    monkeypatch.setenv("LANGUAGE", "fr")
+
+    with pytest.raises(ConfigError, match="LANGUAGE='fr' .* one of en, ko"):
+        env_language("LANGUAGE", "en", {"en", "ko"})
 
 
 def test_env_bool_names_every_spelling_it_takes(monkeypatch):
