@@ -69,11 +69,17 @@ class EmbeddingColumnMismatch(DomainError):
 
 
 def _log_column_mismatch(error: DataError) -> None:
-    logger.error(
-        "embedding column refused a vector of EMBEDDING_DIMENSIONS (run manage.py"
-        " resize_embeddings) error=%s",
-        str(error).splitlines()[0][:200] if str(error) else type(error).__name__,
-    )
+    """Log a DataError from storing or searching vectors; the resize hint
+    only when it is about dimensions (pgvector names them)."""
+    text = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    if "dimension" in text:
+        logger.error(
+            "embedding column refused a vector of EMBEDDING_DIMENSIONS (run"
+            " manage.py resize_embeddings) error=%s",
+            text,
+        )
+    else:
+        logger.error("database refused an embedding query error=%s", text)
 
 
 class SearchHit(TypedDict):
@@ -354,6 +360,10 @@ def nearest_sql(
     return sql, [*target_params, model, *exclude_params, limit]
 
 
+# pgvector refuses a larger hnsw.ef_search, which would fail the search.
+EF_SEARCH_MAX = 1000
+
+
 def set_scan_options(cursor: Any, *, limit: int) -> None:
     """Widen the HNSW scan for this transaction (one statement).
 
@@ -365,7 +375,7 @@ def set_scan_options(cursor: Any, *, limit: int) -> None:
     cursor.execute(
         "SELECT set_config('hnsw.ef_search', %s, true),"
         " set_config('hnsw.iterative_scan', 'strict_order', true)",
-        [str(max(100, 2 * limit))],
+        [str(min(max(100, 2 * limit), EF_SEARCH_MAX))],
     )
 
 

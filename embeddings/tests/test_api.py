@@ -443,3 +443,29 @@ def test_create_answers_503_when_the_column_has_another_size(
     body = response.json()
     assert body["error"] == "embedding column mismatch"
     assert "resize_embeddings" in body["detail"]
+
+
+def test_a_wide_search_scans_no_wider_than_pgvector_allows(db) -> None:  # noqa: ANN001
+    from django.db import transaction
+
+    from embeddings.services import EF_SEARCH_MAX, set_scan_options
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        set_scan_options(cursor, limit=5000)
+        cursor.execute("SHOW hnsw.ef_search")
+        (ef_search,) = cursor.fetchone()
+        # pgvector takes it: a search runs with it.
+        cursor.execute(f"SELECT count(*) FROM {schema.TABLE}")  # noqa: S608
+
+    assert int(ef_search) == EF_SEARCH_MAX == 1000
+
+
+def test_a_database_error_other_than_dimensions_names_no_resize(caplog) -> None:  # noqa: ANN001
+    from django.db import DataError
+
+    from embeddings.services import _log_column_mismatch
+
+    _log_column_mismatch(DataError("value out of range for parameter"))
+
+    assert "value out of range" in caplog.text
+    assert "resize_embeddings" not in caplog.text
