@@ -455,6 +455,8 @@ def test_firing_and_resolved_in_one_delivery_open_and_resolve_an_incident(
     assert alert.incident_id == incident.pk
     assert incident.status == "resolved" and incident.resolved_by == "alertmanager"
     assert result.incidents_opened == [incident.pk]
+    # Counted per alert of the body, as always: both changed the one row.
+    assert (result.stored, result.duplicates, result.alert_count) == (2, 0, 2)
     assert sent["fired"] == [[alert.alert_id]]
     assert sent["resolved"] == [([alert.alert_id], False)]
 
