@@ -617,6 +617,13 @@ class IncidentAdmin(ConsoleModelAdmin):
     ) -> TemplateResponse | None:
         if not confirmed(request):
             firing = queryset.filter(status=IncidentStatus.FIRING).count()
+            if not firing:
+                self.message_user(
+                    request,
+                    "None of the selected incidents is firing: nothing to resolve.",
+                    messages.WARNING,
+                )
+                return None
             return confirmation_page(
                 request,
                 self,

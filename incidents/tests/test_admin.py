@@ -627,6 +627,17 @@ def test_resolve_action_skips_resolved_incidents(staff_client):
     assert messages_of(response) == [f"Skipped 1 already resolved: {done.pk}."]
 
 
+def test_resolve_of_none_firing_asks_nothing_and_says_so(staff_client):
+    done = IncidentFactory(resolved=True)
+
+    response = post_action(staff_client, "resolve", [done.pk])
+
+    assert "Yes, resolve" not in response.content.decode()
+    assert messages_of(response) == [
+        "None of the selected incidents is firing: nothing to resolve."
+    ]
+
+
 def test_hide_and_unhide_actions_change_visibility(staff_client):
     incident = IncidentFactory()
 
