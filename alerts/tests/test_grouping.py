@@ -95,6 +95,30 @@ def test_reopen_window_brings_back_an_auto_resolved_incident(clock, settings) ->
     assert reason("c") == "new_incident"
 
 
+# Just inside a 60-minute group window, and exactly at its end.
+@pytest.mark.parametrize(
+    ("after", "joined"),
+    [
+        (timedelta(minutes=60) - timedelta(microseconds=1), True),
+        (timedelta(minutes=60), False),
+    ],
+)
+def test_group_window_takes_incidents_whose_last_alert_joined_less_than_it_ago(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    after: timedelta,
+    joined: bool,
+) -> None:
+    settings.INCIDENT_GROUP_WINDOW = timedelta(minutes=60)
+    fire("a")
+    clock.advance(seconds=after.total_seconds())
+
+    fire("b")
+
+    assert (Incident.objects.count() == 1) is joined
+    assert reason("b") == ("joined" if joined else "new_incident")
+
+
 # Just inside a 15-minute reopen window, and exactly at its end.
 AROUND_THE_REOPEN_WINDOW = pytest.mark.parametrize(
     ("after", "reopened"),
@@ -215,6 +239,98 @@ def test_incident_resolved_by_a_person_is_not_reopened(clock) -> None:  # noqa: 
     assert Incident.objects.count() == 2
 
 
+def test_stale_alert_seen_again_leaves_an_incident_a_person_resolved_alone(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    from incidents.services import incident_resolve
+
+    settings.ALERT_STALE_AFTER = timedelta(minutes=2)
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    ingest(
+        make_payload(make_alert("a", fingerprint="a"), make_alert("b", fingerprint="b"))
+    )
+    clock.advance(seconds=90)
+    fire("b")
+    clock.advance(seconds=60)
+    assert alerts_resolve_stale() == 1  # a only: b was seen 60 seconds ago
+    incident = Incident.objects.get()
+    assert incident.status == "firing"
+    incident_resolve(incident_id=incident.pk, resolved_by="oncall")
+    clock.advance(minutes=3)
+
+    fire("a")
+
+    incident.refresh_from_db()
+    assert (incident.status, incident.resolved_by) == ("resolved", "oncall")
+    alert = Alert.objects.get(fingerprint="a")
+    assert alert.status == "firing" and alert.incident_id != incident.pk
+    assert reason("a") == "new_incident"
+
+
+def test_of_two_reopenable_incidents_the_last_resolved_is_reopened(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.INCIDENT_MAX_AGE = timedelta(minutes=30)
+    settings.INCIDENT_REOPEN_WINDOW = timedelta(minutes=15)
+    fire("a")
+    clock.advance(minutes=31)
+    fire("b")  # the first incident is too old to join
+    clock.advance(minutes=1)
+    resolve("a", ends_at=clock.now)
+    clock.advance(minutes=1)
+    resolve("b", ends_at=clock.now)
+    assert list(Incident.objects.values_list("status", flat=True)) == ["resolved"] * 2
+    clock.advance(minutes=1)
+
+    fire("c")
+
+    later = Alert.objects.get(fingerprint="b").incident
+    assert Alert.objects.get(fingerprint="c").incident == later
+    assert reason("c") == "reopened"
+    assert Incident.objects.get(status="firing") == later
+
+
+def test_of_two_open_incidents_of_a_key_the_latest_joined_takes_the_alert(
+    clock,  # noqa: ANN001
+) -> None:
+    from incidents.services import incident_hide, incident_unhide
+
+    fire("a")
+    first = Incident.objects.get()
+    incident_hide(incident_id=first.pk)
+    clock.advance(minutes=1)
+    fire("b")  # opens a second incident, the first being hidden
+    incident_unhide(incident_id=first.pk)
+    clock.advance(minutes=1)
+
+    fire("c")
+
+    second = Alert.objects.get(fingerprint="b").incident
+    assert second != first
+    assert Alert.objects.get(fingerprint="c").incident == second
+
+
+def test_a_new_incident_takes_time_and_title_from_its_earliest_alert(clock) -> None:  # noqa: ANN001
+    ingest(
+        make_payload(
+            make_alert("later", fingerprint="later", summary="Later one"),
+            make_alert(
+                "earlier",
+                fingerprint="earlier",
+                summary="Earlier one",
+                starts_at=T0 - timedelta(minutes=5),
+            ),
+        )
+    )
+
+    incident = Incident.objects.get()
+    assert incident.fired_at == T0 - timedelta(minutes=5)
+    assert incident.title == "Earlier one"
+    assert [reason("earlier"), reason("later")] == ["new_incident", "joined"]
+
+
 def test_global_mode_puts_every_alert_in_one_incident(clock, settings) -> None:  # noqa: ANN001
     settings.INCIDENT_GROUP_BY = ["global"]
     fire("a", namespace="shop")
@@ -284,6 +400,23 @@ def test_severity_rises_as_alerts_join_and_never_falls(clock) -> None:  # noqa: 
     fire("c", severity="warning")
     incident.refresh_from_db()
     assert incident.severity == "critical"
+
+
+def test_severity_ranks_critical_over_warning_over_info_over_others(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.INGEST_SEVERITIES = ["critical", "warning", "info", "page"]
+    fire("a", severity="page")
+    incident = Incident.objects.get()
+    ranks = []
+    for name, severity in [("b", "info"), ("c", "page"), ("d", "warning")]:
+        fire(name, severity=severity)
+        fire(f"{name}-again", severity="info")
+        incident.refresh_from_db()
+        ranks.append(incident.severity)
+
+    assert ranks == ["info", "info", "warning"]
 
 
 def test_title_falls_back_to_alertname_in_namespace(clock) -> None:  # noqa: ANN001
@@ -409,6 +542,34 @@ def test_stale_alert_seen_after_the_reopen_window_opens_a_new_incident(
     assert alert.status == "firing"
     assert Incident.objects.count() == 2
     assert alert.incident.status == "firing"
+
+
+def test_an_alert_firing_long_but_seen_lately_is_not_stale(clock, settings) -> None:  # noqa: ANN001
+    settings.ALERT_STALE_AFTER = timedelta(hours=24)
+    fire("a")
+    clock.advance(hours=20)
+    fire("a")  # Alertmanager re-sends it every repeat_interval
+    clock.advance(hours=5)
+
+    assert alerts_resolve_stale() == 0
+    assert Alert.objects.get().status == "firing"
+    clock.advance(hours=20)
+    assert alerts_resolve_stale() == 1
+
+
+def test_a_new_incident_counts_its_group_window_from_when_it_opened(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.INCIDENT_GROUP_WINDOW = timedelta(minutes=60)
+    # Alertmanager reports it late: it fired two hours before it reached us.
+    fire("a", starts_at=clock.now - timedelta(hours=2))
+    clock.advance(minutes=5)
+
+    fire("b")
+
+    assert Incident.objects.count() == 1
+    assert reason("b") == "joined"
 
 
 def test_stale_sweep_is_off_at_zero(clock, settings) -> None:  # noqa: ANN001

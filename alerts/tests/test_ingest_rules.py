@@ -62,6 +62,28 @@ def test_refire_with_new_starts_at_makes_a_second_alert(clock, sent) -> None:  #
     assert len(sent["fired"]) == 2 and len(sent["resolved"]) == 1
 
 
+def test_a_late_firing_never_brings_back_an_alert_alertmanager_resolved(
+    clock,  # noqa: ANN001
+    sent,  # noqa: ANN001
+) -> None:
+    firing = make_payload(make_alert(fingerprint="late1"))
+    ingest(firing)
+    ingest(
+        make_payload(
+            make_alert(status="resolved", fingerprint="late1", ends_at=clock.now)
+        )
+    )
+    clock.advance(minutes=10)
+
+    late = ingest(firing)
+
+    assert (late.stored, late.duplicates) == (0, 1)
+    alert = Alert.objects.get()
+    assert alert.status == "resolved" and not alert.resolved_as_stale
+    assert Incident.objects.get().status == "resolved"
+    assert len(sent["fired"]) == 1
+
+
 def test_stored_alerts_get_ids_as_long_as_the_column_holds(clock) -> None:  # noqa: ANN001
     ingest(make_payload(*(make_alert(fingerprint=f"id{n}") for n in range(3))))
 
@@ -123,6 +145,21 @@ def test_retries_of_a_timeless_resolved_alert_store_it_once(clock) -> None:  # n
     assert Alert.objects.filter(fingerprint="gone1").count() == 1
     incident = Incident.objects.get()
     assert incident.alerts.count() == 2
+
+
+def test_a_resolved_alert_without_start_time_is_known_by_its_end(clock) -> None:  # noqa: ANN001
+    ended = clock.now - timedelta(minutes=1)
+    alert = make_alert(status="resolved", fingerprint="end1", ends_at=ended)
+    del alert["startsAt"]
+    gone = make_payload(alert)
+
+    first = ingest(gone)
+    clock.advance(seconds=30)
+    retry = ingest(gone)
+
+    assert (first.stored, retry.stored, retry.duplicates) == (1, 0, 1)
+    stored = Alert.objects.get()
+    assert stored.fired_at == stored.resolved_at == ended
 
 
 def test_a_timeless_resolve_resolves_its_firing_alert_once(clock, sent) -> None:  # noqa: ANN001
@@ -296,6 +333,54 @@ def test_a_warned_severity_is_kept_cut_short(clock, caplog, monkeypatch) -> None
     assert services._warned_severities == {"x" * 64}
     assert repr("x" * 64) in caplog.text and "x" * 65 not in caplog.text
     assert len([r for r in caplog.records if "ignored" in r.getMessage()]) == 1
+
+
+def test_an_alert_without_severity_passes_the_gate_as_a_warning(
+    clock,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.INGEST_SEVERITIES = ["critical", "warning"]
+    result = ingest(
+        make_payload(
+            make_alert("NoSeverity", severity=None),
+            make_alert("Quiet", severity="info"),
+        )
+    )
+    assert (result.stored, result.ignored) == (1, 1)
+    assert Alert.objects.get().alarm_title == "NoSeverity"
+    assert Incident.objects.get().severity == "warning"
+
+
+def test_an_alert_status_is_read_whatever_its_case(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert(status="Firing", fingerprint="case1")))
+    assert Alert.objects.get().status == "firing"
+    result = ingest(make_payload(make_alert(status=" RESOLVED ", fingerprint="case1")))
+    assert (result.stored, result.rejected) == (1, [])
+    assert Alert.objects.get().status == "resolved"
+
+
+def test_a_truncated_group_stays_recorded_on_its_incident(clock) -> None:  # noqa: ANN001
+    ingest(make_payload(make_alert("a", fingerprint="tg1"), truncatedAlerts=3))
+    incident = Incident.objects.get()
+    assert incident.truncated_alerts == 3
+    clock.advance(minutes=5)
+
+    ingest(make_payload(make_alert("b", fingerprint="tg2"), truncatedAlerts=0))
+
+    assert Alert.objects.get(fingerprint="tg2").incident == incident
+    incident.refresh_from_db()
+    assert incident.truncated_alerts == 3
+
+
+def test_a_repeat_in_a_truncated_delivery_records_it_on_the_incident(clock) -> None:  # noqa: ANN001
+    alert = make_alert("a", fingerprint="tg3")
+    ingest(make_payload(alert))
+    clock.advance(minutes=5)
+
+    result = ingest(make_payload(alert, truncatedAlerts=4))
+
+    assert result.duplicates == 1
+    assert Incident.objects.get().truncated_alerts == 4
 
 
 def test_zero_ends_at_of_year_one_means_not_ended() -> None:

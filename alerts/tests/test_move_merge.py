@@ -186,6 +186,20 @@ def test_moving_a_firing_alert_into_a_resolved_incident_fires_it_again(clock) ->
     assert Incident.objects.get(pk=c.incident_id).status == "firing"
 
 
+def test_an_incident_a_move_fires_again_takes_alerts_of_its_key_again(clock) -> None:  # noqa: ANN001
+    a = fire("a", namespace="shop")
+    clock.advance(hours=2)
+    b = fire("b", namespace="payments")
+    incident_resolve(incident_id=a.incident_id, resolved_by="oncall")
+    alert_move(alert_id=b.pk, incident_id=a.incident_id, moved_by="oncall")
+    clock.advance(minutes=5)
+
+    c = fire("c", namespace="shop")
+
+    assert c.incident_id == a.incident_id
+    assert c.grouping_reason == "joined"
+
+
 def _wait_for_lock_wait(params: dict, pattern: str) -> None:
     with psycopg.connect(**params, autocommit=True) as watch:
         for _ in range(250):

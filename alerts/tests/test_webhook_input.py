@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from django.db import DatabaseError, DataError, OperationalError
@@ -72,6 +73,8 @@ def test_a_number_out_of_range_in_the_envelope_costs_no_alert(
         ('"' + "9" * 5000 + '"', 2**31 - 1),
         ('"' + "0" * 5000 + '7"', 7),
         ('"12"', 12),
+        ("-3", 0),
+        ('"-3"', 0),
     ],
 )
 def test_a_truncated_count_of_any_length_is_recorded(
@@ -165,6 +168,36 @@ def test_oversized_body_is_413_and_recorded(post_webhook, settings) -> None:  # 
     assert not Alert.objects.exists()
 
 
+def test_oversized_body_keeps_its_first_64_kib(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_MAX_BYTES = 1024 * 1024
+    body = json.dumps(make_payload(make_alert(summary="z" * 2 * 1024 * 1024))).encode()
+
+    response = post_webhook(body)
+
+    assert response.status_code == 413
+    delivery = WebhookDelivery.objects.get()
+    assert bytes(delivery.body) == body[: 64 * 1024]
+    assert delivery.body_size == len(body)
+
+
+def test_body_declared_over_the_limit_is_413_even_when_fewer_bytes_came(
+    settings,  # noqa: ANN001
+) -> None:
+    from alerts.services import delivery_ingest
+
+    settings.WEBHOOK_MAX_BYTES = 2048
+    body = json.dumps(make_payload(make_alert())).encode()
+
+    result = delivery_ingest(
+        body=body, headers={"Content-Length": "4096"}, source_address=None
+    )
+
+    assert result.http_status == 413
+    assert result.detail == "body of 4096 bytes is over the limit of 2048 bytes"
+    assert WebhookDelivery.objects.get().body_size == 4096
+    assert not Alert.objects.exists()
+
+
 def test_body_above_django_default_upload_limit_is_read(post_webhook) -> None:  # noqa: ANN001
     alerts = [make_alert(f"A{i}", summary="y" * 35000) for i in range(100)]
     response = post_webhook(make_payload(*alerts))  # about 3.5 MB
@@ -191,6 +224,45 @@ def test_basic_auth_with_the_token_as_password_is_accepted(
     payload = make_payload(make_alert())
     assert post_webhook(payload, Authorization=f"Basic {bad}").status_code == 401
     assert post_webhook(payload, Authorization=f"Basic {good}").status_code == 200
+
+
+def test_token_under_another_scheme_or_as_user_name_is_401(
+    post_webhook,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    as_user = base64.b64encode(b"tok-123:").decode()
+    payload = make_payload(make_alert())
+
+    for header in ["Token tok-123", "tok-123", f"Basic {as_user}", "Bearer tok"]:
+        assert post_webhook(payload, Authorization=header).status_code == 401, header
+    assert not Alert.objects.exists()
+
+
+def test_bearer_token_with_extra_spaces_is_accepted(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_AUTH_TOKEN = "tok-123"
+    payload = make_payload(make_alert())
+    assert post_webhook(payload, Authorization="bearer  tok-123").status_code == 200
+
+
+def test_hmac_signature_in_upper_case_hex_is_accepted(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = json.dumps(make_payload(make_alert())).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest().upper()
+
+    response = post_webhook(body, X_Webhook_Signature="SHA256=" + signature)
+
+    assert response.status_code == 200
+
+
+def test_part_of_the_hmac_signature_is_401(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = json.dumps(make_payload(make_alert())).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+    for sent in [signature[:8], signature[:-1], signature + "0"]:
+        assert post_webhook(body, X_Webhook_Signature=sent).status_code == 401, sent
+    assert not Alert.objects.exists()
 
 
 def test_hmac_signature_is_checked(post_webhook, settings) -> None:  # noqa: ANN001
@@ -221,6 +293,32 @@ def test_stored_headers_leave_secrets_out(post_webhook, settings) -> None:  # no
     assert "tok-123" not in json.dumps(headers)
 
 
+def test_stored_headers_leave_the_signature_out(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_HMAC_SECRET = "s3cret"
+    body = json.dumps(make_payload(make_alert())).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+    response = post_webhook(body, X_Webhook_Signature="sha256=" + signature)
+
+    assert response.status_code == 200
+    headers = {k.lower() for k in WebhookDelivery.objects.get().headers}
+    assert "content-type" in headers
+    assert "x-webhook-signature" not in headers
+    assert signature not in json.dumps(WebhookDelivery.objects.get().headers)
+
+
+def test_answer_counts_the_slack_notifications_enqueued(post_webhook, settings) -> None:  # noqa: ANN001
+    settings.SLACK_ENABLED, settings.SLACK_CHANNEL_ID = True, "C0"
+    opening = make_payload(make_alert("A", fingerprint="s1"), make_alert("B"))
+
+    first = post_webhook(opening).json()
+    repeat = post_webhook(opening).json()
+
+    # One root message for the new incident, one per new firing alert.
+    assert (first["slackSent"], first["slackFailed"]) == (3, 0)
+    assert (repeat["slackSent"], repeat["duplicates"]) == (0, 2)
+
+
 def test_rate_limit_answers_503_with_retry_after(post_webhook, settings) -> None:  # noqa: ANN001
     settings.WEBHOOK_RATE_LIMIT = 2
     payload = make_payload(make_alert())
@@ -230,6 +328,34 @@ def test_rate_limit_answers_503_with_retry_after(post_webhook, settings) -> None
     assert response.status_code == 503
     assert 1 <= int(response["Retry-After"]) <= 60
     assert WebhookDelivery.objects.count() == 2
+
+
+def test_rate_limit_asks_to_wait_until_the_minute_ends(settings) -> None:  # noqa: ANN001
+    from alerts.services import webhook_rate_check
+
+    settings.WEBHOOK_RATE_LIMIT = 1
+    now = datetime(2026, 12, 3, 16, 0, 45, 500000, tzinfo=UTC)
+
+    first = webhook_rate_check(client="192.0.2.1", now=now)
+    second = webhook_rate_check(client="192.0.2.1", now=now)
+
+    assert (first, second) == (None, 15)
+
+
+def test_rate_limit_counts_each_client_apart(client, settings) -> None:  # noqa: ANN001
+    settings.WEBHOOK_RATE_LIMIT = 1
+    body = json.dumps(make_payload(make_alert()))
+
+    def post(address: str) -> int:
+        return client.post(
+            "/webhook/alertmanager",
+            data=body,
+            content_type="application/json",
+            REMOTE_ADDR=address,
+        ).status_code
+
+    assert [post("192.0.2.1"), post("192.0.2.2")] == [200, 200]
+    assert [post("192.0.2.1"), post("192.0.2.2")] == [503, 503]
 
 
 def test_rate_limit_counts_no_request_without_the_token(post_webhook, settings) -> None:  # noqa: ANN001
@@ -313,6 +439,49 @@ def test_forwarded_for_is_used_from_a_trusted_proxy_seen_on_a_dual_stack_socket(
         )
         delivery = WebhookDelivery.objects.order_by("-pk")[0]
         assert delivery.source_address == client_ip
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "source"),
+    [
+        # A client's own X-Forwarded-For entries are left of the proxy's.
+        ("198.51.100.7, 203.0.113.9, 10.0.0.5", "203.0.113.9"),
+        ("2001:db8::7", "2001:db8::7"),
+        ("[2001:db8::7]:443", "2001:db8::7"),
+        ("203.0.113.9:5000", "203.0.113.9"),
+        ("not-an-address", "10.0.0.5"),
+    ],
+)
+def test_forwarded_for_is_read_from_the_right_past_trusted_proxies(
+    client,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    forwarded: str,
+    source: str,
+) -> None:
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+    assert _source_recorded(client, "10.0.0.5", forwarded) == source
+
+
+def test_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored(
+    client,  # noqa: ANN001
+    settings,  # noqa: ANN001
+) -> None:
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
+
+    assert _source_recorded(client, "192.0.2.1", "203.0.113.9") == "192.0.2.1"
+
+
+def _source_recorded(client, peer: str, forwarded: str) -> str:  # noqa: ANN001
+    """The source address the delivery from `peer` is recorded with."""
+    client.post(
+        "/webhook/alertmanager",
+        data=json.dumps(make_payload(make_alert())),
+        content_type="application/json",
+        REMOTE_ADDR=peer,
+        HTTP_X_FORWARDED_FOR=forwarded,
+    )
+    return WebhookDelivery.objects.get().source_address
 
 
 def test_get_is_not_allowed(client) -> None:  # noqa: ANN001

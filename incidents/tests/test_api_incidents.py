@@ -1,6 +1,7 @@
 """The incident API: bodies, envelopes, status codes and services behind them."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -744,6 +745,18 @@ def test_mock_opens_a_firing_warning_incident(auth_client, settings):
         "warning",
         "oncall",
     )
+
+
+def test_incident_ids_are_inc_and_lowercase_hex_never_reused(auth_client, settings):
+    settings.ALLOW_MOCK_INCIDENTS = True
+
+    ids = [
+        auth_client.post("/api/v1/incidents/mock").json()["incident_id"]
+        for _ in range(3)
+    ]
+
+    assert all(re.fullmatch(r"INC-[0-9a-f]{8,}", i) for i in ids), ids
+    assert len(set(ids)) == 3
 
 
 def test_mock_is_refused_when_disabled(auth_client, settings):

@@ -512,6 +512,12 @@ def test_a_production_start_takes_the_documented_defaults():
         "INCIDENT_REOPEN_WINDOW",
         "ALERT_STALE_AFTER",
         "WEBHOOK_RETENTION_DAYS",
+        "INGEST_SEVERITIES",
+        "INCIDENT_GROUP_BY",
+        "INCIDENT_AUTO_RESOLVE",
+        "WEBHOOK_MAX_BYTES",
+        "WEBHOOK_RATE_LIMIT",
+        "TRUSTED_PROXIES",
     )
 
     assert values == {
@@ -526,6 +532,12 @@ def test_a_production_start_takes_the_documented_defaults():
         "INCIDENT_REOPEN_WINDOW": 15 * 60,
         "ALERT_STALE_AFTER": 24 * 60 * 60,
         "WEBHOOK_RETENTION_DAYS": 14,
+        "INGEST_SEVERITIES": ["critical", "warning", "info"],
+        "INCIDENT_GROUP_BY": ["cluster", "namespace"],
+        "INCIDENT_AUTO_RESOLVE": True,
+        "WEBHOOK_MAX_BYTES": 10 * 1024 * 1024,
+        "WEBHOOK_RATE_LIMIT": 0,
+        "TRUSTED_PROXIES": [],
     }
 
 
