@@ -229,9 +229,7 @@ def env_language(name: str, default: str, choices: set[str]) -> str:
     """
     value = env_str(name, default).lower()
     if not _LOCALE_MARKS.search(value):
-        if value not in choices:
-            raise ConfigError(name, value, "one of " + ", ".join(sorted(choices)))
-        return value
+        return env_choice(name, default, choices)
     for locale in value.split(":"):
         language = _LOCALE_MARKS.split(locale.strip(), maxsplit=1)[0]
         if language in choices:
