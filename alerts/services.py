@@ -691,15 +691,17 @@ def _lock_and_load(
     """
     keys = {group_key_for(a.labels) for a in alerts}
     hashes = _lock_hashes(group_keys=keys, fingerprints=(a.fingerprint for a in alerts))
-    occurrences = _json(
-        [
-            {"fp": a.fingerprint, "ts": _fired_at(a, at), "latest": True}
-            if _timeless(a)
-            else {"fp": a.fingerprint, "ts": _fired_at(a, at)}
-            for a in alerts
-        ]
-    )
-    timeless = _json([{"fp": a.fingerprint, "ts": at} for a in alerts if _timeless(a)])
+    # Timeless alerts are flagged among the occurrences (_CANDIDATES_IF_NEW)
+    # and also listed apart (_SELECT_KNOWN); their fired_at is `at`.
+    occurrences: list[dict[str, Any]] = []
+    timeless: list[dict[str, Any]] = []
+    for a in alerts:
+        occurrence: dict[str, Any] = {"fp": a.fingerprint, "ts": _fired_at(a, at)}
+        if _timeless(a):
+            occurrence["latest"] = True
+            timeless.append(occurrence)
+        occurrences.append(occurrence)
+    occurrences_json = _json(occurrences)
     reopen_since = now - settings.INCIDENT_REOPEN_WINDOW
     with connection.cursor() as cursor:
         prepared.execute(
@@ -708,11 +710,15 @@ def _lock_and_load(
                 (_LOCK_JSON, [_json(hashes)]),
                 (
                     _SELECT_KNOWN,
-                    [occurrences, timeless, sorted({a.fingerprint for a in alerts})],
+                    [
+                        occurrences_json,
+                        _json(timeless),
+                        sorted({a.fingerprint for a in alerts}),
+                    ],
                 ),
                 (
                     _CANDIDATES_IF_NEW,
-                    [sorted(keys), AUTO_RESOLVER, reopen_since, occurrences],
+                    [sorted(keys), AUTO_RESOLVER, reopen_since, occurrences_json],
                 ),
             ],
         )
