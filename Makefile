@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8080
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test processes; they share one embedded server, each with its own database.
+TEST_WORKERS ?= 2
 
 .PHONY: run test install lint format fuzz bench clean-db help
 
@@ -33,7 +35,7 @@ run: install
 	PORT=$(PORT) $(PY) manage.py serve --migrate --port $(PORT)
 
 test: install
-	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
