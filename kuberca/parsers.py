@@ -4,9 +4,12 @@ DRF's JSONParser turns a ValueError into a 400 but lets two bodies through
 that later fail as a 500: one nested thousands of levels deep (RecursionError)
 and one with a lone UTF-16 surrogate escape such as "\\udc00", which JSON
 allows but no UTF-8 text (hence no PostgreSQL column) can hold. This one
-answers both as the same "invalid request" ParseError.
+answers both as the same "invalid request" ParseError. A number past Python's
+digit limit is refused in words of the request, not Python's advice to call
+sys.set_int_max_str_digits().
 """
 
+import sys
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -42,6 +45,13 @@ class SafeJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+        except ParseError as exc:
+            if "integer string conversion" not in str(exc.detail):
+                raise
+            raise ParseError(
+                "JSON parse error - a number has more than "
+                f"{sys.get_int_max_str_digits()} digits"
+            ) from None
         if _has_lone_surrogate(data):
             raise ParseError(
                 "JSON parse error - a string holds a lone surrogate (\\ud800-\\udfff)"

@@ -556,6 +556,32 @@ def test_a_lone_surrogate_in_a_string_is_400_invalid_request(
     assert (incident.title, incident.status) == ("Original", "firing")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("post", "/api/v1/embeddings/search", "limit"),
+        ("put", "/api/v1/incidents/{id}", "title"),
+    ],
+)
+def test_a_number_of_thousands_of_digits_is_400_in_words_of_the_request(
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    method: str,
+    path: str,
+    field: str,
+) -> None:
+    raw = f'{{"query": "disk full", "{field}": {"9" * 5000}}}'
+    response = getattr(auth_client, method)(
+        path.format(id=incident.pk), data=raw, content_type="application/json"
+    )
+    answer = assert_json_4xx(response)
+    assert answer["error"] == "invalid request"
+    detail = answer.get("message", answer.get("detail", ""))
+    assert detail == "JSON parse error - a number has more than 4300 digits"
+    incident.refresh_from_db()
+    assert incident.title == "Original"
+
+
 def test_a_bad_host_header_is_a_json_400(api_client):  # noqa: ANN001
     response = api_client.get("/api/v1/auth/config", HTTP_HOST="bad host!")
     assert_json_4xx(response)
