@@ -142,10 +142,15 @@ def login_id_refusal(login_id: str, *, user_id: int | None = None) -> str | None
     login id whatever its case; `user_id` is the user being renamed, whose
     own id does not count against it. For forms that create or rename users
     outside the API (the admin), so they take no id the API would refuse.
+    Inside a transaction (the admin saves in one) it takes sign-up's lock of
+    the id until commit, so a concurrent sign-up, or another form, of the same
+    id in any case waits and then sees this one.
     """
     stored, problems = _login_id_problems(login_id)
     if problems:
         return " ".join(problems)
+    if connection.in_atomic_block:
+        _lock_login_id(stored)
     others = get_user_model().objects.filter(username__iexact=stored)
     if user_id is not None:
         others = others.exclude(pk=user_id)

@@ -153,3 +153,38 @@ def test_the_admin_login_shares_the_api_login_throttle(client, settings):  # noq
     assert "Too many failed logins" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert api.status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_adds_and_a_sign_up_of_one_login_id_at_once_make_one_account(
+    settings,  # noqa: ANN001
+) -> None:
+    # The admin's check and its save are one transaction that holds sign-up's
+    # lock of the id, so "Casexyz", "CASEXYZ" and "casexyz" at once are one.
+    from django.test import Client
+
+    from kuberca.testing.concurrency import run_at_once
+
+    settings.ALLOW_SIGNUP = True
+    operator = get_user_model().objects.create(
+        username="operator", is_staff=True, is_superuser=True
+    )
+    ids = ["Casexyz", "CASEXYZ", "cASEXYZ", "casexyz"]
+
+    def create(index: int) -> int:
+        client = Client()
+        if index == len(ids) - 1:
+            return client.post(
+                "/api/v1/auth/register",
+                {"id": ids[index], "password": "a-long-enough-pass"},
+                content_type="application/json",
+            ).status_code
+        client.force_login(operator)
+        return _add(client, ids[index]).status_code
+
+    for _ in range(3):
+        answers = run_at_once(len(ids), create)
+
+        assert all(isinstance(answer, int) for answer in answers), answers
+        assert get_user_model().objects.filter(username__iexact="casexyz").count() == 1
+        get_user_model().objects.filter(username__iexact="casexyz").delete()
