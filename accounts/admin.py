@@ -1,5 +1,6 @@
 """The admin of people, groups and tokens: Django's and simplejwt's, with the
-console's check of an action's selection (kuberca.admin.CheckedSelection).
+console's checks of an action's selection and a list's filters
+(kuberca.admin.CheckedSelection, CheckedLookups).
 Issued tokens have no actions to check, and their pages never show the token
 itself. A user's login id, added or renamed here, follows the API's rules
 (accounts.services.login_id_refusal): an id the login body refuses would make
@@ -26,7 +27,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 from accounts.services import login_id_refusal
 from accounts.throttling import LoginThrottled, login_attempt_reserve
 from kuberca.addresses import client_address
-from kuberca.admin import CheckedSelection
+from kuberca.admin import CheckedLookups, CheckedSelection
 
 
 def _checked_login_id(form: forms.ModelForm) -> str:
@@ -72,20 +73,20 @@ class ThrottledLoginForm(AdminAuthenticationForm):
         return cleaned
 
 
-class AccountAdmin(CheckedSelection, UserAdmin):
+class AccountAdmin(CheckedSelection, CheckedLookups, UserAdmin):
     form = AccountChangeForm
     add_form = AccountCreationForm
 
 
-class TeamAdmin(CheckedSelection, GroupAdmin):
+class TeamAdmin(CheckedSelection, CheckedLookups, GroupAdmin):
     pass
 
 
-class RevokedTokenAdmin(CheckedSelection, BlacklistedTokenAdmin):
+class RevokedTokenAdmin(CheckedSelection, CheckedLookups, BlacklistedTokenAdmin):
     pass
 
 
-class IssuedTokenAdmin(OutstandingTokenAdmin):
+class IssuedTokenAdmin(CheckedLookups, OutstandingTokenAdmin):
     # simplejwt's page shows every field, the token among them: a refresh
     # token still outstanding, which whoever reads it can exchange at
     # /api/v1/auth/refresh for a session of its user.

@@ -1,7 +1,7 @@
 """Pieces the admin console of every app shares, and the worker's task results.
 
-Holds the model admin base that checks an action's selection and the date
-drill-down, the paginator that never COUNTs a huge table, the coloured badges,
+Holds the model admin base that checks an action's selection and a list's
+filters, the paginator that never COUNTs a huge table, the coloured badges,
 the key/value tables for labels and JSON, the Slack thread link, and the
 confirmation page of actions.
 Apps' admin modules import from here; this module imports no app.
@@ -18,10 +18,11 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import DataError, connections
 from django.db.models import Model, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
@@ -275,12 +276,29 @@ class CheckedSelection:
         return super().response_action(request, queryset)  # type: ignore[misc]
 
 
-class DrillDownChangeList(ChangeList):
-    """A change list whose date drill-down refuses a date past the calendar.
+# The lookups a list's own filters, date drill-down and links write. Any
+# other one in a query string (regex, range, trigram, contained_by, iso_year,
+# a JSON key) reaches the database as it is, where several fail with a 500: an
+# invalid regular expression, a malformed range, an operator that does not
+# exist. They are refused before any query, as Django refuses lookups across
+# relations no filter offers.
+LIST_LOOKUPS = frozenset(
+    {"exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte"}
+    | {"year", "month", "day"}
+)
+# What a lookup Django lets through may still raise while the list is counted:
+# a value too big for its column's type, one the database cannot read.
+_VALUE_ERRORS = (OverflowError, ValueError, DataError)
 
-    Django answers its error page (`?e=1`) for a year it cannot read, but a
-    year too big for a C long, or 9999 (whose next year, month or day is past
-    datetime's range), fails in its date arithmetic with a 500.
+
+class CheckedChangeList(ChangeList):
+    """A change list that answers Django's error page (`?e=1`) for a filter
+    value it cannot use, instead of a 500.
+
+    Django does so for a value it cannot read itself, but a year too big for
+    a C long, or 9999 (whose next year, month or day is past datetime's
+    range), fails in its date arithmetic, and a value past its column's range
+    fails in the database when the list is counted.
     """
 
     def get_filters(self, request: HttpRequest) -> Any:
@@ -289,15 +307,44 @@ class DrillDownChangeList(ChangeList):
         except (OverflowError, ValueError) as error:
             raise IncorrectLookupParameters(error) from error
 
+    def get_results(self, request: HttpRequest) -> None:
+        try:
+            super().get_results(request)
+        except _VALUE_ERRORS as error:
+            raise IncorrectLookupParameters(error) from error
 
-class CheckedDrillDown:
-    """For a ModelAdmin (put it before the base): see DrillDownChangeList."""
+
+class CheckedLookups:
+    """For a ModelAdmin (put it before the base): the lookups of LIST_LOOKUPS
+    only, on a list that refuses values it cannot use (CheckedChangeList)."""
+
+    model: type[Model]
+
+    def lookup_allowed(
+        self, lookup: str, value: str, request: HttpRequest | None = None
+    ) -> bool:
+        opts = self.model._meta
+        parts = lookup.split(LOOKUP_SEP)
+        # A first part that names no field is a list filter's own parameter.
+        for depth, part in enumerate(parts):
+            try:
+                field = opts.get_field(part)
+            except FieldDoesNotExist:
+                if depth and any(rest not in LIST_LOOKUPS for rest in parts[depth:]):
+                    return False
+                break
+            if not field.is_relation:
+                if any(rest not in LIST_LOOKUPS for rest in parts[depth + 1 :]):
+                    return False
+                break
+            opts = field.related_model._meta
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[misc]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return DrillDownChangeList
+        return CheckedChangeList
 
 
-class ConsoleModelAdmin(CheckedSelection, CheckedDrillDown, admin.ModelAdmin):
+class ConsoleModelAdmin(CheckedSelection, CheckedLookups, admin.ModelAdmin):
     """The base of the console's model admins."""
 
     def _report(
@@ -363,7 +410,7 @@ class MachineWrittenAdmin(ConsoleModelAdmin):
         return None
 
 
-class TaskResultAdmin(CheckedDrillDown, DBTaskResultAdmin):
+class TaskResultAdmin(CheckedLookups, DBTaskResultAdmin):
     """The worker's task results: failed ones first to find, searchable by task."""
 
     list_display = (

@@ -146,11 +146,11 @@ class JsonErrorMiddleware:
     """Answer 404s and unhandled errors as JSON, in DEBUG too.
 
     Django's handler404/handler500 are skipped when DEBUG is on, and its
-    technical pages are HTML. The admin keeps its own pages; the API, the
-    webhook and unknown paths never answer with HTML or a traceback. A path
-    that does not start with a slash (`OPTIONS *`, the asterisk form) cannot
-    reach the catch-all route, since every route is under `/`: it is answered
-    here.
+    technical pages are HTML. The admin keeps its own pages but for a 400;
+    the API, the webhook and unknown paths never answer with HTML or a
+    traceback. A path that does not start with a slash (`OPTIONS *`, the
+    asterisk form) cannot reach the catch-all route, since every route is
+    under `/`: it is answered here.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -164,7 +164,12 @@ class JsonErrorMiddleware:
     def process_exception(
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponse | None:
-        if request.path.startswith("/admin/"):
+        # The admin keeps its own pages, except for what Django refuses as
+        # suspicious (a lookup or `_to_field` no list offers): with DEBUG on
+        # that would be the debug page, with a traceback, for a query string.
+        if request.path.startswith("/admin/") and not isinstance(
+            exception, SuspiciousOperation
+        ):
             return None
         if isinstance(exception, Http404):
             return errors.json_404(request, exception)
