@@ -582,6 +582,25 @@ def test_a_number_of_thousands_of_digits_is_400_in_words_of_the_request(
     assert incident.title == "Original"
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "image/*"])
+def test_an_accept_header_of_another_format_still_gets_json(
+    api_client,  # noqa: ANN001
+    auth_client,  # noqa: ANN001
+    incident,  # noqa: ANN001
+    accept: str,
+) -> None:
+    # The API has one format; DRF used to answer 406 before it authenticated,
+    # so a request without a token got 406, not SPEC §7's 401.
+    for path in ("/api/v1/incidents", f"/api/v1/incidents/{incident.pk}"):
+        refused = api_client.get(path, HTTP_ACCEPT=accept)
+        assert assert_json_4xx(refused, status=401) == {"error": "unauthorized"}
+
+        served = auth_client.get(path, HTTP_ACCEPT=accept)
+        assert served.status_code == 200
+        assert served["Content-Type"] == "application/json"
+    assert served.json()["data"]["incident_id"] == incident.pk
+
+
 def test_a_bad_host_header_is_a_json_400(api_client):  # noqa: ANN001
     response = api_client.get("/api/v1/auth/config", HTTP_HOST="bad host!")
     assert_json_4xx(response)
