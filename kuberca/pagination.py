@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kuberca.errors import InvalidInput
-from kuberca.timefmt import parse_rfc3339
+from kuberca.timefmt import DateTimeOutOfRange, parse_rfc3339
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
@@ -102,6 +102,10 @@ def time_param(params: Mapping[str, str], name: str) -> datetime | None:
         return None
     try:
         return parse_rfc3339(raw)
+    except DateTimeOutOfRange:
+        raise InvalidParameter(
+            f"{name}: out of range; in UTC it must fall within the years 1 to 9999"
+        ) from None
     except ValueError:
         raise InvalidParameter(
             f"{name}: must be an RFC 3339 date-time such as 2026-01-02T03:04:05Z"

@@ -41,10 +41,15 @@ def read_date_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+class DateTimeOutOfRange(ValueError):
+    """An RFC 3339 date-time that is before year 1 or after 9999 in UTC."""
+
+
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 date-time into an aware UTC datetime.
 
-    Raises ValueError for anything else (dates alone, free text).
+    Raises ValueError for anything else (dates alone, free text), and its
+    DateTimeOutOfRange for one outside datetime's years once in UTC.
     """
     value = read_date_time(text.strip())
     if value.tzinfo is None:
@@ -52,4 +57,4 @@ def parse_rfc3339(text: str) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError("date-time out of range") from None
+        raise DateTimeOutOfRange("date-time out of range") from None

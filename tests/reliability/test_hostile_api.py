@@ -61,6 +61,25 @@ def test_bad_list_parameter_is_400_naming_it(auth_client, incident, path, query,
 
 
 @pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    "query",
+    ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00"],
+)
+def test_a_time_past_the_calendar_in_utc_is_400_saying_so(
+    auth_client,  # noqa: ANN001
+    path: str,
+    query: str,
+) -> None:
+    # Both are well-formed RFC 3339; only their UTC instant is out of range.
+    body = assert_json_4xx(auth_client.get(f"{path}?{query}"))
+
+    assert body["detail"] == (
+        f"{query.split('=')[0]}: out of range; in UTC it must fall within the"
+        " years 1 to 9999"
+    )
+
+
+@pytest.mark.parametrize("path", LISTS)
 def test_huge_limit_is_clamped_and_huge_offset_is_an_empty_page(
     auth_client,  # noqa: ANN001
     incident,  # noqa: ANN001
