@@ -1,16 +1,21 @@
-"""The Slack outbox in the admin: what was posted, what waits, what failed."""
+"""The Slack outbox in the admin: what was posted, what waits, what failed.
+
+Rows are written by the delivery code only: the console adds, edits and
+deletes none (a deleted root makes the next change post a second thread), and
+its one action, retry, goes through notifications.services.
+"""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from kuberca.admin import ConsoleModelAdmin
+from kuberca.admin import MachineWrittenAdmin
 from notifications.models import SlackMessage
 from notifications.services import messages_retry
 
 
 @admin.register(SlackMessage)
-class SlackMessageAdmin(ConsoleModelAdmin):
+class SlackMessageAdmin(MachineWrittenAdmin):
     list_display = (
         "id",
         "incident",
@@ -28,9 +33,6 @@ class SlackMessageAdmin(ConsoleModelAdmin):
     raw_id_fields = ("incident", "alert", "analysis")
     readonly_fields = [f.name for f in SlackMessage._meta.fields]
     actions = ["retry_failed"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     @admin.action(
         description="Retry the selected failed messages", permissions=["change"]

@@ -1,11 +1,14 @@
-"""The Slack outbox in the admin: retrying failed messages."""
+"""The Slack outbox in the admin: retrying failed messages, and nothing else
+written by hand."""
 
 import pytest
 from django.contrib.messages import get_messages
 
+from alerts.events import alerts_fired
 from kuberca.testing.http import Reply
+from notifications.admin import SlackMessageAdmin
 from notifications.models import MessageState, SlackMessage
-from notifications.tests.factories import SlackMessageFactory
+from notifications.tests.factories import AlertFactory, SlackMessageFactory
 from notifications.tests.helpers import open_incident
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_storage")]
@@ -120,3 +123,54 @@ def test_retry_action_is_refused_to_a_staff_user_who_may_only_view(client):  # n
     assert response.status_code in (200, 302)
     message.refresh_from_db()
     assert message.state == MessageState.FAILED
+
+
+def test_the_outbox_deletes_no_message_so_a_thread_is_never_posted_twice(
+    staff_client, fake_slack, signal, run_tasks
+):  # noqa: ANN001
+    incident, _ = open_incident(signal)
+    run_tasks()
+    root = SlackMessage.objects.roots().get()
+
+    listing = staff_client.get(MESSAGES)
+    deleted = staff_client.post(
+        MESSAGES,
+        {"action": "delete_selected", "_selected_action": [root.pk], "post": "yes"},
+    )
+    page = staff_client.post(f"{MESSAGES}{root.pk}/delete/", {"post": "yes"})
+    joined = AlertFactory(incident=incident)
+    signal(alerts_fired, alert_ids=[joined.pk])
+    run_tasks()
+
+    assert "delete_selected" not in listing.content.decode()
+    assert deleted.status_code in (200, 302)
+    assert page.status_code == 403
+    assert list(SlackMessage.objects.roots().values_list("pk", flat=True)) == [root.pk]
+    assert len(fake_slack.roots()) == 1
+
+
+def test_a_message_page_offers_no_save_and_a_post_writes_nothing(
+    staff_client, monkeypatch
+):  # noqa: ANN001
+    """The worker posts the message while an operator's save is under way:
+    a save of the page as read would put it back to pending, to be posted
+    again."""
+    message = SlackMessageFactory(state=MessageState.PENDING)
+    url = f"{MESSAGES}{message.pk}/change/"
+    read = SlackMessageAdmin.get_object
+
+    def read_then_sent(self, request, object_id, from_field=None):  # noqa: ANN001, ANN202
+        row = read(self, request, object_id, from_field)
+        SlackMessage.objects.filter(pk=message.pk).update(
+            state=MessageState.SENT, ts="1700000000.000001"
+        )
+        return row
+
+    page = staff_client.get(url)
+    monkeypatch.setattr(SlackMessageAdmin, "get_object", read_then_sent)
+    posted = staff_client.post(url, {"_save": "Save"})
+
+    assert 'name="_save"' not in page.content.decode()
+    assert posted.status_code in (200, 302)
+    message.refresh_from_db()
+    assert (message.state, message.ts) == (MessageState.SENT, "1700000000.000001")
