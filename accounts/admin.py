@@ -1,8 +1,9 @@
 """The admin of people, groups and tokens: Django's and simplejwt's, with the
 console's checks of an action's selection and a list's filters
 (kuberca.admin.CheckedSelection, CheckedLookups).
-Issued tokens have no actions to check, and their pages never show the token
-itself. A user's login id, added or renamed here, follows the API's rules
+Issued and revoked tokens are only shown: revocations are written by logout
+and rotation (accounts.services) alone, and the issued tokens' pages never
+show the token itself. A user's login id, added or renamed here, follows the API's rules
 (accounts.services.login_id_refusal): an id the login body refuses would make
 an account nobody can sign in to. The admin's login counts failures against
 the API login's throttle."""
@@ -15,6 +16,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group, User
+from django.http import HttpRequest
 from rest_framework_simplejwt.token_blacklist.admin import (
     BlacklistedTokenAdmin,
     OutstandingTokenAdmin,
@@ -82,8 +84,20 @@ class TeamAdmin(CheckedSelection, CheckedLookups, GroupAdmin):
     pass
 
 
-class RevokedTokenAdmin(CheckedSelection, CheckedLookups, BlacklistedTokenAdmin):
-    pass
+class RevokedTokenAdmin(CheckedLookups, BlacklistedTokenAdmin):
+    """Read-only: a revocation deleted, or pointed at another token, makes a
+    refresh token already used or logged out work again at
+    /api/v1/auth/refresh. A session is ended by deactivating its user or
+    changing the password."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class IssuedTokenAdmin(CheckedLookups, OutstandingTokenAdmin):

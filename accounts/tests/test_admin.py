@@ -1,5 +1,6 @@
-"""The admin of people, groups and revoked tokens: an action on a
-malformed selection runs nothing (kuberca.admin.CheckedSelection)."""
+"""The admin of people, groups and tokens: an action on a malformed
+selection runs nothing (kuberca.admin.CheckedSelection), login ids and
+revocations follow the API's rules."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,7 +14,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_stora
     [
         "/admin/auth/user/",
         "/admin/auth/group/",
-        "/admin/token_blacklist/blacklistedtoken/",
     ],
 )
 def test_an_action_on_a_malformed_selection_runs_nothing(staff_client, changelist):  # noqa: ANN001
@@ -124,6 +124,48 @@ def test_the_admin_shows_no_refresh_token_of_an_issued_session(staff_client, use
     assert outstanding.jti in answers[1].content.decode()
     # The token itself is a credential: whoever reads it can refresh.
     assert not any(session.refresh_token in a.content.decode() for a in answers)
+
+
+def test_a_revoked_refresh_token_stays_revoked_whatever_the_admin_posts(
+    staff_client,  # noqa: ANN001
+    user,  # noqa: ANN001
+) -> None:
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.token_blacklist.models import (
+        BlacklistedToken,
+        OutstandingToken,
+    )
+
+    from accounts.services import token_issue, token_rotate
+
+    used = token_issue(user=user).refresh_token
+    token_rotate(refresh_token=used)
+    revoked = BlacklistedToken.objects.get()
+    other = OutstandingToken.objects.exclude(pk=revoked.token_id).get()
+    pages = "/admin/token_blacklist/blacklistedtoken/"
+
+    listing = staff_client.get(pages)
+    answers = [
+        staff_client.post(
+            pages,
+            {"action": "delete_selected", "_selected_action": [revoked.pk]}
+            | {"post": "yes"},
+        ),
+        staff_client.post(f"{pages}{revoked.pk}/delete/", {"post": "yes"}),
+        staff_client.post(f"{pages}{revoked.pk}/change/", {"token": other.pk}),
+        staff_client.post(f"{pages}add/", {"token": other.pk}),
+    ]
+    client = APIClient()
+    client.cookies["kube_rca_refresh"] = used
+    refreshed = client.post("/api/v1/auth/refresh")
+
+    assert listing.status_code == 200
+    assert "delete_selected" not in listing.content.decode()
+    assert [a.status_code for a in answers] == [200, 403, 403, 403]
+    assert list(BlacklistedToken.objects.values_list("pk", "token")) == [
+        (revoked.pk, revoked.token_id)
+    ]
+    assert refreshed.status_code == 401
 
 
 def test_the_admin_login_shares_the_api_login_throttle(client, settings):  # noqa: ANN001
