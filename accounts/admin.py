@@ -3,9 +3,10 @@ console's checks of an action's selection and a list's filters
 (kuberca.admin.CheckedSelection, CheckedLookups).
 Issued and revoked tokens are only shown: revocations are written by logout
 and rotation (accounts.services) alone, and the issued tokens' pages never
-show the token itself. A user's login id, added or renamed here, follows the API's rules
-(accounts.services.login_id_refusal): an id the login body refuses would make
-an account nobody can sign in to. The admin's login counts failures against
+show the token itself. A user's login id, added or renamed here, and a
+password set here follow the API's rules (accounts.services.login_id_refusal,
+password_refusal): an id or password the login body refuses would make an
+account nobody can sign in to. The admin's login counts failures against
 the API login's throttle."""
 
 from typing import Any
@@ -14,7 +15,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    UserChangeForm,
+)
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 from rest_framework_simplejwt.token_blacklist.admin import (
@@ -26,7 +31,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
     OutstandingToken,
 )
 
-from accounts.services import login_id_refusal
+from accounts.services import login_id_refusal, password_refusal
 from accounts.throttling import LoginThrottled, login_attempt_reserve
 from kuberca.addresses import client_address
 from kuberca.admin import CheckedLookups, CheckedSelection
@@ -42,9 +47,28 @@ def _checked_login_id(form: forms.ModelForm) -> str:
     return username
 
 
-class AccountCreationForm(AdminUserCreationForm):
+class ApiPassword:
+    """For a form that sets a password (put it first in the bases): one the
+    API login takes, unless the form makes it unusable."""
+
+    cleaned_data: dict[str, Any]
+
+    def validate_password_for_user(self, user: User, **kwargs: Any) -> None:
+        super().validate_password_for_user(user, **kwargs)  # type: ignore[misc]
+        password = self.cleaned_data.get("password1")
+        if password and self.cleaned_data.get("set_usable_password", True):
+            refusal = password_refusal(password)
+            if refusal:
+                self.add_error("password1", refusal)  # type: ignore[attr-defined]
+
+
+class AccountCreationForm(ApiPassword, AdminUserCreationForm):
     def clean_username(self) -> str:
         return _checked_login_id(self)
+
+
+class AccountPasswordForm(ApiPassword, AdminPasswordChangeForm):
+    pass
 
 
 class AccountChangeForm(UserChangeForm):
@@ -78,6 +102,7 @@ class ThrottledLoginForm(AdminAuthenticationForm):
 class AccountAdmin(CheckedSelection, CheckedLookups, UserAdmin):
     form = AccountChangeForm
     add_form = AccountCreationForm
+    change_password_form = AccountPasswordForm
 
 
 class TeamAdmin(CheckedSelection, CheckedLookups, GroupAdmin):

@@ -159,6 +159,23 @@ def login_id_refusal(login_id: str, *, user_id: int | None = None) -> str | None
     return None
 
 
+def password_refusal(password: str) -> str | None:
+    """Why the API login could not take `password`, or None when it can.
+
+    The login body trims the password, then takes 8 to 128 characters: one
+    that starts or ends with a space could never be typed in at the API,
+    nor one of another length. For forms that set passwords outside the API
+    (the admin), so they make no account that cannot sign in to it.
+    """
+    if password != password.strip():
+        return "The login cuts spaces at either end: it must not start or end with one."
+    try:
+        CredentialsSerializer().fields["password"].run_validation(password)
+    except serializers.ValidationError as error:
+        return " ".join(str(message) for message in error.detail)
+    return None
+
+
 def _create_unless_taken(
     login_id: str, create: Callable[[], AbstractBaseUser]
 ) -> tuple[AbstractBaseUser, bool]:

@@ -102,6 +102,79 @@ def test_the_admin_keeps_an_older_login_id_and_takes_a_new_case_of_ones_own(
     assert user.username == "OnCall"
 
 
+REFUSED_PASSWORDS = [
+    "short12",
+    " a-long-enough-pass",
+    "a-long-enough-pass\t",
+    "p" * 129,
+]
+
+
+def _api_login(login_id: str, password: str) -> int:
+    from rest_framework.test import APIClient
+
+    return (
+        APIClient()
+        .post("/api/v1/auth/login", {"id": login_id, "password": password}, "json")
+        .status_code
+    )
+
+
+@pytest.mark.parametrize("password", REFUSED_PASSWORDS)
+def test_the_admin_adds_no_user_with_a_password_the_api_login_refuses(
+    staff_client,  # noqa: ANN001
+    password: str,
+) -> None:
+    response = staff_client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "new-oncall",
+            "usable_password": "true",
+            "password1": password,
+            "password2": password,
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["adminform"].form.errors["password1"]
+    assert not get_user_model().objects.filter(username="new-oncall").exists()
+
+
+def test_the_admin_adds_a_user_without_a_password(staff_client) -> None:  # noqa: ANN001
+    response = staff_client.post(
+        "/admin/auth/user/add/", {"username": "new-oncall", "usable_password": "false"}
+    )
+
+    assert response.status_code == 302
+    assert not get_user_model().objects.get(username="new-oncall").has_usable_password()
+
+
+@pytest.mark.parametrize("password", REFUSED_PASSWORDS)
+def test_the_admin_sets_no_password_the_api_login_refuses(
+    staff_client,  # noqa: ANN001
+    user,  # noqa: ANN001
+    password: str,
+) -> None:
+    response = staff_client.post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"usable_password": "true", "password1": password, "password2": password},
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["form"].errors["password1"]
+    assert _api_login("oncall", "s3cret-pass!") == 200
+
+
+def test_the_admin_sets_a_password_the_api_login_takes(staff_client, user) -> None:  # noqa: ANN001
+    response = staff_client.post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"password1": "a-long-enough-pass", "password2": "a-long-enough-pass"},
+    )
+
+    assert response.status_code == 302
+    assert _api_login("oncall", "a-long-enough-pass") == 200
+
+
 def test_the_admin_shows_no_refresh_token_of_an_issued_session(staff_client, user):  # noqa: ANN001
     from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
