@@ -202,8 +202,10 @@ class IncidentForm(forms.ModelForm):
         # not from the row as it is now: alerts may have raised the severity,
         # or the final analysis landed, while the page was open, and saving
         # an edit of the title must not put back the values read then.
+        # A person who may only view gets a form without the undeclared ones.
         for name in EDITABLE_FIELDS:
-            self.fields[name].show_hidden_initial = True
+            if name in self.fields:
+                self.fields[name].show_hidden_initial = True
         # The incident's own severity, even one INGEST_SEVERITIES no longer
         # lets in: without its option a browser would send the first one.
         field = self.fields["severity"]

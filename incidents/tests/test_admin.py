@@ -277,6 +277,24 @@ def test_incident_change_page_offers_resolve_only_while_firing(staff_client):
     assert 'id="kuberca-resolve-one"' not in resolved_page
 
 
+def test_incident_change_page_shows_a_viewer_the_incident_without_resolve(client):  # noqa: ANN001
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    viewer = get_user_model().objects.create(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_incident"))
+    client.force_login(viewer)
+    incident = IncidentFactory(title="Disk full on node-3")
+
+    response = client.get(change_url(incident.pk))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Disk full on node-3" in page
+    assert 'id="kuberca-resolve-one"' not in page
+    assert 'name="_save"' not in page
+
+
 def test_incident_change_page_links_no_thread_before_slack_answered(staff_client):
     incident = IncidentFactory()
     apps.get_model("notifications", "SlackMessage").objects.create(
