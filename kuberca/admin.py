@@ -325,12 +325,16 @@ class CheckedLookups:
     ) -> bool:
         opts = self.model._meta
         parts = lookup.split(LOOKUP_SEP)
-        # A first part that names no field is a list filter's own parameter.
         for depth, part in enumerate(parts):
             try:
-                field = opts.get_field(part)
+                # `pk` is no field's name, but the query takes it as the key's.
+                field = opts.pk if part == "pk" else opts.get_field(part)
             except FieldDoesNotExist:
-                if depth and any(rest not in LIST_LOOKUPS for rest in parts[depth:]):
+                # A first part that names no field is a list filter's own
+                # parameter or one of the list's annotations (a count): what
+                # follows it is a lookup, as after a field.
+                rest = parts[depth + 1 :] if depth == 0 else parts[depth:]
+                if any(name not in LIST_LOOKUPS for name in rest):
                     return False
                 break
             if not field.is_relation:

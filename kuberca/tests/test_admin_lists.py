@@ -92,6 +92,51 @@ def test_a_lookup_no_list_offers_is_a_json_400_before_any_query(
     assert response.json()["error"] == "bad request"
 
 
+@pytest.mark.parametrize(("page", "pk"), _every_list())
+@pytest.mark.parametrize(
+    ("lookup", "value"), [("range", "1"), ("trigram_similar", "x")]
+)
+def test_a_lookup_no_list_offers_is_refused_after_pk_too(
+    staff_client, page, pk, lookup, value
+):
+    response = staff_client.get(page, {f"pk__{lookup}": value})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad request"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"alert_count__range": "1"},
+        {"alert_count__regex": "("},
+        {"slack_channel__trigram_similar": "x"},
+    ],
+)
+def test_a_lookup_no_list_offers_is_refused_after_a_lists_annotation(
+    staff_client, query
+):
+    response = staff_client.get("/admin/incidents/incident/", query)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad request"
+
+
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        ("/admin/incidents/incident/", {"pk__in": "INC-1,INC-2"}),
+        ("/admin/incidents/incident/", {"alert_count__gte": "2"}),
+        ("/admin/alerts/alert/", {"incident__pk__exact": "INC-1"}),
+        ("/admin/alerts/alert/", {"incident__isnull": "True"}),
+    ],
+)
+def test_pk_and_annotations_take_the_lookups_of_fields(staff_client, page, query):
+    response = staff_client.get(page, query)
+
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("page", "query"),
     [
