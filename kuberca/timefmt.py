@@ -51,10 +51,28 @@ def parse_rfc3339(text: str) -> datetime:
     Raises ValueError for anything else (dates alone, free text), and its
     DateTimeOutOfRange for one outside datetime's years once in UTC.
     """
-    value = read_date_time(text.strip())
+    text = text.strip()
+    if DATE_TIME.fullmatch(text) and text.startswith("0000"):
+        return _year_zero_in_utc(text)
+    value = read_date_time(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise DateTimeOutOfRange("date-time out of range") from None
+
+
+def _year_zero_in_utc(text: str) -> datetime:
+    """A date-time of RFC 3339's year 0000, which datetime cannot hold: year 1
+    in UTC only when its offset is west of UTC and takes it past new year.
+
+    Read as the year 2000, whose calendar is the same (both leap years).
+    """
+    value = read_date_time("2000" + text[4:])
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    if value.year == 2000:
+        raise DateTimeOutOfRange("date-time out of range")
+    return value.replace(year=1)

@@ -63,7 +63,12 @@ def test_bad_list_parameter_is_400_naming_it(auth_client, incident, path, query,
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize(
     "query",
-    ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00"],
+    [
+        "since=0001-01-01T00:00:00%2B14:00",
+        "until=9999-12-31T23:59:59-14:00",
+        "since=0000-12-31T23:00:00Z",
+        "until=0000-02-29T12:00:00-14:00",
+    ],
 )
 def test_a_time_past_the_calendar_in_utc_is_400_saying_so(
     auth_client,  # noqa: ANN001
@@ -77,6 +82,17 @@ def test_a_time_past_the_calendar_in_utc_is_400_saying_so(
         f"{query.split('=')[0]}: out of range; in UTC it must fall within the"
         " years 1 to 9999"
     )
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_a_time_of_year_0000_that_is_year_1_in_utc_is_taken(
+    auth_client,  # noqa: ANN001
+    path: str,
+) -> None:
+    # RFC 3339's years start at 0000; this one is 0001-01-01T13:00:00Z.
+    response = auth_client.get(f"{path}?since=0000-12-31T23:00:00-14:00")
+
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("path", LISTS)
