@@ -26,6 +26,7 @@ from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
 from incidents.models import AUTO_RESOLVER, Incident
 from incidents.services import IncidentNotFound, incident_resolve
 from kuberca.errors import InvalidInput
+from kuberca.testing.concurrency import wait_for_lock_wait
 
 pytestmark = pytest.mark.django_db
 
@@ -201,16 +202,8 @@ def test_an_incident_a_move_fires_again_takes_alerts_of_its_key_again(clock) -> 
 
 
 def _wait_for_lock_wait(params: dict, pattern: str) -> None:
-    with psycopg.connect(**params, autocommit=True) as watch:
-        for _ in range(250):
-            if watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                "'Lock' AND query LIKE %s",
-                [pattern],
-            ).fetchone()[0]:
-                return
-            time.sleep(0.02)
-    pytest.fail(f"no statement like {pattern} ever waited for a lock")
+    if not wait_for_lock_wait(params, pattern):
+        pytest.fail(f"no statement like {pattern} ever waited for a lock")
 
 
 @contextmanager

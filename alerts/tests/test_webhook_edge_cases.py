@@ -23,6 +23,7 @@ from alerts.models import Alert, WebhookDelivery
 from alerts.services import delivery_ingest
 from alerts.tests.webhook_helpers import ingest, make_alert, make_payload
 from incidents.models import Incident
+from kuberca.testing.concurrency import wait_for_lock_wait
 
 
 @pytest.mark.django_db
@@ -176,17 +177,9 @@ def test_auto_resolve_never_resolves_an_incident_a_concurrent_delivery_joined() 
         ),
     )
     b.start()
-    with psycopg.connect(**params, autocommit=True) as watch:
-        for _ in range(200):
-            if watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                "'Lock' AND query LIKE '%%upsert_alerts%%'"
-            ).fetchone()[0]:
-                break
-            time.sleep(0.02)
-        else:
-            side.rollback()
-            pytest.fail("delivery B never waited inside its upsert")
+    if not wait_for_lock_wait(params, "%upsert_alerts%", tries=200):
+        side.rollback()
+        pytest.fail("delivery B never waited inside its upsert")
     resolver = threading.Thread(
         target=deliver,
         args=(
