@@ -73,6 +73,6 @@ def _year_zero_in_utc(text: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
-    if value.year == 2000:
+    if value.year != 2001:  # still year 0000, or year -1 east of UTC
         raise DateTimeOutOfRange("date-time out of range")
     return value.replace(year=1)

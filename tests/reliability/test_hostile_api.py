@@ -68,6 +68,7 @@ def test_bad_list_parameter_is_400_naming_it(auth_client, incident, path, query,
         "until=9999-12-31T23:59:59-14:00",
         "since=0000-12-31T23:00:00Z",
         "until=0000-02-29T12:00:00-14:00",
+        "since=0000-01-01T00:00:00%2B14:00",
     ],
 )
 def test_a_time_past_the_calendar_in_utc_is_400_saying_so(
