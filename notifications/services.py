@@ -30,6 +30,7 @@ from alerts.models import Alert, AlertAnalysis
 from incidents.models import Incident
 from kuberca import metrics
 from notifications.models import (
+    COALESCED_KINDS,
     MessageKind,
     MessageState,
     SlackMessage,
@@ -125,7 +126,9 @@ def messages_record_alerts(*, kind: str, alert_ids: list[str]) -> list[str]:
     """Fold alerts that fired or resolved into their incident's pending reply.
 
     One pending reply of `kind` per incident collects every alert that comes
-    while it waits (SPEC §4 coalescing); a new one is made when there is none.
+    while it waits (SPEC §4 coalescing); a new one is made when there is none,
+    or when an alert is in a reply of the other kind queued after it, so the
+    thread tells of each alert in the order it happened.
     Roots are made when missing and marked for an edit (the count changed).
     Returns the incidents concerned.
     """
@@ -150,9 +153,16 @@ def messages_record_alerts(*, kind: str, alert_ids: list[str]) -> list[str]:
             )
             .order_by("id")
         }
+        later = _later_replies_by_incident(kind=kind, pending=pending)
         to_update, to_create = [], []
         for incident_id, ids in by_incident.items():
             message = pending.get(incident_id)
+            if message is not None and later.get(incident_id, set()).intersection(ids):
+                # One of these alerts is in a reply of the other kind queued
+                # after the pending one (it fired there and resolves now, or
+                # the reverse): folded in, this news would be posted before
+                # that reply, so it waits in a new reply after it.
+                message = None
             if message is None:
                 to_create.append(
                     SlackMessage(
@@ -175,6 +185,26 @@ def messages_record_alerts(*, kind: str, alert_ids: list[str]) -> list[str]:
             SlackMessage.objects.bulk_create(to_create)
         _bump_roots(by_incident)
     return list(by_incident)
+
+
+def _later_replies_by_incident(
+    *, kind: str, pending: dict[str, SlackMessage]
+) -> dict[str, set[str]]:
+    """The alerts of each incident's unsent replies of the other coalesced
+    kind that were queued after its pending reply of `kind`."""
+    if not pending:
+        return {}
+    other = next(k for k in COALESCED_KINDS if k != kind)
+    rows = (
+        SlackMessage.objects.unsent()
+        .filter(incident_id__in=list(pending), kind=other)
+        .values_list("incident_id", "pk", "alert_ids")
+    )
+    later: dict[str, set[str]] = {}
+    for incident_id, pk, alert_ids in rows:
+        if pk > pending[incident_id].pk:
+            later.setdefault(incident_id, set()).update(alert_ids)
+    return later
 
 
 def messages_record_analysis(*, alert_id: str, analysis_id: int) -> str | None:

@@ -356,6 +356,68 @@ def test_alerts_joining_while_a_reply_waits_go_into_that_reply(
     assert len(fake_slack.updates()) == 1
 
 
+def test_an_alert_resolving_is_told_after_its_firing_not_folded_before_it(
+    fake_slack, signal, clock, run_tasks
+):  # noqa: ANN001
+    incident, (flapping,) = open_incident(signal)
+    AlertFactory(incident=incident)
+    run_tasks()
+
+    # It resolves, and fires again as a new occurrence that resolves too,
+    # all while the resolution reply waits for the thread's next round.
+    Alert.objects.filter(pk=flapping.pk).update(status=AlertStatus.RESOLVED)
+    signal(alerts_resolved, alert_ids=[flapping.pk])
+    again = AlertFactory(
+        incident=incident, fingerprint=flapping.fingerprint, fired_at=clock.advance(1)
+    )
+    signal(alerts_fired, alert_ids=[again.pk])
+    Alert.objects.filter(pk=again.pk).update(status=AlertStatus.RESOLVED)
+    signal(alerts_resolved, alert_ids=[again.pk])
+    for _ in range(4):
+        clock.advance(60)
+        run_tasks()
+
+    told = [
+        (m.kind, m.alert_ids)
+        for m in SlackMessage.objects.replies().order_by("sent_at", "id")
+    ]
+    assert told[1:] == [
+        (MessageKind.ALERT_RESOLVED, [flapping.pk]),
+        (MessageKind.ALERT_FIRING, [again.pk]),
+        (MessageKind.ALERT_RESOLVED, [again.pk]),
+    ]
+    assert [p.body["text"].split(":")[0] for p in fake_slack.posts()[2:]] == [
+        "1 alert resolved",
+        "1 alert firing",
+        "1 alert resolved",
+    ]
+    assert unsent() == 0
+
+
+def test_alerts_of_both_kinds_still_fold_when_none_is_told_twice(
+    fake_slack, signal, clock, run_tasks
+):  # noqa: ANN001
+    incident, alerts = open_incident(signal, n=3)
+    run_tasks()
+
+    Alert.objects.filter(pk=alerts[0].pk).update(status=AlertStatus.RESOLVED)
+    signal(alerts_resolved, alert_ids=[alerts[0].pk])
+    joined = AlertFactory(incident=incident, fired_at=clock.advance(1))
+    signal(alerts_fired, alert_ids=[joined.pk])
+    Alert.objects.filter(pk=alerts[1].pk).update(status=AlertStatus.RESOLVED)
+    signal(alerts_resolved, alert_ids=[alerts[1].pk])
+    for _ in range(3):
+        clock.advance(60)
+        run_tasks()
+
+    assert [
+        (m.kind, m.alert_ids) for m in SlackMessage.objects.replies().order_by("id")
+    ][1:] == [
+        (MessageKind.ALERT_RESOLVED, [alerts[0].pk, alerts[1].pk]),
+        (MessageKind.ALERT_FIRING, [joined.pk]),
+    ]
+
+
 def test_hundred_alerts_joining_within_a_minute_make_at_most_five_messages(
     fake_slack, signal, clock, run_tasks
 ):  # noqa: ANN001
