@@ -10,8 +10,9 @@ EmbeddingUnavailable (transient) or EmbeddingRejected (permanent).
 import functools
 import logging
 import math
-from collections.abc import Sequence
-from typing import Protocol
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from google import genai
@@ -29,6 +30,8 @@ except ImportError:  # pragma: no cover
     import httpx as _transport
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
 # Gemini's batchEmbedContents takes at most 100 requests per call.
@@ -122,10 +125,11 @@ class GeminiProvider:
         self.dimensions = dimensions
         self.timeout_seconds = timeout_seconds
         self.retry_attempts = retry_attempts
+        max_delay = max(retry_initial_delay, 30.0)
         retry = types.HttpRetryOptions(
             attempts=retry_attempts,
             initial_delay=retry_initial_delay,
-            max_delay=max(retry_initial_delay, 30.0),
+            max_delay=max_delay,
             exp_base=2,
             jitter=retry_initial_delay,
             http_status_codes=list(TRANSIENT_STATUSES),
@@ -136,6 +140,11 @@ class GeminiProvider:
             retry_options=retry,
         )
         self._client = genai.Client(api_key=api_key, http_options=options)
+        # The most google-genai's tries and the waits between them may take.
+        self.deadline_seconds = retry_attempts * timeout_seconds + sum(
+            min(retry_initial_delay * (2**n + 1), max_delay)
+            for n in range(retry_attempts - 1)
+        )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -145,11 +154,39 @@ class GeminiProvider:
             )
         return vectors
 
+    def _within(self, call: Callable[[], T]) -> T:
+        """Run `call`, giving up once `deadline_seconds` have passed in all.
+
+        httpx's timeout bounds each socket read, not the answer: a peer that
+        sends its body a byte at a time would hold the call, and with it the
+        task worker (every Slack post and analysis behind it) or a web
+        request, for as long as it liked. An overrunning call is left to end
+        by itself in its daemon thread.
+        """
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append(call())
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name="gemini-call", daemon=True)
+        worker.start()
+        worker.join(self.deadline_seconds)
+        if not outcome:
+            raise TimeoutError("the answer took longer than the timeout")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         config = types.EmbedContentConfig(output_dimensionality=self.dimensions)
         try:
-            response = self._client.models.embed_content(
-                model=self.model, contents=texts, config=config
+            response = self._within(
+                lambda: self._client.models.embed_content(
+                    model=self.model, contents=texts, config=config
+                )
             )
         except genai_errors.APIError as exc:
             transient = exc.code in TRANSIENT_STATUSES
@@ -168,6 +205,7 @@ class GeminiProvider:
             _transport.RequestError,
             ValueError,
             RecursionError,
+            TimeoutError,
         ) as exc:
             # No answer (a transport error), or one google-genai cannot read
             # as Gemini's: a proxy's page, another JSON shape (pydantic's
@@ -176,7 +214,7 @@ class GeminiProvider:
             # full text, the task retries.
             what = (
                 "unreachable"
-                if isinstance(exc, _transport.TransportError)
+                if isinstance(exc, _transport.TransportError | TimeoutError)
                 else "answered something unreadable"
             )
             metrics.embedding_calls.labels(outcome="unavailable").inc()
