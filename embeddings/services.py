@@ -222,16 +222,21 @@ def embedding_store_if_current(
     """Store the vector only while `text` is still the incident's summary.
 
     A summary replaced while the provider was answering has its own task; this
-    keeps an older answer from overwriting the newer embedding.
+    keeps an older answer from overwriting the newer embedding. Raises
+    EmbeddingColumnMismatch.
     """
-    with transaction.atomic():
-        current = (
-            Incident.objects.select_for_update(no_key=True)
-            .filter(pk=incident_id, analysis_summary=text)
-            .exists()
-        )
-        if current:
-            _upsert([(incident_id, text, vector)], model=model)
+    try:
+        with transaction.atomic():
+            current = (
+                Incident.objects.select_for_update(no_key=True)
+                .filter(pk=incident_id, analysis_summary=text)
+                .exists()
+            )
+            if current:
+                _upsert([(incident_id, text, vector)], model=model)
+    except DataError as error:
+        _log_column_mismatch(error)
+        raise EmbeddingColumnMismatch() from error
     return current
 
 

@@ -19,6 +19,7 @@ from django_tasks import task
 from embeddings.models import IncidentEmbedding
 from embeddings.providers import EmbeddingRejected, EmbeddingUnavailable, get_provider
 from embeddings.services import (
+    EmbeddingColumnMismatch,
     blocking_failures,
     embedding_failure_record,
     embedding_store_if_current,
@@ -53,8 +54,9 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
     incident or no summary), "current" (already embedded), "embedded",
     "moved on" (the summary changed meanwhile), "retrying" or "failed".
     Transient provider errors re-enqueue this task with backoff, up to
-    EMBEDDING_TASK_MAX_ATTEMPTS; refusals are not retried. Each failure is
-    kept as an EmbeddingFailure, which recover_embeddings heeds.
+    EMBEDDING_TASK_MAX_ATTEMPTS; refusals are not retried, and a vector
+    column of another size waits GAVE_UP_PAUSE. Each failure is kept as an
+    EmbeddingFailure, which recover_embeddings heeds.
     """
     provider = get_provider()
     if provider.name == "none":
@@ -112,9 +114,15 @@ def embed_incident(incident_id: str, attempt: int = 1) -> str:
         )
         return "failed"
 
-    stored = embedding_store_if_current(
-        incident_id=incident_id, text=text, vector=vector, model=provider.model
-    )
+    try:
+        stored = embedding_store_if_current(
+            incident_id=incident_id, text=text, vector=vector, model=provider.model
+        )
+    except EmbeddingColumnMismatch as exc:
+        # Until resize_embeddings runs no vector fits: asking the provider
+        # again at each recovery would only pay for answers to throw away.
+        failed(exc.message, retry_after=timezone.now() + GAVE_UP_PAUSE)
+        return "failed"
     if not stored:
         return "moved on"
     logger.info(

@@ -1,7 +1,10 @@
 """Fixtures of the embeddings tests: the fake Gemini, or no provider at all."""
 
 import pytest
+from django.db import connection
 
+from embeddings import schema
+from embeddings.tests.factories import SummarizedIncidentFactory
 from embeddings.tests.fake_gemini import FakeGemini
 
 
@@ -26,3 +29,24 @@ def no_provider(settings):  # noqa: ANN001, ANN201
 def fast_password_hashing(settings):  # noqa: ANN001, ANN201
     # The `user` fixture's Argon2 hash costs most of a second per test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def column_of_another_size(settings):  # noqa: ANN001, ANN201
+    """EMBEDDING_DIMENSIONS changed, resize_embeddings not run yet: the column
+    still holds vectors of the old size (8 here), one of them stored."""
+    incident = SummarizedIncidentFactory(
+        title="Disk full on node", analysis_summary="disk full"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(schema.drop_index_sql())
+        cursor.execute(
+            f"ALTER TABLE {schema.TABLE} ALTER COLUMN embedding TYPE vector(8)"
+        )
+        cursor.execute(
+            f"INSERT INTO {schema.TABLE}"  # noqa: S608
+            " (incident_id, incident_summary, embedding, model, created_at)"
+            " VALUES (%s, 'disk full', '[1,2,3,4,5,6,7,8]', %s, now())",
+            [incident.pk, settings.EMBEDDING_MODEL],
+        )
+    return incident

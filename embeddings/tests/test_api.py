@@ -401,27 +401,6 @@ def test_search_falls_back_to_full_text_when_gemini_answers_garbage(
     assert response.status_code == 503
 
 
-@pytest.fixture
-def column_of_another_size(settings):  # noqa: ANN001, ANN201
-    """EMBEDDING_DIMENSIONS changed, resize_embeddings not run yet: the column
-    still holds vectors of the old size (8 here), one of them stored."""
-    incident = SummarizedIncidentFactory(
-        title="Disk full on node", analysis_summary="disk full"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(schema.drop_index_sql())
-        cursor.execute(
-            f"ALTER TABLE {schema.TABLE} ALTER COLUMN embedding TYPE vector(8)"
-        )
-        cursor.execute(
-            f"INSERT INTO {schema.TABLE}"  # noqa: S608
-            " (incident_id, incident_summary, embedding, model, created_at)"
-            " VALUES (%s, 'disk full', '[1,2,3,4,5,6,7,8]', %s, now())",
-            [incident.pk, settings.EMBEDDING_MODEL],
-        )
-    return incident
-
-
 def test_search_falls_back_to_full_text_when_the_column_has_another_size(
     auth_client, fake_gemini, column_of_another_size, caplog
 ):

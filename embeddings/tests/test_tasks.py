@@ -152,6 +152,26 @@ def test_embed_incident_does_not_retry_a_vector_it_cannot_store(
     assert not IncidentEmbedding.objects.exists()
 
 
+def test_a_vector_column_of_another_size_fails_the_task_and_pauses_recovery(
+    fake_gemini, column_of_another_size, caplog
+):
+    incident = column_of_another_size
+    IncidentEmbedding.objects.all().delete()
+    Incident.objects.filter(pk=incident.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=30)
+    )
+
+    assert embed_incident.call(incident.pk) == "failed"
+
+    failure = EmbeddingFailure.objects.get(incident=incident)
+    assert not failure.permanent
+    assert "resize_embeddings" in failure.reason
+    assert failure.retry_after >= timezone.now() + GAVE_UP_PAUSE - timedelta(minutes=1)
+    assert "resize_embeddings" in caplog.text
+    assert recover_embeddings.call() == 0
+    assert fake_gemini.calls == 1
+
+
 def test_retry_delay_grows_and_stays_bounded():
     assert timedelta(seconds=15) <= retry_delay(1) <= timedelta(seconds=30)
     assert timedelta(seconds=60) <= retry_delay(3) <= timedelta(seconds=120)
