@@ -145,7 +145,7 @@ def group_key_for(labels: dict[str, str]) -> str:
     names = settings.INCIDENT_GROUP_BY
     if [n.lower() for n in names] == [GLOBAL_KEY] or not names:
         return GLOBAL_KEY
-    key = ",".join(f"{name}={labels.get(name, '')}" for name in names)
+    key = ",".join(f"{name}={_key_value(labels.get(name, ''))}" for name in names)
     if len(key) > _GROUP_KEY_MAX:
         # Indexed columns hold the key: past btree's row limit a huge label
         # value would fail every delivery of that alert. Keep a readable
@@ -153,6 +153,16 @@ def group_key_for(labels: dict[str, str]) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()
         key = f"{key[: _GROUP_KEY_MAX - 72]}…sha256:{digest}"
     return key
+
+
+def _key_value(value: str) -> str:
+    """A label value as the group key writes it: a backslash, comma or equals
+    sign escaped by a backslash, so a value holding `,namespace=x` cannot
+    make another group's key. Values without them, all Kubernetes label
+    values among them, are written as they are."""
+    if "\\" in value or "," in value or "=" in value:
+        return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+    return value
 
 
 def _is_global() -> bool:

@@ -45,6 +45,24 @@ def test_alerts_of_other_namespaces_open_their_own_incidents(clock) -> None:  # 
     }
 
 
+def test_label_values_holding_the_keys_separators_make_no_other_groups_key(
+    clock,  # noqa: ANN001
+) -> None:
+    # Written as they were, both keys read "cluster=x,namespace=y,namespace=z".
+    fire("a", cluster="x,namespace=y", namespace="z")
+    fire("b", cluster="x", namespace="y,namespace=z")
+    fire("c", cluster="x\\", namespace="y")
+    fire("d", cluster="x\\,namespace=y", namespace="")
+
+    assert Incident.objects.count() == 4
+    assert set(Incident.objects.values_list("group_key", flat=True)) == {
+        "cluster=x\\,namespace\\=y,namespace=z",
+        "cluster=x\\\\,namespace=y",
+        "cluster=x\\\\\\,namespace\\=y,namespace=",
+        "cluster=x,namespace=y\\,namespace\\=z",
+    }
+
+
 def test_group_window_counts_from_the_last_alert_that_joined(clock, settings) -> None:  # noqa: ANN001
     settings.INCIDENT_GROUP_WINDOW = timedelta(minutes=60)
     fire("a")
