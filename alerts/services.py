@@ -253,30 +253,39 @@ class _Row:
         return ((self.labels or {}).get("severity") or "warning").strip().lower()
 
 
-# The planner takes any jsonb_to_recordset for 100 rows, and against a table
-# of a few thousand alerts it would rather scan all of them than probe an
-# index 100 times. The fingerprints also go as an array, whose length a custom
-# plan knows, so the alerts are found through the index at any table size
-# (a generic plan of the prepared statement never scans: kuberca.prepared).
-# The _timeless alerts go apart, as a second list (most often empty): the
-# latest occurrence of each is looked up once, in a subquery that does not
-# depend on the row, rather than for each stored row of its fingerprint, of
-# which a flapping alert can have tens of thousands.
+# Three index lookups, one per way a stored row can match an alert of the
+# delivery: its occurrence (fingerprint, fired_at), its fingerprint's firing
+# row (the partial unique index), and, for the _timeless alerts (a second
+# list, most often empty), the fingerprint's latest occurrence fired by then.
+# Each reads only the rows it returns: one condition OR-ing the three walked
+# every stored row of the fingerprint, tens of thousands for a flapping alert.
+# The keys go apart from the rows they lock, as FOR UPDATE takes no UNION.
+# The planner takes any jsonb_to_recordset for 100 rows, and the fingerprints
+# go as an array, so a plan never scans the table (a generic plan of the
+# prepared statement never does: kuberca.prepared).
 _SELECT_KNOWN = prepared.Statement(
     "select_known",
     """
 SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
        a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
        a.group_key
-FROM alerts_alert a
-JOIN jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
-  ON a.fingerprint = u.fp
-  AND (a.fired_at = u.ts OR a.status = 'firing'
-       OR (a.fingerprint, a.fired_at) IN (
-           SELECT t.fp, (SELECT max(b.fired_at) FROM alerts_alert b
-                         WHERE b.fingerprint = t.fp AND b.fired_at <= t.ts)
-           FROM jsonb_to_recordset(%s::jsonb) AS t(fp text, ts timestamptz)))
-WHERE a.fingerprint = ANY(%s::text[])
+FROM (
+    SELECT b.alert_id
+    FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
+    JOIN alerts_alert b ON b.fingerprint = u.fp AND b.fired_at = u.ts
+    UNION
+    SELECT b.alert_id FROM alerts_alert b
+    WHERE b.fingerprint = ANY(%s::text[]) AND b.status = 'firing'
+    UNION
+    SELECT latest.alert_id
+    FROM jsonb_to_recordset(%s::jsonb) AS t(fp text, ts timestamptz)
+    CROSS JOIN LATERAL (
+        SELECT c.alert_id FROM alerts_alert c
+        WHERE c.fingerprint = t.fp AND c.fired_at <= t.ts
+        ORDER BY c.fired_at DESC
+        LIMIT 1) AS latest
+) AS k
+JOIN alerts_alert a ON a.alert_id = k.alert_id
 FOR UPDATE OF a
 """,
 )
@@ -312,9 +321,9 @@ def _incident(record: tuple[Any, ...]) -> Incident:
 # Locked only when some alert of the delivery matches no stored row (so it may
 # need grouping): a delivery of repeats leaves its incidents alone. Python
 # decides the same thing from the rows _SELECT_KNOWN returned (_unmatched).
-# OFFSET 0 keeps the inner NOT EXISTS a subplan, one index probe per alert:
-# as an anti-join under EXISTS the planner, costing for the first row only,
-# scans the whole alerts table instead.
+# OFFSET 0 keeps each inner EXISTS a subplan, an index probe per alert and
+# way of matching (as in _SELECT_KNOWN): as an anti-join under EXISTS the
+# planner, costing for the first row only, scans the whole alerts table.
 _CANDIDATES_IF_NEW = prepared.Statement(
     "candidates_if_new",
     """
@@ -329,10 +338,13 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
     FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz, latest boolean)
     WHERE NOT EXISTS (
         SELECT 1 FROM alerts_alert a
-        WHERE a.fingerprint = u.fp
-          AND (a.fired_at = u.ts OR a.status = 'firing'
-               OR (coalesce(u.latest, false) AND a.fired_at <= u.ts))
-        OFFSET 0))
+        WHERE a.fingerprint = u.fp AND a.fired_at = u.ts OFFSET 0)
+      AND NOT EXISTS (
+        SELECT 1 FROM alerts_alert a
+        WHERE a.fingerprint = u.fp AND a.status = 'firing' OFFSET 0)
+      AND NOT (coalesce(u.latest, false) AND EXISTS (
+        SELECT 1 FROM alerts_alert a
+        WHERE a.fingerprint = u.fp AND a.fired_at <= u.ts OFFSET 0)))
 ORDER BY incident_id
 FOR NO KEY UPDATE
 """,
@@ -722,8 +734,8 @@ def _lock_and_load(
                     _SELECT_KNOWN,
                     [
                         occurrences_json,
-                        _json(timeless),
                         sorted({a.fingerprint for a in alerts}),
+                        _json(timeless),
                     ],
                 ),
                 (

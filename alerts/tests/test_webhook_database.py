@@ -1,11 +1,13 @@
 """The webhook's database use: prepared statements, index plans, a dead connection."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert, WebhookDelivery
-from alerts.services import _SELECT_KNOWN
+from alerts.services import _CANDIDATES_IF_NEW, _SELECT_KNOWN
 from alerts.tests.webhook_helpers import T0, ingest, make_alert, make_payload
 from kuberca import prepared
 
@@ -62,6 +64,24 @@ def test_plain_sql_when_prepared_statements_are_off(fresh_session, settings) -> 
     assert WebhookDelivery.objects.get().outcome == "processed"
 
 
+def _store_resolved(cursor, count: int, *, fingerprint: str, fired_at: str) -> None:  # noqa: ANN001
+    """`count` resolved alerts, numbered n, written straight to the table;
+    `fingerprint` and `fired_at` are SQL of n (`%s` is T0)."""
+    cursor.execute(
+        f"""
+        INSERT INTO alerts_alert (alert_id, fingerprint, alarm_title, severity,
+            status, fired_at, labels, annotations, generator_url, group_key,
+            analysis_summary, analysis_detail, thread_ts, grouping_reason,
+            is_enabled, resolved_as_stale, last_seen_at, created_at, updated_at)
+        SELECT 'bulk' || n, {fingerprint}, 'Bulk', 'warning', 'resolved',
+            {fired_at}, '{{}}', '{{}}', '', '', '', '', '', 'new', true, false,
+            %s, %s, %s
+        FROM generate_series(1, {count}) AS n
+        """,  # noqa: S608
+        [T0, T0, T0, T0],
+    )
+
+
 def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
     fresh_session,  # noqa: ANN001
 ) -> None:
@@ -70,26 +90,48 @@ def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
         cursor.execute("SET plan_cache_mode = force_generic_plan")
     ingest(make_payload(make_alert(fingerprint="c0")))
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO alerts_alert (alert_id, fingerprint, alarm_title, severity,
-                status, fired_at, labels, annotations, generator_url, group_key,
-                analysis_summary, analysis_detail, thread_ts, grouping_reason,
-                is_enabled, resolved_as_stale, last_seen_at, created_at, updated_at)
-            SELECT 'bulk' || n, 'bulk' || n, 'Bulk', 'warning', 'resolved',
-                %s, '{}', '{}', '', '', '', '', '', 'new', true, false, %s, %s, %s
-            FROM generate_series(1, 20000) AS n
-            """,
-            [T0, T0, T0, T0],
-        )
+        _store_resolved(cursor, 20000, fingerprint="'bulk' || n", fired_at="%s")
         # With a timeless resolve too, whose latest occurrence is looked up.
         occurrence = '[{"fp": "c0", "ts": "2026-12-03T16:00:00Z"}]'
         cursor.execute(
-            "EXPLAIN " + _SELECT_KNOWN.execute_sql, [occurrence, occurrence, ["c0"]]
+            "EXPLAIN " + _SELECT_KNOWN.execute_sql, [occurrence, ["c0"], occurrence]
         )
         plan = "\n".join(row for (row,) in cursor.fetchall())
     assert "Seq Scan on alerts_alert" not in plan, plan
     assert "alerts_alert" in plan
+
+
+def test_a_fingerprint_with_many_occurrences_is_matched_without_reading_them(
+    fresh_session,  # noqa: ANN001
+) -> None:
+    """A flapping alert has a stored row per occurrence: the lookups of a
+    delivery read the rows that match, not every row of the fingerprint."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    ingest(make_payload(make_alert(fingerprint="flap")))
+    with connection.cursor() as cursor:
+        _store_resolved(
+            cursor, 5000, fingerprint="'flap'", fired_at="%s - n * interval '5m'"
+        )
+        cursor.execute("ANALYZE alerts_alert")
+        repeat = '[{"fp": "flap", "ts": "2026-12-03T12:00:00Z"}]'
+        timeless = '[{"fp": "flap", "ts": "2026-12-03T16:00:00Z", "latest": true}]'
+        plans = []
+        for statement, params in [
+            (_SELECT_KNOWN, [repeat, ["flap"], timeless]),
+            (_CANDIDATES_IF_NEW, [["k"], "auto", T0, timeless]),
+        ]:
+            cursor.execute(
+                "EXPLAIN (ANALYZE, FORMAT TEXT) " + statement.execute_sql, params
+            )
+            plans.append("\n".join(row for (row,) in cursor.fetchall()))
+    read = [
+        int(n)
+        for plan in plans
+        for n in re.findall(r"Rows Removed by \w+ ?\w*: (\d+)", plan)
+    ]
+    assert max(read, default=0) < 10, plans
+    assert all(" rows=5001" not in plan for plan in plans), plans
 
 
 @pytest.mark.django_db(transaction=True)
