@@ -6,6 +6,20 @@ is off); the document names each path once, in its slash-less form.
 
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """An operation is described by its `extend_schema(description=...)` only.
+
+    drf-spectacular falls back on the docstrings of the method and of the
+    view's class, inherited ones included: notes written for the code's
+    readers (a mixin's, say) would be published in the API's documentation.
+    """
+
+    def get_description(self) -> str:
+        return ""
+
 
 def strip_optional_slash(endpoints: list[tuple], **kwargs: Any) -> list[tuple]:
     """Preprocessing hook: document `/x/?$` routes as `/x`."""

@@ -236,7 +236,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["kuberca.parsers.SafeJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kuberca.negotiation.FirstRendererNegotiation",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "kuberca.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "kuberca.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     # JSON is the one format: `?format=xml` is a parameter like any unknown

@@ -94,6 +94,23 @@ def test_every_operation_has_a_summary_and_a_tag(document):
     assert bare == []
 
 
+def test_descriptions_are_the_documented_ones_not_code_docstrings(document):
+    from kuberca.errors import DetailRouteEnvelope
+
+    described = {
+        f"{method.upper()} {path}": operation.get("description", "")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    inner = DetailRouteEnvelope.__doc__.split("\n")[0]
+
+    assert [name for name, text in described.items() if inner in text] == []
+    assert described["PATCH /api/v1/incidents/{incident_id}"].startswith(
+        "It leaves the lists"
+    )
+    assert "stored before it is processed" in described["POST /webhook/alertmanager"]
+
+
 LIST = {"200", "400", "401"}
 DETAIL = {"200", "401", "404"}
 # 403: no Agent is configured.
