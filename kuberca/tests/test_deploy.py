@@ -432,6 +432,7 @@ def test_ci_workflow_runs_make_test_and_builds_the_image():
         for step in job["steps"]
     ]
     assert any("make test" in s for s in steps)
+    assert any("make coverage" in s for s in steps)
     assert any("docker/build-push-action" in s for s in steps)
     services = [job.get("services", {}) for job in workflow["jobs"].values()]
     assert any(
