@@ -259,33 +259,40 @@ class _Row:
 # list, most often empty), the fingerprint's latest occurrence fired by then.
 # Each reads only the rows it returns: one condition OR-ing the three walked
 # every stored row of the fingerprint, tens of thousands for a flapping alert.
-# The keys go apart from the rows they lock, as FOR UPDATE takes no UNION.
-# The planner takes any jsonb_to_recordset for 100 rows, and the fingerprints
-# go as an array, so a plan never scans the table (a generic plan of the
-# prepared statement never does: kuberca.prepared).
+# The shape holds the plan to those lookups at any table size, also the
+# generic plan of the prepared statement, made on the first few deliveries
+# (kuberca.prepared): each lookup is a LATERAL subquery, kept apart by its
+# LIMIT (one row at most matches), where a join could be planned as a hash of
+# the whole table; the rows are then read by key from an array of their ids.
 _SELECT_KNOWN = prepared.Statement(
     "select_known",
     """
 SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, a.fired_at,
        a.resolved_at, a.grouping_reason, a.resolved_as_stale, a.last_seen_at,
        a.group_key
-FROM (
-    SELECT b.alert_id
+FROM alerts_alert a
+WHERE a.alert_id = ANY(ARRAY(
+    SELECT seen.alert_id
     FROM jsonb_to_recordset(%s::jsonb) AS u(fp text, ts timestamptz)
-    JOIN alerts_alert b ON b.fingerprint = u.fp AND b.fired_at = u.ts
-    UNION
-    SELECT b.alert_id FROM alerts_alert b
-    WHERE b.fingerprint = ANY(%s::text[]) AND b.status = 'firing'
-    UNION
+    CROSS JOIN LATERAL (
+        SELECT c.alert_id FROM alerts_alert c
+        WHERE c.fingerprint = u.fp AND c.fired_at = u.ts
+        LIMIT 1) AS seen
+    UNION ALL
+    SELECT firing.alert_id
+    FROM unnest(%s::text[]) AS f(fp)
+    CROSS JOIN LATERAL (
+        SELECT c.alert_id FROM alerts_alert c
+        WHERE c.fingerprint = f.fp AND c.status = 'firing'
+        LIMIT 1) AS firing
+    UNION ALL
     SELECT latest.alert_id
     FROM jsonb_to_recordset(%s::jsonb) AS t(fp text, ts timestamptz)
     CROSS JOIN LATERAL (
         SELECT c.alert_id FROM alerts_alert c
         WHERE c.fingerprint = t.fp AND c.fired_at <= t.ts
         ORDER BY c.fired_at DESC
-        LIMIT 1) AS latest
-) AS k
-JOIN alerts_alert a ON a.alert_id = k.alert_id
+        LIMIT 1) AS latest))
 FOR UPDATE OF a
 """,
 )

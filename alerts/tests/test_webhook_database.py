@@ -64,8 +64,15 @@ def test_plain_sql_when_prepared_statements_are_off(fresh_session, settings) -> 
     assert WebhookDelivery.objects.get().outcome == "processed"
 
 
-def _store_resolved(cursor, count: int, *, fingerprint: str, fired_at: str) -> None:  # noqa: ANN001
-    """`count` resolved alerts, numbered n, written straight to the table;
+def _store_alerts(
+    cursor,  # noqa: ANN001
+    count: int,
+    *,
+    fingerprint: str,
+    fired_at: str,
+    status: str = "resolved",
+) -> None:
+    """`count` alerts, numbered n, written straight to the table;
     `fingerprint` and `fired_at` are SQL of n (`%s` is T0)."""
     cursor.execute(
         f"""
@@ -73,7 +80,7 @@ def _store_resolved(cursor, count: int, *, fingerprint: str, fired_at: str) -> N
             status, fired_at, labels, annotations, generator_url, group_key,
             analysis_summary, analysis_detail, thread_ts, grouping_reason,
             is_enabled, resolved_as_stale, last_seen_at, created_at, updated_at)
-        SELECT 'bulk' || n, {fingerprint}, 'Bulk', 'warning', 'resolved',
+        SELECT '{status}' || n, {fingerprint}, 'Bulk', 'warning', '{status}',
             {fired_at}, '{{}}', '{{}}', '', '', '', '', '', 'new', true, false,
             %s, %s, %s
         FROM generate_series(1, {count}) AS n
@@ -90,7 +97,7 @@ def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
         cursor.execute("SET plan_cache_mode = force_generic_plan")
     ingest(make_payload(make_alert(fingerprint="c0")))
     with connection.cursor() as cursor:
-        _store_resolved(cursor, 20000, fingerprint="'bulk' || n", fired_at="%s")
+        _store_alerts(cursor, 20000, fingerprint="'bulk' || n", fired_at="%s")
         # With a timeless resolve too, whose latest occurrence is looked up.
         occurrence = '[{"fp": "c0", "ts": "2026-12-03T16:00:00Z"}]'
         cursor.execute(
@@ -104,16 +111,20 @@ def test_plans_made_on_a_small_table_use_the_index_when_it_grows(
 def test_a_fingerprint_with_many_occurrences_is_matched_without_reading_them(
     fresh_session,  # noqa: ANN001
 ) -> None:
-    """A flapping alert has a stored row per occurrence: the lookups of a
-    delivery read the rows that match, not every row of the fingerprint."""
+    """A flapping alert has a stored row per occurrence, and thousands of
+    other alerts fire: the lookups of a delivery read the rows that match,
+    not every row of the fingerprint nor every firing row, also with the
+    plan made while the table was small (statistics lag behind)."""
     with connection.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_generic_plan")
     ingest(make_payload(make_alert(fingerprint="flap")))
     with connection.cursor() as cursor:
-        _store_resolved(
+        _store_alerts(
             cursor, 5000, fingerprint="'flap'", fired_at="%s - n * interval '5m'"
         )
-        cursor.execute("ANALYZE alerts_alert")
+        _store_alerts(
+            cursor, 2000, fingerprint="'other' || n", fired_at="%s", status="firing"
+        )
         repeat = '[{"fp": "flap", "ts": "2026-12-03T12:00:00Z"}]'
         timeless = '[{"fp": "flap", "ts": "2026-12-03T16:00:00Z", "latest": true}]'
         plans = []
@@ -126,12 +137,14 @@ def test_a_fingerprint_with_many_occurrences_is_matched_without_reading_them(
             )
             plans.append("\n".join(row for (row,) in cursor.fetchall()))
     read = [
-        int(n)
+        float(n)
         for plan in plans
-        for n in re.findall(r"Rows Removed by \w+ ?\w*: (\d+)", plan)
+        for n in re.findall(
+            r"(?:actual time=\S+ rows|Removed by \w+ ?\w*:)=?\s?([\d.]+)", plan
+        )
     ]
-    assert max(read, default=0) < 10, plans
-    assert all(" rows=5001" not in plan for plan in plans), plans
+    assert read, plans
+    assert max(read) < 10, plans
 
 
 @pytest.mark.django_db(transaction=True)
