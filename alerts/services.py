@@ -264,6 +264,10 @@ class _Row:
 # (kuberca.prepared): each lookup is a LATERAL subquery, kept apart by its
 # LIMIT (one row at most matches), where a join could be planned as a hash of
 # the whole table; the rows are then read by key from an array of their ids.
+# "Fired by then" is a row comparison on (fingerprint, fired_at), which only
+# the occurrence index can take: written as fired_at <= ts, an index led by
+# fired_at served it too, and with statistics of a few fingerprints the
+# planner walked that index back from ts, reading every alert fired before.
 _SELECT_KNOWN = prepared.Statement(
     "select_known",
     """
@@ -290,8 +294,8 @@ WHERE a.alert_id = ANY(ARRAY(
     FROM jsonb_to_recordset(%s::jsonb) AS t(fp text, ts timestamptz)
     CROSS JOIN LATERAL (
         SELECT c.alert_id FROM alerts_alert c
-        WHERE c.fingerprint = t.fp AND c.fired_at <= t.ts
-        ORDER BY c.fired_at DESC
+        WHERE c.fingerprint = t.fp AND (c.fingerprint, c.fired_at) <= (t.fp, t.ts)
+        ORDER BY c.fingerprint DESC, c.fired_at DESC
         LIMIT 1) AS latest))
 FOR UPDATE OF a
 """,
@@ -331,6 +335,7 @@ def _incident(record: tuple[Any, ...]) -> Incident:
 # OFFSET 0 keeps each inner EXISTS a subplan, an index probe per alert and
 # way of matching (as in _SELECT_KNOWN): as an anti-join under EXISTS the
 # planner, costing for the first row only, scans the whole alerts table.
+# "Fired by then" is a row comparison for the reason given at _SELECT_KNOWN.
 _CANDIDATES_IF_NEW = prepared.Statement(
     "candidates_if_new",
     """
@@ -351,7 +356,8 @@ WHERE group_key = ANY(%s::text[]) AND is_enabled
         WHERE a.fingerprint = u.fp AND a.status = 'firing' OFFSET 0)
       AND NOT (coalesce(u.latest, false) AND EXISTS (
         SELECT 1 FROM alerts_alert a
-        WHERE a.fingerprint = u.fp AND a.fired_at <= u.ts OFFSET 0)))
+        WHERE a.fingerprint = u.fp AND (a.fingerprint, a.fired_at) <= (u.fp, u.ts)
+        OFFSET 0)))
 ORDER BY incident_id
 FOR NO KEY UPDATE
 """,

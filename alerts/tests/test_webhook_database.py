@@ -71,16 +71,18 @@ def _store_alerts(
     fingerprint: str,
     fired_at: str,
     status: str = "resolved",
+    prefix: str = "",
 ) -> None:
     """`count` alerts, numbered n, written straight to the table;
-    `fingerprint` and `fired_at` are SQL of n (`%s` is T0)."""
+    `fingerprint` and `fired_at` are SQL of n (`%s` is T0); ids start
+    with `prefix` and the status."""
     cursor.execute(
         f"""
         INSERT INTO alerts_alert (alert_id, fingerprint, alarm_title, severity,
             status, fired_at, labels, annotations, generator_url, group_key,
             analysis_summary, analysis_detail, thread_ts, grouping_reason,
             is_enabled, resolved_as_stale, last_seen_at, created_at, updated_at)
-        SELECT '{status}' || n, {fingerprint}, 'Bulk', 'warning', '{status}',
+        SELECT '{prefix}{status}' || n, {fingerprint}, 'Bulk', 'warning', '{status}',
             {fired_at}, '{{}}', '{{}}', '', '', '', '', '', 'new', true, false,
             %s, %s, %s
         FROM generate_series(1, {count}) AS n
@@ -145,6 +147,67 @@ def test_a_fingerprint_with_many_occurrences_is_matched_without_reading_them(
     ]
     assert read, plans
     assert max(read) < 10, plans
+
+
+def _rows_read(plan: str) -> float:
+    return max(
+        float(n)
+        for n in re.findall(
+            r"(?:actual time=\S+ rows|Removed by \w+ ?\w*:)=?\s?([\d.]+)", plan
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("fingerprint", "fired_at"),
+    [
+        pytest.param("'t' || mod(n, 3)", "%s - n * interval '1m'", id="few"),
+        pytest.param("'s' || n", "%s", id="one-time"),
+    ],
+)
+def test_plans_made_on_analyzed_small_table_probe_by_fingerprint(
+    fresh_session,  # noqa: ANN001
+    fingerprint: str,
+    fired_at: str,
+) -> None:
+    """Statistics taken early (autovacuum analyzes a small table soon) show
+    a few fingerprints (or one time) and no firing alert: the plans made on them still
+    find a fingerprint's firing row and its latest occurrence by the
+    fingerprint, not by reading every firing alert or every alert fired
+    before the time of receipt."""
+    with connection.cursor() as cursor:
+        _store_alerts(cursor, 300, fingerprint=fingerprint, fired_at=fired_at)
+        cursor.execute("ANALYZE alerts_alert")
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    ingest(make_payload(make_alert(fingerprint="c0")))
+    with connection.cursor() as cursor:
+        _store_alerts(
+            cursor,
+            20000,
+            fingerprint="'flap'",
+            fired_at="%s - n * interval '1m'",
+            prefix="flap",
+        )
+        _store_alerts(
+            cursor,
+            3000,
+            fingerprint="'other' || n",
+            fired_at="%s - n * interval '1s'",
+            status="firing",
+        )
+        repeat = '[{"fp": "flap", "ts": "2026-12-03T15:59:00Z"}]'
+        timeless = '[{"fp": "new", "ts": "2026-12-04T16:00:00Z", "latest": true}]'
+        plans = []
+        for statement, params in [
+            (_SELECT_KNOWN, [repeat, ["flap"], timeless]),
+            (_SELECT_KNOWN, [timeless, ["new"], timeless]),
+            (_CANDIDATES_IF_NEW, [["k"], "auto", T0, timeless]),
+        ]:
+            cursor.execute(
+                "EXPLAIN (ANALYZE, FORMAT TEXT) " + statement.execute_sql, params
+            )
+            plans.append("\n".join(row for (row,) in cursor.fetchall()))
+    assert max(_rows_read(plan) for plan in plans) < 10, plans
 
 
 @pytest.mark.django_db(transaction=True)
