@@ -10,9 +10,8 @@ EmbeddingUnavailable (transient) or EmbeddingRejected (permanent).
 import functools
 import logging
 import math
-import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 from google import genai
@@ -22,6 +21,7 @@ from rest_framework import status
 
 from embeddings import schema
 from kuberca import metrics
+from kuberca.deadline import call_within
 from kuberca.errors import DomainError
 
 try:  # google-genai sends through httpx2 when it is installed, else httpx
@@ -155,30 +155,10 @@ class GeminiProvider:
         return vectors
 
     def _within(self, call: Callable[[], T]) -> T:
-        """Run `call`, giving up once `deadline_seconds` have passed in all.
-
-        httpx's timeout bounds each socket read, not the answer: a peer that
-        sends its body a byte at a time would hold the call, and with it the
-        task worker (every Slack post and analysis behind it) or a web
-        request, for as long as it liked. An overrunning call is left to end
-        by itself in its daemon thread.
-        """
-        outcome: list[Any] = []
-
-        def run() -> None:
-            try:
-                outcome.append(call())
-            except BaseException as exc:  # re-raised in the caller's thread
-                outcome.append(exc)
-
-        worker = threading.Thread(target=run, name="gemini-call", daemon=True)
-        worker.start()
-        worker.join(self.deadline_seconds)
-        if not outcome:
-            raise TimeoutError("the answer took longer than the timeout")
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
+        """Run `call`, giving up once `deadline_seconds` have passed in all:
+        an answer trickled in would otherwise hold the task worker (every
+        Slack post and analysis behind it) or a web request."""
+        return call_within(call, self.deadline_seconds, name="gemini-call")
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         config = types.EmbedContentConfig(output_dimensionality=self.dimensions)

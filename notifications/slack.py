@@ -17,7 +17,6 @@ ids), which is how a later attempt recognises a post of its own in the channel.
 import http.client
 import logging
 import re
-import threading
 import urllib.error
 from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
@@ -26,6 +25,8 @@ from django.conf import settings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
+
+from kuberca.deadline import call_within
 
 logger = logging.getLogger(__name__)
 
@@ -152,29 +153,10 @@ class SlackClient:
         )
 
     def _within(self, call: Callable[[], SlackResponse]) -> SlackResponse:
-        """Run `call`, giving up once the timeout has passed in all.
-
-        urllib's timeout bounds each socket read, not the answer: a peer that
-        sends its body a byte at a time would hold the call, and the thread's
-        lease (SLACK_LEASE, longer than the timeout), for as long as it liked.
-        An overrunning call is left to end by itself in its daemon thread.
-        """
-        outcome: list[Any] = []
-
-        def run() -> None:
-            try:
-                outcome.append(call())
-            except BaseException as exc:  # re-raised in the caller's thread
-                outcome.append(exc)
-
-        worker = threading.Thread(target=run, name="slack-call", daemon=True)
-        worker.start()
-        worker.join(self._web.timeout)
-        if not outcome:
-            raise TimeoutError("the answer took longer than the timeout")
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
+        """Run `call`, giving up once the timeout has passed in all: an
+        answer trickled in would otherwise hold the thread's lease
+        (SLACK_LEASE, longer than the timeout) for as long as it liked."""
+        return call_within(call, self._web.timeout, name="slack-call")
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         return self._answer(lambda: self._web.api_call(method, json=kwargs))
