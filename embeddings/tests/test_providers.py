@@ -74,28 +74,16 @@ def test_gemini_timeout_is_transient(local_server):
     server = local_server(lambda request: Reply(delay=3))
 
     with pytest.raises(EmbeddingUnavailable):
-        GeminiProvider(
-            api_key="k",
-            model="m",
-            dimensions=4,
-            base_url=server.url,
-            timeout_seconds=1,
-            retry_attempts=1,
-        ).embed(["x"])
+        _provider(server.url, dimensions=4, timeout_seconds=1, retry_attempts=1).embed(
+            ["x"]
+        )
 
 
 def test_gemini_answer_trickling_in_gives_up_after_the_timeout(local_server):
     # Each byte comes well inside the timeout; the answer takes far longer.
     body = {"embeddings": [{"values": [0.5, 0.5, 0.5, 0.5]}]}
     server = local_server(lambda request: Reply(body=body, trickle=0.2))
-    provider = GeminiProvider(
-        api_key="k",
-        model="m",
-        dimensions=4,
-        base_url=server.url,
-        timeout_seconds=1,
-        retry_attempts=1,
-    )
+    provider = _provider(server.url, dimensions=4, timeout_seconds=1, retry_attempts=1)
     started = time.monotonic()
 
     with pytest.raises(EmbeddingUnavailable, match="unreachable"):
