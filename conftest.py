@@ -42,6 +42,21 @@ def staff_client(client):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
+def viewer_client(client):  # noqa: ANN001, ANN201
+    """The admin logged in as staff who may only view: call it with the
+    models' view permission codenames (`view_incident`)."""
+    from django.contrib.auth.models import Permission
+
+    def log_in(*codenames: str):  # noqa: ANN202
+        viewer = get_user_model().objects.create(username="viewer", is_staff=True)
+        viewer.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+        client.force_login(viewer)
+        return client
+
+    return log_in
+
+
+@pytest.fixture
 def plain_static_storage(settings):  # noqa: ANN001, ANN201
     """Pages rendered without collectstatic: no manifest to look names up in."""
     settings.STORAGES = {

@@ -277,13 +277,10 @@ def test_incident_change_page_offers_resolve_only_while_firing(staff_client):
     assert 'id="kuberca-resolve-one"' not in resolved_page
 
 
-def test_incident_change_page_shows_a_viewer_the_incident_without_resolve(client):  # noqa: ANN001
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-
-    viewer = get_user_model().objects.create(username="viewer", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_incident"))
-    client.force_login(viewer)
+def test_incident_change_page_shows_a_viewer_the_incident_without_resolve(
+    viewer_client,  # noqa: ANN001
+):
+    client = viewer_client("view_incident")
     incident = IncidentFactory(title="Disk full on node-3")
 
     response = client.get(change_url(incident.pk))

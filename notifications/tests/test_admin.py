@@ -105,13 +105,8 @@ def test_retry_action_posts_messages_that_failed_more_than_a_day_ago(
     assert dict(SlackMessage.objects.values_list("pk", "created_at")) == created
 
 
-def test_retry_action_is_refused_to_a_staff_user_who_may_only_view(client):  # noqa: ANN001
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-
-    viewer = get_user_model().objects.create(username="viewer", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_slackmessage"))
-    client.force_login(viewer)
+def test_retry_action_is_refused_to_a_staff_user_who_may_only_view(viewer_client):  # noqa: ANN001
+    client = viewer_client("view_slackmessage")
     message = SlackMessageFactory(state=MessageState.FAILED, error="ratelimited")
 
     listing = client.get(MESSAGES)
