@@ -160,9 +160,7 @@ def _key_value(value: str) -> str:
     sign escaped by a backslash, so a value holding `,namespace=x` cannot
     make another group's key. Values without them, all Kubernetes label
     values among them, are written as they are."""
-    if "\\" in value or "," in value or "=" in value:
-        return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
-    return value
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
 
 
 def _is_global() -> bool:

@@ -10,8 +10,8 @@ EmbeddingUnavailable (transient) or EmbeddingRejected (permanent).
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
 from django.conf import settings
 from google import genai
@@ -30,8 +30,6 @@ except ImportError:  # pragma: no cover
     import httpx as _transport
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
 # Gemini's batchEmbedContents takes at most 100 requests per call.
@@ -154,19 +152,18 @@ class GeminiProvider:
             )
         return vectors
 
-    def _within(self, call: Callable[[], T]) -> T:
-        """Run `call`, giving up once `deadline_seconds` have passed in all:
-        an answer trickled in would otherwise hold the task worker (every
-        Slack post and analysis behind it) or a web request."""
-        return call_within(call, self.deadline_seconds, name="gemini-call")
-
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         config = types.EmbedContentConfig(output_dimensionality=self.dimensions)
         try:
-            response = self._within(
+            # Bounded in all: an answer trickled in would otherwise hold the
+            # task worker (every Slack post and analysis behind it) or a web
+            # request.
+            response = call_within(
                 lambda: self._client.models.embed_content(
                     model=self.model, contents=texts, config=config
-                )
+                ),
+                self.deadline_seconds,
+                name="gemini-call",
             )
         except genai_errors.APIError as exc:
             transient = exc.code in TRANSIENT_STATUSES
