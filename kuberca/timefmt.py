@@ -52,7 +52,7 @@ def parse_rfc3339(text: str) -> datetime:
     DateTimeOutOfRange for one outside datetime's years once in UTC.
     """
     text = text.strip()
-    if DATE_TIME.fullmatch(text) and text.startswith("0000"):
+    if text.startswith("0000") and DATE_TIME.fullmatch(text):
         return _year_zero_in_utc(text)
     value = read_date_time(text)
     if value.tzinfo is None:
